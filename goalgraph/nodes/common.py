@@ -1,0 +1,44 @@
+"""Small helpers shared by the nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from goalgraph.state import AgentState, Counters, PlanStep
+
+__all__ = ["OBSERVATION_CHARS", "bump", "current_step", "goal_problem", "new_counters"]
+
+OBSERVATION_CHARS = 4000
+"""Longest tool output kept in state and shown to the model."""
+
+
+def new_counters() -> Counters:
+    """Return all-zero counters for a fresh run."""
+    return Counters(steps=0, replans=0, tool_calls=0, blocked=0, elapsed_s=0.0)
+
+
+def bump(state: AgentState, **increments: int) -> Counters:
+    """Return the state's counters with ``increments`` added."""
+    counters = dict(state.get("counters") or new_counters())
+    for name, amount in increments.items():
+        counters[name] = counters[name] + amount
+    return Counters(**counters)  # type: ignore[typeddict-item]
+
+
+def current_step(plan: Sequence[PlanStep], step_id: int | None) -> PlanStep | None:
+    """Return the step with id ``step_id``, or ``None``."""
+    return next((step for step in plan if step["id"] == step_id), None)
+
+
+def goal_problem(goal: object, max_chars: int) -> str | None:
+    """Return why ``goal`` cannot be pursued, or ``None`` when it is usable."""
+    if not isinstance(goal, str):
+        return f"the goal must be text, not {type(goal).__name__}"
+    if not goal.strip():
+        return "the goal is empty: say what the agent should achieve"
+    if len(goal) > max_chars:
+        return (
+            f"the goal is {len(goal):,} characters long; the limit is {max_chars:,} "
+            "(limits.max_goal_chars). Put long material in a workspace file and refer to it."
+        )
+    return None

@@ -1,0 +1,92 @@
+"""reflect: judge the last action deterministically and choose the route.
+
+Rules, in order:
+
+* ``final_answer`` with text ends the run as ``done``.
+* ``step_done`` completes the current step with the given result.
+* A successful tool call completes the current step when the step names that tool or no tool
+  (one call per step, which suits small models); otherwise the agent continues on the step.
+* A failure (tool error, block, denial, model failure) counts an attempt on the step; after
+  ``limits.max_step_attempts`` the agent replans, unless the replan budget is spent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from goalgraph.nodes.common import current_step
+from goalgraph.plan import next_step_id
+from goalgraph.resources import AgentResources
+from goalgraph.state import AgentState, PlanStep
+
+__all__ = ["make_reflect_node"]
+
+
+def make_reflect_node(res: AgentResources) -> Any:
+    """Build the reflect node over ``res``."""
+    limits = res.spec.limits
+
+    def complete_step(state: AgentState, result: str) -> dict[str, Any]:
+        plan = [dict(step) for step in state.get("plan") or []]
+        for step in plan:
+            if step["id"] == state.get("current_step"):
+                step.update(status="done", result=result)
+        steps: list[PlanStep] = plan  # type: ignore[assignment]
+        return {"plan": steps, "current_step": next_step_id(steps), "route": "next", "feedback": ""}
+
+    def failed_attempt(state: AgentState, reason: str) -> dict[str, Any]:
+        plan = [dict(step) for step in state.get("plan") or []]
+        step = next((s for s in plan if s["id"] == state.get("current_step")), None)
+        if step is None:  # Answering after the last step: only the step limit bounds retries.
+            return {"route": "continue", "feedback": reason}
+        step["attempts"] += 1
+        update: dict[str, Any] = {"plan": plan, "feedback": reason, "route": "continue"}
+        if step["attempts"] < limits.max_step_attempts:
+            return update
+        replans = (state.get("counters") or {}).get("replans", 0)
+        if replans < limits.max_replans:
+            return {**update, "route": "replan"}
+        step["status"] = "failed"
+        return {
+            **update,
+            "route": "end",
+            "status": "stopped_limit",
+            "status_reason": (
+                f"step {step['id']} failed {step['attempts']} times and the replan limit "
+                f"({limits.max_replans}, limits.max_replans) is used up; last error: {reason}"
+            ),
+        }
+
+    async def reflect(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        """Update the plan from the last action's outcome and set ``route``."""
+        action = state.get("proposed_action")
+        if action is None:
+            return failed_attempt(state, state.get("feedback") or "the model gave no action")
+        if action["kind"] == "final_answer":
+            if not action["text"]:
+                return failed_attempt(state, "the final answer was empty")
+            return {"status": "done", "status_reason": "goal reached", "answer": action["text"],
+                    "route": "end"}
+        if action["kind"] == "step_done":
+            if current_step(state.get("plan") or [], state.get("current_step")) is None:
+                return {"route": "continue", "feedback": "all steps are done: give final_answer"}
+            return complete_step(state, action["text"] or "done")
+        verdict = state.get("verdict")
+        if verdict is not None and verdict["decision"] == "block":
+            return failed_attempt(state, f"{action['tool']} was blocked: {verdict['reason']}")
+        observation = next(
+            (o for o in reversed(state.get("observations") or [])
+             if o["call_id"] == action["call_id"]),
+            None,
+        )
+        if observation is None or not observation["ok"]:
+            error = observation["content"] if observation else "the tool call left no result"
+            return failed_attempt(state, f"{action['tool']} failed: {error}")
+        step = current_step(state.get("plan") or [], state.get("current_step"))
+        if step is not None and step["tool"] in (None, action["tool"]):
+            return complete_step(state, observation["content"])
+        return {"route": "continue", "feedback": ""}
+
+    return reflect

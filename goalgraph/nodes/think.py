@@ -1,0 +1,155 @@
+"""think: choose the next action — a tool call, the end of the current step, or the final answer.
+
+The model is bound to the live tool list plus two pseudo-tools, ``step_done`` and ``final_answer``;
+a grammar-constrained model therefore cannot name a missing tool or emit malformed arguments.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+
+from goalgraph.nodes.common import bump, current_step
+from goalgraph.plan import render_plan
+from goalgraph.prompts import FINISH_INSTRUCTIONS, THINK_INSTRUCTIONS
+from goalgraph.resources import AgentResources
+from goalgraph.state import AgentState, ProposedAction
+
+__all__ = ["FINAL_ANSWER", "STEP_DONE", "action_from_message", "limit_reached", "make_think_node"]
+
+STEP_DONE: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "step_done",
+        "description": "Mark the current step finished and give its result.",
+        "parameters": {
+            "type": "object",
+            "properties": {"result": {"type": "string", "description": "What the step found."}},
+            "required": ["result"],
+        },
+    },
+}
+
+FINAL_ANSWER: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "final_answer",
+        "description": "Give the final answer to the goal.",
+        "parameters": {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "description": "The answer."}},
+            "required": ["answer"],
+        },
+    },
+}
+
+_PSEUDO_ARGUMENT = {"step_done": "result", "final_answer": "answer"}
+
+
+def limit_reached(state: AgentState, res: AgentResources) -> str | None:
+    """Return which run limit is exhausted (steps or seconds), or ``None``."""
+    limits = res.spec.limits
+    counters = state.get("counters") or {}
+    if counters.get("steps", 0) >= limits.max_steps:
+        return f"step limit reached ({limits.max_steps} steps, limits.max_steps)"
+    if counters.get("elapsed_s", 0.0) >= limits.max_seconds:
+        return f"time limit reached ({limits.max_seconds:g} s of work, limits.max_seconds)"
+    return None
+
+
+def action_from_message(message: BaseMessage) -> ProposedAction | None:
+    """Read the first tool call of ``message`` as an action, or ``None`` if it has none."""
+    calls = getattr(message, "tool_calls", None) or []
+    if not calls:
+        return None
+    call = calls[0]
+    name, args = call["name"], dict(call.get("args") or {})
+    thought = message.content if isinstance(message.content, str) else ""
+    call_id = call.get("id") or f"call_{uuid.uuid4().hex[:12]}"
+    if name in _PSEUDO_ARGUMENT:
+        text = str(args.get(_PSEUDO_ARGUMENT[name], "")).strip()
+        kind = "final_answer" if name == "final_answer" else "step_done"
+        return ProposedAction(
+            kind=kind, thought=thought, tool=None, args={}, call_id=call_id, text=text
+        )
+    return ProposedAction(
+        kind="tool", thought=thought, tool=name, args=args, call_id=call_id, text=""
+    )
+
+
+def _context(state: AgentState) -> str:
+    plan = state.get("plan") or []
+    step = current_step(plan, state.get("current_step"))
+    parts = [f"Goal: {state['goal']}", "Plan:", render_plan(plan, state.get("current_step"))]
+    if state.get("summary"):
+        parts += ["Earlier:", state["summary"]]
+    if step is not None:
+        hint = f" (suggested tool: {step['tool']})" if step["tool"] else ""
+        parts.append(f"Current step {step['id']}: {step['description']}{hint}")
+    else:
+        parts.append("All steps are done. Give the final answer.")
+    if state.get("feedback"):
+        parts.append(f"Note: {state['feedback']}")
+    return "\n".join(parts)
+
+
+def make_think_node(res: AgentResources) -> Any:
+    """Build the think node over ``res``."""
+
+    async def think(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        """Check the limits, then ask the model for exactly one action."""
+        if len(state.get("messages") or []) > res.spec.memory.window_messages:
+            return {"route": "compact"}
+        limit = limit_reached(state, res)
+        if limit:
+            return {"status": "stopped_limit", "status_reason": limit, "route": "end"}
+        toolset = await res.toolset()
+        finishing = current_step(state.get("plan") or [], state.get("current_step")) is None
+        if finishing:
+            instructions = FINISH_INSTRUCTIONS
+            bound = res.model.bind_tools([FINAL_ANSWER], tool_choice="final_answer")
+        else:
+            instructions = THINK_INSTRUCTIONS
+            bound = res.model.bind_tools(
+                [*toolset.tools, STEP_DONE, FINAL_ANSWER], tool_choice="any"
+            )
+        prompt = [
+            SystemMessage(instructions),
+            HumanMessage(_context(state)),
+            *(state.get("messages") or []),
+        ]
+        started = time.perf_counter()
+        update: dict[str, Any] = {"counters": bump(state, steps=1), "verdict": None, "route": ""}
+        try:
+            message = await bound.ainvoke(prompt)
+        except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
+            return {
+                **update,
+                "proposed_action": None,
+                "feedback": f"the model failed ({type(exc).__name__}: {exc})",
+            }
+        action = action_from_message(message)
+        if action is None:
+            text = str(message.content)[:200]
+            return {
+                **update,
+                "proposed_action": None,
+                "feedback": f"the model gave no action (it said: {text!r}); call a tool",
+            }
+        if action["kind"] == "tool":
+            update["messages"] = [
+                AIMessage(
+                    content=action["thought"],
+                    tool_calls=[
+                        {"name": action["tool"], "args": action["args"], "id": action["call_id"]}
+                    ],
+                    response_metadata={"think_seconds": round(time.perf_counter() - started, 3)},
+                )
+            ]
+        return {**update, "proposed_action": action}
+
+    return think

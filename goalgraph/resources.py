@@ -1,0 +1,149 @@
+"""The live resources a graph's nodes use: the spec, the chat model and the tool set.
+
+They are opened lazily, on first use, so that importing a graph (as ``langgraph dev`` does) neither
+loads a model nor starts an MCP server. MCP sessions are entered and exited inside one dedicated
+task, because the MCP client's anyio cancel scopes must be closed by the task that opened them, and
+LangGraph runs every node in a task of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+
+from goalgraph.spec import AgentSpec
+from goalgraph.tools.toolbox import ToolBox, ToolResult
+
+__all__ = ["AgentResources", "StaticToolSet", "ToolSet"]
+
+
+class ToolSet(Protocol):
+    """What the nodes need from tools: their LangChain form, their schemas, and a safe call."""
+
+    tools: list[BaseTool]
+
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """Return each tool's argument JSON schema by name."""
+        ...
+
+    async def call(self, name: str, args: dict[str, Any]) -> ToolResult:
+        """Run a tool; never raise for a tool failure."""
+        ...
+
+
+class StaticToolSet:
+    """A ``ToolSet`` over plain LangChain tools, for tools defined in Python instead of MCP."""
+
+    def __init__(self, tools: Sequence[BaseTool], *, timeout_s: float = 60.0) -> None:
+        """Wrap ``tools``; each call is cut off after ``timeout_s`` seconds."""
+        self.tools = list(tools)
+        self._by_name = {tool.name: tool for tool in self.tools}
+        self._timeout_s = timeout_s
+
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """Return each tool's argument JSON schema by name."""
+        return {tool.name: tool.tool_call_schema.model_json_schema() for tool in self.tools}
+
+    async def call(self, name: str, args: dict[str, Any]) -> ToolResult:
+        """Run tool ``name``; failures and timeouts become ``ok=False`` results."""
+        started = time.perf_counter()
+        tool = self._by_name.get(name)
+        if tool is None:
+            return ToolResult(ok=False, content="", error=f"unknown tool {name!r}", elapsed_s=0.0)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                output = await tool.ainvoke(args)
+        except TimeoutError:
+            error = f"tool {name!r} timed out after {self._timeout_s:g} s"
+            return ToolResult(False, "", error, time.perf_counter() - started)
+        except Exception as exc:  # A broken tool is an observation, not a crash.
+            error = f"tool {name!r} failed: {type(exc).__name__}: {exc}"
+            return ToolResult(False, "", error, time.perf_counter() - started)
+        return ToolResult(True, str(output), None, time.perf_counter() - started)
+
+
+class AgentResources:
+    """Lazily opened model and tools for one graph; close with ``aclose()``."""
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        *,
+        model: BaseChatModel | None = None,
+        tools: Sequence[BaseTool] | ToolSet | None = None,
+    ) -> None:
+        """Hold ``spec``; ``model`` and ``tools`` override what the spec would build."""
+        self.spec = spec
+        self._model = model
+        self._toolset: ToolSet | None = None
+        if tools is not None:
+            self._toolset = (
+                StaticToolSet(tools, timeout_s=spec.limits.tool_timeout_s)
+                if isinstance(tools, Sequence)
+                else tools
+            )
+        self._toolset_lock: asyncio.Lock | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def model(self) -> BaseChatModel:
+        """Return the chat model, loading the spec's model on first use."""
+        if self._model is None:
+            from goalgraph.llm import LocalChatModel  # Heavy: torch and transformers.
+
+            self._model = LocalChatModel.from_spec(self.spec.model)
+        return self._model
+
+    async def toolset(self) -> ToolSet:
+        """Return the tool set, opening the spec's MCP servers on first use."""
+        if self._toolset is not None:
+            return self._toolset
+        if self._toolset_lock is None:
+            self._toolset_lock = asyncio.Lock()
+        async with self._toolset_lock:
+            if self._toolset is None:
+                self._toolset = await self._open_toolbox()
+        return self._toolset
+
+    async def _open_toolbox(self) -> ToolBox:
+        ready: asyncio.Future[ToolBox] = asyncio.get_running_loop().create_future()
+        self._stop = asyncio.Event()
+        self._keeper = asyncio.create_task(self._keep_toolbox(ready, self._stop))
+        return await ready
+
+    async def _keep_toolbox(self, ready: asyncio.Future[ToolBox], stop: asyncio.Event) -> None:
+        try:
+            async with ToolBox.open(
+                self.spec.all_servers(), timeout_s=self.spec.limits.tool_timeout_s
+            ) as box:
+                ready.set_result(box)
+                await stop.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            elif not isinstance(exc, asyncio.CancelledError):
+                raise
+
+    async def aclose(self) -> None:
+        """Close MCP sessions (stopping their server processes)."""
+        if self._keeper is not None and self._stop is not None:
+            self._stop.set()
+            with contextlib.suppress(Exception):
+                await self._keeper
+            self._keeper = None
+            self._toolset = None
+
+    @contextlib.asynccontextmanager
+    async def opened(self) -> AsyncIterator[AgentResources]:
+        """Use the resources in an ``async with`` block that closes them."""
+        try:
+            yield self
+        finally:
+            await self.aclose()

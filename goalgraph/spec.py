@@ -1,0 +1,225 @@
+"""``AgentSpec``: everything that configures an agent, from YAML, keyword arguments or environment.
+
+Precedence, highest first: keyword arguments, then ``GOALGRAPH_*`` environment variables (nested
+fields with ``__``, e.g. ``GOALGRAPH_LIMITS__MAX_STEPS=5``), then the YAML file, then defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from goalgraph.paths import data_dir
+
+__all__ = [
+    "AgentSpec",
+    "LimitsSpec",
+    "McpServerSpec",
+    "MemorySpec",
+    "ModelSpec",
+    "SafetySpec",
+    "SpecError",
+]
+
+BUNDLED_MODEL = "smollm2"
+BUILTIN_SERVER = "goalgraph"
+
+
+class SpecError(ValueError):
+    """An agent specification that cannot be used; the message lists every problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ModelSpec(_Section):
+    """Which chat model the agent thinks with and how it decodes."""
+
+    provider: Literal["local", "scripted"] = "local"
+    """``local``: a transformers pipeline in this process; ``scripted``: goalgraph.testing's fake."""
+    name: str = BUNDLED_MODEL
+    """``smollm2`` (the bundled SmolLM2-135M-Instruct), a model folder, a GGUF file or a hub id."""
+    device: str = "auto"
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights precision; ``auto`` is float32 on CPU (measured fastest here) and bfloat16 on CUDA."""
+    max_new_tokens: int = Field(default=256, gt=0, le=8192)
+    """Upper bound on tokens generated per call."""
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    """0 means greedy decoding (reproducible)."""
+    threads: int | None = Field(default=None, gt=0)
+    """CPU threads for torch; ``None`` keeps torch's default."""
+
+
+class McpServerSpec(_Section):
+    """One MCP server, in the ``mcpServers`` shape MCP clients already use."""
+
+    command: str | None = None
+    """Executable for a stdio server."""
+    args: list[str] = Field(default_factory=list)
+    """Arguments for ``command``."""
+    env: dict[str, str] | None = None
+    """Environment for a stdio server (``None`` inherits a safe default set)."""
+    url: str | None = None
+    """Endpoint of a streamable-HTTP server (instead of ``command``)."""
+    headers: dict[str, str] | None = None
+    """HTTP headers sent to a ``url`` server."""
+
+    def model_post_init(self, __context: Any) -> None:
+        """Check that exactly one of ``command`` and ``url`` is given."""
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server needs exactly one of 'command' (stdio) or 'url' (HTTP)")
+
+    def to_connection(self) -> dict[str, Any]:
+        """Return the connection dict ``langchain-mcp-adapters`` expects."""
+        if self.url is not None:
+            conn: dict[str, Any] = {"transport": "streamable_http", "url": self.url}
+            if self.headers:
+                conn["headers"] = self.headers
+            return conn
+        conn = {"transport": "stdio", "command": self.command, "args": list(self.args)}
+        if self.env is not None:
+            conn["env"] = self.env
+        return conn
+
+
+class LimitsSpec(_Section):
+    """Bounds that make every run end with an explicit status."""
+
+    max_steps: int = Field(default=20, gt=0)
+    """Most think iterations (model decisions) in one run."""
+    max_replans: int = Field(default=2, ge=0)
+    """Most plan revisions in one run."""
+    max_seconds: float = Field(default=600.0, gt=0)
+    """Most seconds of active work (model and tool time; time spent waiting for approval is free)."""
+    max_step_attempts: int = Field(default=3, gt=0)
+    """Failed actions allowed on one plan step before the agent replans."""
+    max_identical_calls: int = Field(default=2, gt=0)
+    """How often the same tool call with the same arguments may run; the next one is blocked."""
+    tool_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds one tool call may take before it becomes an error observation."""
+    max_goal_chars: int = Field(default=4000, gt=0)
+    """Longest goal accepted; put long material in a workspace file and refer to it."""
+
+
+class SafetySpec(_Section):
+    """The policy that safety_check applies to every proposed action."""
+
+    require_approval: list[str] = Field(default_factory=list)
+    """Tools that pause the run for a human decision (``"*"`` means every tool)."""
+    deny_tools: list[str] = Field(default_factory=list)
+    """Tools that are never called."""
+    allow_tools: list[str] | None = None
+    """When set, only these tools may be called."""
+
+
+class MemorySpec(_Section):
+    """Short-term memory bounds; long-term memory settings join here."""
+
+    window_messages: int = Field(default=12, ge=2)
+    """Messages kept verbatim in state; older ones are folded into the running summary."""
+    summary_chars: int = Field(default=2000, ge=200)
+    """Longest running summary kept in state."""
+
+
+class AgentSpec(BaseSettings):
+    """The whole declarative configuration of an agent.
+
+    Example:
+        >>> spec = AgentSpec(limits={"max_steps": 8}, safety={"require_approval": ["write_file"]})
+        >>> spec.limits.max_steps
+        8
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GOALGRAPH_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    """The chat model."""
+    mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict, alias="mcpServers")
+    """Extra MCP servers, keyed by name, in the ``mcpServers`` JSON shape."""
+    builtin_tools: bool = True
+    """Start goalgraph's own MCP server (calculator, workspace files) as server ``goalgraph``."""
+    workspace: Path = Field(default_factory=lambda: data_dir() / "workspace")
+    """The folder goalgraph's file tools are confined to."""
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    """Run bounds."""
+    safety: SafetySpec = Field(default_factory=SafetySpec)
+    """Safety policy."""
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+    """Memory settings."""
+    checkpoint_path: Path | None = None
+    """SQLite checkpoint file; ``None`` means ``<data dir>/checkpoints.sqlite``."""
+
+    def __init__(self, **values: Any) -> None:
+        """Validate ``values`` (plus environment), raising ``SpecError`` with every problem."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SpecError(_describe(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read keyword arguments, then environment; no dotenv or secret files."""
+        return (init_settings, env_settings)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _no_builtin_clash(cls, servers: dict[str, McpServerSpec]) -> dict[str, McpServerSpec]:
+        for name in servers:
+            if not name or not name.replace("-", "_").isidentifier():
+                raise ValueError(f"server name {name!r} must be a plain identifier")
+        return servers
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> AgentSpec:
+        """Load a spec from a YAML file; keyword ``overrides`` replace top-level keys."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"spec file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise SpecError(f"spec file {path} must hold a mapping, not {type(data).__name__}")
+        return cls(**{**data, **overrides})
+
+    def all_servers(self) -> dict[str, McpServerSpec]:
+        """Return the configured MCP servers plus goalgraph's own when ``builtin_tools`` is on."""
+        servers = dict(self.mcp_servers)
+        if self.builtin_tools and BUILTIN_SERVER not in servers:
+            servers[BUILTIN_SERVER] = McpServerSpec(
+                command=sys.executable,
+                args=["-m", "goalgraph.tools.server", "--workspace", str(self.workspace)],
+            )
+        return servers
+
+    def resolved_checkpoint_path(self) -> Path:
+        """Return the SQLite checkpoint file this spec uses."""
+        return self.checkpoint_path or data_dir() / "checkpoints.sqlite"
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(part) for part in err["loc"]) or "spec"
+        lines.append(f"  {where}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid agent spec:\n" + "\n".join(lines)

@@ -1,0 +1,182 @@
+"""The typed state that flows through the seven-node graph.
+
+``InputState`` is what a caller (Python API, CLI, Studio, LangServe) provides; ``AgentState`` is the
+whole checkpointed state. Everything is a ``TypedDict`` so that LangServe and Studio can derive
+schemas, and everything is JSON-serialisable so checkpoints stay small and portable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+from typing_extensions import NotRequired, TypedDict
+
+__all__ = [
+    "MAX_OBSERVATIONS",
+    "ActionKind",
+    "AgentState",
+    "Counters",
+    "InputState",
+    "Observation",
+    "OutputState",
+    "PlanStep",
+    "ProposedAction",
+    "RunStatus",
+    "StepStatus",
+    "Verdict",
+    "keep_recent",
+]
+
+RunStatus = Literal["running", "done", "failed", "stopped_limit", "awaiting_approval"]
+StepStatus = Literal["pending", "done", "failed", "skipped"]
+ActionKind = Literal["tool", "step_done", "final_answer"]
+
+MAX_OBSERVATIONS = 20
+"""Observations kept in state; older ones stay in the checkpoint history."""
+
+
+class PlanStep(TypedDict):
+    """One step of the plan."""
+
+    id: int
+    """Stable step number, unique within a run (replanned steps get new numbers)."""
+    description: str
+    """What the step must achieve, in one sentence."""
+    tool: str | None
+    """The tool the planner expects to use, or ``None``."""
+    depends_on: list[int]
+    """Ids of steps that must be done before this one starts."""
+    success_criteria: str
+    """How to tell that the step is done."""
+    status: StepStatus
+    """``pending`` until reflect marks it ``done`` or ``failed`` (or replan ``skipped``)."""
+    attempts: int
+    """Failed or blocked actions spent on this step so far."""
+    result: str | None
+    """What the step produced (a tool observation or the model's summary)."""
+
+
+class ProposedAction(TypedDict):
+    """The one decision think produced in an iteration."""
+
+    kind: ActionKind
+    """A tool call, the end of the current step, or the final answer."""
+    thought: str
+    """The model's short reason for the action."""
+    tool: str | None
+    """Tool name for ``kind == "tool"``."""
+    args: dict[str, Any]
+    """Tool arguments for ``kind == "tool"``."""
+    call_id: str
+    """Id linking the tool call to its observation message."""
+    text: str
+    """The step result (``step_done``) or the answer (``final_answer``)."""
+
+
+class Verdict(TypedDict):
+    """safety_check's decision on a proposed tool call."""
+
+    decision: Literal["allow", "block"]
+    """``allow`` runs the call; ``block`` sends the reason back to the agent."""
+    reason: str
+    """Why; shown to the model on a block and written to the run's record."""
+    by: Literal["policy", "human"]
+    """Whether the deterministic policy or a human approver decided."""
+
+
+class Observation(TypedDict):
+    """The outcome of one executed tool call."""
+
+    step_id: int | None
+    """The plan step the call served."""
+    call_id: str
+    """Matches ``ProposedAction.call_id``."""
+    tool: str
+    """Tool name."""
+    args: dict[str, Any]
+    """Arguments it ran with."""
+    ok: bool
+    """False when the tool failed, timed out or its server was unreachable."""
+    content: str
+    """Normalised text result (capped) or the error message."""
+    elapsed_s: float
+    """Seconds the call took."""
+
+
+class Counters(TypedDict):
+    """Run-wide counters that the limits are checked against."""
+
+    steps: int
+    """Think iterations so far."""
+    replans: int
+    """Plan revisions so far."""
+    tool_calls: int
+    """Tool calls executed so far."""
+    blocked: int
+    """Actions blocked by policy or denied by a human."""
+    elapsed_s: float
+    """Seconds of active work (node time; time waiting for approval is excluded)."""
+
+
+def keep_recent(current: list[Observation], new: list[Observation]) -> list[Observation]:
+    """Append ``new`` observations, keeping only the most recent ``MAX_OBSERVATIONS``."""
+    return (current + new)[-MAX_OBSERVATIONS:]
+
+
+class InputState(TypedDict):
+    """What a caller supplies to start a run."""
+
+    goal: str
+    """The user's goal in natural language."""
+
+
+class OutputState(TypedDict):
+    """What a finished (or paused) run reports back."""
+
+    goal: str
+    """The goal the run pursued."""
+    status: RunStatus
+    """How the run ended."""
+    status_reason: str
+    """A human-readable explanation of the status."""
+    answer: str | None
+    """The final answer when ``status == "done"``."""
+    plan: list[PlanStep]
+    """The plan with every step's status and result."""
+
+
+class AgentState(TypedDict):
+    """The full checkpointed state of a run."""
+
+    goal: str
+    """The user's goal in natural language."""
+    plan: NotRequired[list[PlanStep]]
+    """Steps with ids, dependencies, success criteria and status."""
+    current_step: NotRequired[int | None]
+    """Id of the step being worked on; ``None`` once every step is done (time to answer)."""
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """Recent tool calls and observations as chat messages (older ones fold into ``summary``)."""
+    proposed_action: NotRequired[ProposedAction | None]
+    """think's latest decision, checked by safety_check before act runs it."""
+    verdict: NotRequired[Verdict | None]
+    """safety_check's decision on ``proposed_action``."""
+    observations: NotRequired[Annotated[list[Observation], keep_recent]]
+    """The most recent tool outcomes (bounded)."""
+    status: NotRequired[RunStatus]
+    """``running`` until the run ends as done, failed or stopped by a limit."""
+    status_reason: NotRequired[str]
+    """A human-readable explanation of the status."""
+    answer: NotRequired[str | None]
+    """The final answer."""
+    counters: NotRequired[Counters]
+    """Run-wide counters for the limits."""
+    call_counts: NotRequired[dict[str, int]]
+    """How often each exact tool call (name plus canonical arguments) has run: loop detection."""
+    summary: NotRequired[str]
+    """Running summary of messages folded out of ``messages``."""
+    route: NotRequired[str]
+    """reflect's routing decision: ``continue``, ``next``, ``replan`` or ``end``."""
+    feedback: NotRequired[str]
+    """The latest failure or block reason, for think and replan to read."""

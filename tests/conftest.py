@@ -1,0 +1,67 @@
+"""Shared fixtures: scripted agents over plain Python tools, isolated data directories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+from langchain_core.tools import BaseTool, tool
+from langgraph.checkpoint.memory import InMemorySaver
+
+from goalgraph import Agent, AgentSpec
+from goalgraph.testing import ScriptedChatModel
+from goalgraph.tools.calculator import calculate
+
+
+@pytest.fixture(autouse=True)
+def _isolated_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's checkpoints and workspace out of the user's data directory."""
+    monkeypatch.setenv("GOALGRAPH_CHECKPOINT_PATH", str(tmp_path / "checkpoints.sqlite"))
+    monkeypatch.setenv("GOALGRAPH_WORKSPACE", str(tmp_path / "workspace"))
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression like 12*(3+4)."""
+    return calculate(expression)
+
+
+@tool
+def boom(message: str) -> str:
+    """Always fail."""
+    raise RuntimeError(f"boom: {message}")
+
+
+@tool
+def write_note(text: str) -> str:
+    """Write a note (a tool that needs approval in tests)."""
+    return f"wrote {len(text)} characters"
+
+
+TOOLS: list[BaseTool] = [calculator, boom, write_note]
+
+
+@pytest.fixture
+def make_agent() -> Iterator[Callable[..., tuple[Agent, ScriptedChatModel]]]:
+    """Build scripted agents over TOOLS with an in-memory checkpointer; closes them afterwards."""
+    agents: list[Agent] = []
+
+    def build(
+        responses: list[AIMessage] | None = None, *, delay_s: float = 0.0, **spec: Any
+    ) -> tuple[Agent, ScriptedChatModel]:
+        model = ScriptedChatModel(responses=list(responses or []), delay_s=delay_s)
+        agent = Agent(
+            AgentSpec(builtin_tools=False, **spec),
+            model=model,
+            tools=TOOLS,
+            checkpointer=InMemorySaver(),
+        )
+        agents.append(agent)
+        return agent, model
+
+    yield build
+    for agent in agents:
+        agent.close()
