@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from goalgraph.agent import Agent, RunResult
+from goalgraph.checkpoint import CheckpointError
 from goalgraph.events import AgentEvent
 from goalgraph.spec import AgentSpec, SpecError
 
@@ -186,7 +187,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
-    except SpecError as exc:
+    except (SpecError, CheckpointError) as exc:
         errors.print(f"error: {exc}", markup=False)
         sys.exit(2)
 

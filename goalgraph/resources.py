@@ -92,9 +92,12 @@ class AgentResources:
         self._keeper: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
 
-    @property
-    def model(self) -> BaseChatModel:
-        """Return the chat model, loading the spec's model on first use."""
+    def chat_model(self) -> BaseChatModel:
+        """Return the chat model, loading the spec's model on first use.
+
+        A method, not a property: LangGraph inspects node closures' attribute chains when it
+        compiles a graph, and a property would load the model at import time.
+        """
         if self._model is None:
             from goalgraph.llm import LocalChatModel  # Heavy: torch and transformers.
 

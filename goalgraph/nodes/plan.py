@@ -59,7 +59,7 @@ def make_plan_node(res: AgentResources) -> Any:
             HumanMessage(f"Goal: {goal}"),
         ]
         try:
-            planner = res.model.with_structured_output(plan_schema(names))
+            planner = res.chat_model().with_structured_output(plan_schema(names))
             steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names)
             note = ""
         except Exception as exc:  # The model degrades to a one-step plan, never crashes the run.

@@ -111,10 +111,10 @@ def make_think_node(res: AgentResources) -> Any:
         finishing = current_step(state.get("plan") or [], state.get("current_step")) is None
         if finishing:
             instructions = FINISH_INSTRUCTIONS
-            bound = res.model.bind_tools([FINAL_ANSWER], tool_choice="final_answer")
+            bound = res.chat_model().bind_tools([FINAL_ANSWER], tool_choice="final_answer")
         else:
             instructions = THINK_INSTRUCTIONS
-            bound = res.model.bind_tools(
+            bound = res.chat_model().bind_tools(
                 [*toolset.tools, STEP_DONE, FINAL_ANSWER], tool_choice="any"
             )
         prompt = [

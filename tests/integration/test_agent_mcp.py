@@ -1,0 +1,72 @@
+"""The agent over real MCP server processes and a real SQLite checkpoint file (scripted model)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from goalgraph import Agent, AgentSpec
+from goalgraph.checkpoint import CheckpointError
+from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
+
+SERVER = Path(__file__).parents[1] / "servers" / "mcp_testing_server.py"
+
+
+def _testing_server(**env: str) -> dict:
+    return {"testing": {"command": sys.executable, "args": [str(SERVER)], "env": env or None}}
+
+
+def test_calculator_through_goalgraph_mcp_server_with_sqlite(tmp_path):
+    model = ScriptedChatModel(
+        responses=[plan(("compute", "calculator")),
+                   tool_call("calculator", expression="12*(3+4)"), final_answer("84")]
+    )
+    spec = AgentSpec(workspace=tmp_path / "ws", checkpoint_path=tmp_path / "cp.sqlite")
+    with Agent(spec, model=model) as agent:
+        result = agent.run("What is 12*(3+4)?", thread_id="mcp-1")
+    assert result.status == "done" and result.answer == "84"
+    assert result.observations[0]["content"] == "84"
+    assert {"calculator", "read_file"} <= set(model.tool_names[1])
+    # The run is on disk: a new agent (new process state) reads its history and result.
+    with Agent(spec, model=ScriptedChatModel()) as again:
+        assert again.result("mcp-1").answer == "84"
+        assert len(again.history("mcp-1")) >= 6
+
+
+def test_mcp_server_dying_mid_run_ends_cleanly(tmp_path):
+    model = ScriptedChatModel(
+        responses=[plan(("echo", "echo")), tool_call("die"), tool_call("echo", text="hi"),
+                   tool_call("echo", text="again")]
+    )
+    spec = AgentSpec(builtin_tools=False, mcpServers=_testing_server(),
+                     checkpoint_path=tmp_path / "cp.sqlite",
+                     limits={"max_step_attempts": 2, "max_replans": 0})
+    with Agent(spec, model=model) as agent:
+        result = agent.run("say hi", thread_id="dies")
+        assert result.status == "stopped_limit"
+        assert [o["ok"] for o in result.observations] == [False, False]
+        assert "testing" in result.observations[-1]["content"]  # It names the dead server.
+        assert agent.state("dies")["goal"] == "say hi"
+
+
+def test_tool_server_that_cannot_start_fails_the_run_clearly(tmp_path):
+    spec = AgentSpec(builtin_tools=False, checkpoint_path=tmp_path / "cp.sqlite",
+                     mcpServers={"ghost": {"command": str(tmp_path / "no-such-binary")}})
+    with Agent(spec, model=ScriptedChatModel()) as agent:
+        result = agent.run("anything")
+    assert result.status == "failed"
+    assert "tools unavailable" in result.message and "ghost" in result.message
+
+
+def test_corrupt_checkpoint_is_reported_and_left_untouched(tmp_path):
+    path = tmp_path / "cp.sqlite"
+    garbage = b"this is not a database" * 100
+    path.write_bytes(garbage)
+    spec = AgentSpec(builtin_tools=False, checkpoint_path=path)
+    with Agent(spec, model=ScriptedChatModel()) as agent, pytest.raises(
+        CheckpointError, match="unreadable"
+    ):
+        agent.run("anything")
+    assert path.read_bytes() == garbage
