@@ -1,0 +1,82 @@
+"""``langgraph dev`` loads langgraph.json offline and runs the graph (driven with langgraph_sdk)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+ROOT = Path(__file__).parents[2]
+OFFLINE = {
+    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
+    "LANGGRAPH_NO_VERSION_CHECK": "true",
+    "LANGSMITH_TRACING": "false",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    cli = Path(sys.executable).with_name("langgraph")
+    if not cli.exists() and shutil.which("langgraph") is None:
+        pytest.fail("langgraph-cli[inmem] is not installed (it is part of the dev extra)")
+    port = _free_port()
+    env = {**os.environ, **OFFLINE, "GOALGRAPH_HOME": str(tmp_path)}
+    log = (tmp_path / "dev.log").open("w")
+    proc = subprocess.Popen(
+        [str(cli), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+         "--port", str(port), "--config", str(ROOT / "langgraph.json")],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "dev.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "langgraph dev did not start in 90 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+async def test_dev_server_serves_the_graph(dev_server):
+    client = get_client(url=dev_server)
+    assistants = await client.assistants.search(graph_id="goalgraph")
+    assert len(assistants) == 1
+    schemas = await client.assistants.get_schemas(assistants[0]["assistant_id"])
+    assert schemas["input_schema"]["required"] == ["goal"]
+    nodes = {node["id"] for node in (await client.assistants.get_graph(
+        assistants[0]["assistant_id"]))["nodes"]}
+    assert {"plan", "think", "safety_check", "act", "reflect", "replan",
+            "summarize_memory"} <= nodes
+
+    # A run executes in the server: an empty goal ends cleanly at plan, with no model needed.
+    thread = await client.threads.create()
+    final = await client.runs.wait(thread["thread_id"], "goalgraph", input={"goal": "  "})
+    assert final["status"] == "failed"
+    assert "goal is empty" in final["status_reason"]
