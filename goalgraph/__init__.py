@@ -5,4 +5,12 @@ from goalgraph.events import AgentEvent
 from goalgraph.graph import build_graph
 from goalgraph.spec import AgentSpec, SpecError
 
-__all__ = ["Agent", "AgentEvent", "AgentSpec", "HistoryEntry", "RunResult", "SpecError", "build_graph"]
+__all__ = [
+    "Agent",
+    "AgentEvent",
+    "AgentSpec",
+    "HistoryEntry",
+    "RunResult",
+    "SpecError",
+    "build_graph",
+]

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
@@ -106,8 +106,11 @@ class _LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="goalgraph")
         self._thread.start()
 
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+    def call(self, awaitable: Awaitable[T]) -> T:
+        async def wrapper() -> T:
+            return await awaitable
+
+        future = asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
         try:
             return future.result()
         except BaseException:
@@ -173,7 +176,9 @@ class Agent:
             )
         return self._graph
 
-    async def astream(self, goal: str, *, thread_id: str | None = None) -> AsyncIterator[AgentEvent]:
+    async def astream(
+        self, goal: str, *, thread_id: str | None = None
+    ) -> AsyncIterator[AgentEvent]:
         """Run ``goal`` and yield progress events; the last event has kind ``end``."""
         thread_id = thread_id or uuid.uuid4().hex
         async for event in self._drive({"goal": goal}, thread_id):
@@ -223,7 +228,7 @@ class Agent:
         graph = await self.graph()
         entries = []
         async for snap in graph.aget_state_history(self._config(thread_id)):
-            metadata = snap.metadata or {}
+            metadata = cast(dict[str, Any], snap.metadata or {})
             writes = metadata.get("writes") or {}
             node = next(iter(writes), None) or str(metadata.get("source", ""))
             values = snap.values or {}

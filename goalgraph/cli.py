@@ -93,7 +93,9 @@ def _drive(agent: Agent, events: Iterator[AgentEvent], as_json: bool) -> RunResu
         if result.status != "awaiting_approval" or as_json or not sys.stdin.isatty():
             return result
         approved = typer.confirm("Approve this tool call?", default=False)
-        reason = "" if approved else typer.prompt("Reason (optional)", default="", show_default=False)
+        reason = (
+            "" if approved else typer.prompt("Reason (optional)", default="", show_default=False)
+        )
         events = agent.stream_resume(result.thread_id, approve=approved, reason=reason)
 
 

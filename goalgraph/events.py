@@ -11,8 +11,16 @@ from goalgraph.plan import render_plan
 __all__ = ["AgentEvent", "events_from_update"]
 
 EventKind = Literal[
-    "plan", "thought", "tool_call", "decision", "verdict", "observation", "step", "replan",
-    "approval", "end",
+    "plan",
+    "thought",
+    "tool_call",
+    "decision",
+    "verdict",
+    "observation",
+    "step",
+    "replan",
+    "approval",
+    "end",
 ]
 
 
@@ -61,12 +69,18 @@ class AgentEvent:
         return {"kind": self.kind, "node": self.node, "data": self.data}
 
 
-def events_from_update(node: str, update: dict[str, Any], previous_plan: list[Any]) -> list[AgentEvent]:
+def events_from_update(
+    node: str, update: dict[str, Any], previous_plan: list[Any]
+) -> list[AgentEvent]:
     """Translate one node's state update into events (``previous_plan`` detects finished steps)."""
     events: list[AgentEvent] = []
     if node in ("plan", "replan") and update.get("plan"):
         events.append(
-            AgentEvent(node, node, {"plan": update["plan"], "current_step": update.get("current_step")})
+            AgentEvent(
+                "plan" if node == "plan" else "replan",
+                node,
+                {"plan": update["plan"], "current_step": update.get("current_step")},
+            )
         )
     action = update.get("proposed_action") if node == "think" else None
     if action:
@@ -77,11 +91,15 @@ def events_from_update(node: str, update: dict[str, Any], previous_plan: list[An
                 AgentEvent("tool_call", node, {"tool": action["tool"], "args": action["args"]})
             )
         else:
-            events.append(AgentEvent("decision", node, {"action": action["kind"], "text": action["text"]}))
+            events.append(
+                AgentEvent("decision", node, {"action": action["kind"], "text": action["text"]})
+            )
     if node == "safety_check" and update.get("verdict"):
         events.append(AgentEvent("verdict", node, dict(update["verdict"])))
     if node == "act":
-        events.extend(AgentEvent("observation", node, dict(o)) for o in update.get("observations", []))
+        events.extend(
+            AgentEvent("observation", node, dict(o)) for o in update.get("observations", [])
+        )
     if node == "reflect" and update.get("plan"):
         before = {step["id"]: step["status"] for step in previous_plan}
         for step in update["plan"]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
@@ -140,7 +140,7 @@ def build_graph(
         "summarize_memory": make_summarize_memory_node,
     }
     for name in NODES:
-        builder.add_node(name, _timed(factories[name](res)))
+        builder.add_node(name, cast(Any, _timed(factories[name](res))))
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", route_after_plan, ["think", "summarize_memory"])
     builder.add_conditional_edges(

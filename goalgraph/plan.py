@@ -1,4 +1,4 @@
-"""Pure functions over the plan: its output schema, building steps, picking the next step, rendering.
+"""Pure functions over the plan: its schema, building steps, picking the next step, rendering.
 
 Nothing here calls a model or touches state storage, so every rule is unit-testable on its own.
 """

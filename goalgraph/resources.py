@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from goalgraph.spec import AgentSpec
 from goalgraph.tools.toolbox import ToolBox, ToolResult
@@ -48,7 +49,9 @@ class StaticToolSet:
 
     def schemas(self) -> dict[str, dict[str, Any]]:
         """Return each tool's argument JSON schema by name."""
-        return {tool.name: tool.tool_call_schema.model_json_schema() for tool in self.tools}
+        return {
+            tool.name: convert_to_openai_tool(tool)["function"]["parameters"] for tool in self.tools
+        }
 
     async def call(self, name: str, args: dict[str, Any]) -> ToolResult:
         """Run tool ``name``; failures and timeouts become ``ok=False`` results."""

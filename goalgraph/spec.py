@@ -41,14 +41,14 @@ class _Section(BaseModel):
 class ModelSpec(_Section):
     """Which chat model the agent thinks with and how it decodes."""
 
-    provider: Literal["local", "scripted"] = "local"
-    """``local``: a transformers pipeline in this process; ``scripted``: goalgraph.testing's fake."""
+    provider: Literal["local"] = "local"
+    """``local``: a transformers pipeline in this process (an HTTP endpoint backend comes next)."""
     name: str = BUNDLED_MODEL
     """``smollm2`` (the bundled SmolLM2-135M-Instruct), a model folder, a GGUF file or a hub id."""
     device: str = "auto"
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights precision; ``auto`` is float32 on CPU (measured fastest here) and bfloat16 on CUDA."""
+    """Weights precision; ``auto`` is float32 on CPU (fastest here) and bfloat16 on CUDA."""
     max_new_tokens: int = Field(default=256, gt=0, le=8192)
     """Upper bound on tokens generated per call."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -97,7 +97,7 @@ class LimitsSpec(_Section):
     max_replans: int = Field(default=2, ge=0)
     """Most plan revisions in one run."""
     max_seconds: float = Field(default=600.0, gt=0)
-    """Most seconds of active work (model and tool time; time spent waiting for approval is free)."""
+    """Most seconds of active work (model and tool time; waiting for approval is free)."""
     max_step_attempts: int = Field(default=3, gt=0)
     """Failed actions allowed on one plan step before the agent replans."""
     max_identical_calls: int = Field(default=2, gt=0)

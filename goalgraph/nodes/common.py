@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from goalgraph.state import AgentState, Counters, PlanStep
 
@@ -19,7 +20,7 @@ def new_counters() -> Counters:
 
 def bump(state: AgentState, **increments: int) -> Counters:
     """Return the state's counters with ``increments`` added."""
-    counters = dict(state.get("counters") or new_counters())
+    counters: dict[str, Any] = dict(state.get("counters") or new_counters())
     for name, amount in increments.items():
         counters[name] = counters[name] + amount
     return Counters(**counters)  # type: ignore[typeddict-item]

@@ -29,7 +29,7 @@ def make_reflect_node(res: AgentResources) -> Any:
     limits = res.spec.limits
 
     def complete_step(state: AgentState, result: str) -> dict[str, Any]:
-        plan = [dict(step) for step in state.get("plan") or []]
+        plan: list[dict[str, Any]] = [dict(step) for step in state.get("plan") or []]
         for step in plan:
             if step["id"] == state.get("current_step"):
                 step.update(status="done", result=result)
@@ -37,7 +37,7 @@ def make_reflect_node(res: AgentResources) -> Any:
         return {"plan": steps, "current_step": next_step_id(steps), "route": "next", "feedback": ""}
 
     def failed_attempt(state: AgentState, reason: str) -> dict[str, Any]:
-        plan = [dict(step) for step in state.get("plan") or []]
+        plan: list[dict[str, Any]] = [dict(step) for step in state.get("plan") or []]
         step = next((s for s in plan if s["id"] == state.get("current_step")), None)
         if step is None:  # Answering after the last step: only the step limit bounds retries.
             return {"route": "continue", "feedback": reason}
@@ -45,7 +45,8 @@ def make_reflect_node(res: AgentResources) -> Any:
         update: dict[str, Any] = {"plan": plan, "feedback": reason, "route": "continue"}
         if step["attempts"] < limits.max_step_attempts:
             return update
-        replans = (state.get("counters") or {}).get("replans", 0)
+        counters = state.get("counters")
+        replans = counters["replans"] if counters else 0
         if replans < limits.max_replans:
             return {**update, "route": "replan"}
         step["status"] = "failed"
@@ -67,8 +68,12 @@ def make_reflect_node(res: AgentResources) -> Any:
         if action["kind"] == "final_answer":
             if not action["text"]:
                 return failed_attempt(state, "the final answer was empty")
-            return {"status": "done", "status_reason": "goal reached", "answer": action["text"],
-                    "route": "end"}
+            return {
+                "status": "done",
+                "status_reason": "goal reached",
+                "answer": action["text"],
+                "route": "end",
+            }
         if action["kind"] == "step_done":
             if current_step(state.get("plan") or [], state.get("current_step")) is None:
                 return {"route": "continue", "feedback": "all steps are done: give final_answer"}
@@ -77,8 +82,11 @@ def make_reflect_node(res: AgentResources) -> Any:
         if verdict is not None and verdict["decision"] == "block":
             return failed_attempt(state, f"{action['tool']} was blocked: {verdict['reason']}")
         observation = next(
-            (o for o in reversed(state.get("observations") or [])
-             if o["call_id"] == action["call_id"]),
+            (
+                o
+                for o in reversed(state.get("observations") or [])
+                if o["call_id"] == action["call_id"]
+            ),
             None,
         )
         if observation is None or not observation["ok"]:

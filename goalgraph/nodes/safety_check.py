@@ -1,4 +1,4 @@
-"""safety_check: apply the deterministic policy, and pause for a human when a tool needs approval."""
+"""safety_check: apply the deterministic policy; pause for a human when a tool needs approval."""
 
 from __future__ import annotations
 

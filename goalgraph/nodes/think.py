@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -17,7 +18,7 @@ from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import render_plan
 from goalgraph.prompts import FINISH_INSTRUCTIONS, THINK_INSTRUCTIONS
 from goalgraph.resources import AgentResources
-from goalgraph.state import AgentState, ProposedAction
+from goalgraph.state import ActionKind, AgentState, ProposedAction
 
 __all__ = ["FINAL_ANSWER", "STEP_DONE", "action_from_message", "limit_reached", "make_think_node"]
 
@@ -53,7 +54,7 @@ _PSEUDO_ARGUMENT = {"step_done": "result", "final_answer": "answer"}
 def limit_reached(state: AgentState, res: AgentResources) -> str | None:
     """Return which run limit is exhausted (steps or seconds), or ``None``."""
     limits = res.spec.limits
-    counters = state.get("counters") or {}
+    counters: Mapping[str, Any] = state.get("counters") or {}
     if counters.get("steps", 0) >= limits.max_steps:
         return f"step limit reached ({limits.max_steps} steps, limits.max_steps)"
     if counters.get("elapsed_s", 0.0) >= limits.max_seconds:
@@ -72,7 +73,7 @@ def action_from_message(message: BaseMessage) -> ProposedAction | None:
     call_id = call.get("id") or f"call_{uuid.uuid4().hex[:12]}"
     if name in _PSEUDO_ARGUMENT:
         text = str(args.get(_PSEUDO_ARGUMENT[name], "")).strip()
-        kind = "final_answer" if name == "final_answer" else "step_done"
+        kind: ActionKind = "final_answer" if name == "final_answer" else "step_done"
         return ProposedAction(
             kind=kind, thought=thought, tool=None, args={}, call_id=call_id, text=text
         )

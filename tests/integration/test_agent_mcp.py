@@ -20,8 +20,11 @@ def _testing_server(**env: str) -> dict:
 
 def test_calculator_through_goalgraph_mcp_server_with_sqlite(tmp_path):
     model = ScriptedChatModel(
-        responses=[plan(("compute", "calculator")),
-                   tool_call("calculator", expression="12*(3+4)"), final_answer("84")]
+        responses=[
+            plan(("compute", "calculator")),
+            tool_call("calculator", expression="12*(3+4)"),
+            final_answer("84"),
+        ]
     )
     spec = AgentSpec(workspace=tmp_path / "ws", checkpoint_path=tmp_path / "cp.sqlite")
     with Agent(spec, model=model) as agent:
@@ -37,12 +40,19 @@ def test_calculator_through_goalgraph_mcp_server_with_sqlite(tmp_path):
 
 def test_mcp_server_dying_mid_run_ends_cleanly(tmp_path):
     model = ScriptedChatModel(
-        responses=[plan(("echo", "echo")), tool_call("die"), tool_call("echo", text="hi"),
-                   tool_call("echo", text="again")]
+        responses=[
+            plan(("echo", "echo")),
+            tool_call("die"),
+            tool_call("echo", text="hi"),
+            tool_call("echo", text="again"),
+        ]
     )
-    spec = AgentSpec(builtin_tools=False, mcpServers=_testing_server(),
-                     checkpoint_path=tmp_path / "cp.sqlite",
-                     limits={"max_step_attempts": 2, "max_replans": 0})
+    spec = AgentSpec(
+        builtin_tools=False,
+        mcpServers=_testing_server(),
+        checkpoint_path=tmp_path / "cp.sqlite",
+        limits={"max_step_attempts": 2, "max_replans": 0},
+    )
     with Agent(spec, model=model) as agent:
         result = agent.run("say hi", thread_id="dies")
         assert result.status == "stopped_limit"
@@ -52,8 +62,11 @@ def test_mcp_server_dying_mid_run_ends_cleanly(tmp_path):
 
 
 def test_tool_server_that_cannot_start_fails_the_run_clearly(tmp_path):
-    spec = AgentSpec(builtin_tools=False, checkpoint_path=tmp_path / "cp.sqlite",
-                     mcpServers={"ghost": {"command": str(tmp_path / "no-such-binary")}})
+    spec = AgentSpec(
+        builtin_tools=False,
+        checkpoint_path=tmp_path / "cp.sqlite",
+        mcpServers={"ghost": {"command": str(tmp_path / "no-such-binary")}},
+    )
     with Agent(spec, model=ScriptedChatModel()) as agent:
         result = agent.run("anything")
     assert result.status == "failed"
@@ -65,8 +78,9 @@ def test_corrupt_checkpoint_is_reported_and_left_untouched(tmp_path):
     garbage = b"this is not a database" * 100
     path.write_bytes(garbage)
     spec = AgentSpec(builtin_tools=False, checkpoint_path=path)
-    with Agent(spec, model=ScriptedChatModel()) as agent, pytest.raises(
-        CheckpointError, match="unreadable"
+    with (
+        Agent(spec, model=ScriptedChatModel()) as agent,
+        pytest.raises(CheckpointError, match="unreadable"),
     ):
         agent.run("anything")
     assert path.read_bytes() == garbage

@@ -38,9 +38,22 @@ def dev_server(tmp_path):
     env = {**os.environ, **OFFLINE, "GOALGRAPH_HOME": str(tmp_path)}
     log = (tmp_path / "dev.log").open("w")
     proc = subprocess.Popen(
-        [str(cli), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
-         "--port", str(port), "--config", str(ROOT / "langgraph.json")],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(cli),
+            "dev",
+            "--no-browser",
+            "--no-reload",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--config",
+            str(ROOT / "langgraph.json"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -70,10 +83,19 @@ async def test_dev_server_serves_the_graph(dev_server):
     assert len(assistants) == 1
     schemas = await client.assistants.get_schemas(assistants[0]["assistant_id"])
     assert schemas["input_schema"]["required"] == ["goal"]
-    nodes = {node["id"] for node in (await client.assistants.get_graph(
-        assistants[0]["assistant_id"]))["nodes"]}
-    assert {"plan", "think", "safety_check", "act", "reflect", "replan",
-            "summarize_memory"} <= nodes
+    nodes = {
+        node["id"]
+        for node in (await client.assistants.get_graph(assistants[0]["assistant_id"]))["nodes"]
+    }
+    assert {
+        "plan",
+        "think",
+        "safety_check",
+        "act",
+        "reflect",
+        "replan",
+        "summarize_memory",
+    } <= nodes
 
     # A run executes in the server: an empty goal ends cleanly at plan, with no model needed.
     thread = await client.threads.create()

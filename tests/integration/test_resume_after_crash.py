@@ -25,8 +25,12 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         "CHECKPOINT": str(tmp_path / "checkpoints.sqlite"),
         "THREAD": "crash-1",
     }
-    worker = subprocess.Popen([sys.executable, str(WORKER), "run"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    worker = subprocess.Popen(
+        [sys.executable, str(WORKER), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while len(_lines(record)) < 2:
         assert worker.poll() is None, worker.stderr.read().decode()
@@ -38,8 +42,13 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert worker.returncode == -signal.SIGKILL
     assert _lines(record) == ["step-1", "step-2"]
 
-    resumed = subprocess.run([sys.executable, str(WORKER), "resume"], env=env,
-                             capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        [sys.executable, str(WORKER), "resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert result["status"] == "done", result

@@ -53,7 +53,7 @@ def test_resume_arguments_are_checked(make_agent):
 
 
 def test_history_and_time_travel(make_agent):
-    agent, model = make_agent(
+    agent, _ = make_agent(
         [
             plan(("compute", "calculator")),
             tool_call("calculator", expression="2+2"),

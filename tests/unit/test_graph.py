@@ -7,8 +7,11 @@ from goalgraph.testing import final_answer, garbage, plan, step_done, tool_call
 
 def test_happy_path_calls_tool_and_answers(make_agent):
     agent, model = make_agent(
-        [plan(("compute", "calculator")), tool_call("calculator", expression="12*(3+4)"),
-         final_answer("84")]
+        [
+            plan(("compute", "calculator")),
+            tool_call("calculator", expression="12*(3+4)"),
+            final_answer("84"),
+        ]
     )
     result = agent.run("What is 12*(3+4)?")
     assert result.status == "done"
@@ -16,8 +19,13 @@ def test_happy_path_calls_tool_and_answers(make_agent):
     assert result.plan[0]["status"] == "done" and result.plan[0]["result"] == "84"
     assert [o["content"] for o in result.observations] == ["84"]
     # think saw the real tools plus the two pseudo-tools; finishing binds only final_answer.
-    assert set(model.tool_names[1]) == {"calculator", "boom", "write_note", "step_done",
-                                        "final_answer"}
+    assert set(model.tool_names[1]) == {
+        "calculator",
+        "boom",
+        "write_note",
+        "step_done",
+        "final_answer",
+    }
     assert model.tool_names[2] == ["final_answer"]
 
 
@@ -129,8 +137,12 @@ def test_time_limit(make_agent):
 
 def test_garbage_from_the_model_is_a_failed_attempt_not_a_crash(make_agent):
     agent, _ = make_agent(
-        [garbage("Plan: 1) do it"), garbage(), tool_call("calculator", expression="2*2"),
-         final_answer("4")]
+        [
+            garbage("Plan: 1) do it"),
+            garbage(),
+            tool_call("calculator", expression="2*2"),
+            final_answer("4"),
+        ]
     )
     result = agent.run("what is 2*2")
     assert result.status == "done" and result.answer == "4"
@@ -168,8 +180,9 @@ def test_huge_goal_fails_clearly_and_is_kept(make_agent):
 
 
 def test_exhausted_script_ends_with_a_clear_status(make_agent):
-    agent, _ = make_agent([plan(("x", "calculator"))], limits={"max_step_attempts": 1,
-                                                              "max_replans": 0})
+    agent, _ = make_agent(
+        [plan(("x", "calculator"))], limits={"max_step_attempts": 1, "max_replans": 0}
+    )
     result = agent.run("the model dies")
     assert result.status == "stopped_limit"
     assert "ScriptExhaustedError" in result.message
@@ -177,8 +190,14 @@ def test_exhausted_script_ends_with_a_clear_status(make_agent):
 
 def test_a_second_goal_on_the_same_thread_starts_clean(make_agent):
     agent, _ = make_agent(
-        [plan(("a", "calculator")), tool_call("calculator", expression="1+1"), final_answer("2"),
-         plan(("b", "calculator")), tool_call("calculator", expression="1+1"), final_answer("2")]
+        [
+            plan(("a", "calculator")),
+            tool_call("calculator", expression="1+1"),
+            final_answer("2"),
+            plan(("b", "calculator")),
+            tool_call("calculator", expression="1+1"),
+            final_answer("2"),
+        ]
     )
     assert agent.run("first", thread_id="t").answer == "2"
     second = agent.run("second", thread_id="t")

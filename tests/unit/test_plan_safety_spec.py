@@ -19,24 +19,38 @@ SCHEMAS = {
 
 
 def action(tool="calculator", **args):
-    return {"kind": "tool", "thought": "", "tool": tool, "args": args or {"expression": "1"},
-            "call_id": "c", "text": ""}
+    return {
+        "kind": "tool",
+        "thought": "",
+        "tool": tool,
+        "args": args or {"expression": "1"},
+        "call_id": "c",
+        "text": "",
+    }
 
 
 def check(act, **policy):
-    return check_action(act, policy=SafetySpec(**policy), schemas=SCHEMAS, call_counts={},
-                        max_identical_calls=2)
+    return check_action(
+        act, policy=SafetySpec(**policy), schemas=SCHEMAS, call_counts={}, max_identical_calls=2
+    )
 
 
 def test_plan_output_is_sanitised():
     steps = steps_from_output(
-        {"steps": [{"description": " a ", "tool": "nope", "depends_on": [1, 2, 7]},
-                   {"description": ""},
-                   {"description": "b", "tool": "calculator", "depends_on": [1, 1]}]},
-        first_id=5, tool_names=["calculator"],
+        {
+            "steps": [
+                {"description": " a ", "tool": "nope", "depends_on": [1, 2, 7]},
+                {"description": ""},
+                {"description": "b", "tool": "calculator", "depends_on": [1, 1]},
+            ]
+        },
+        first_id=5,
+        tool_names=["calculator"],
     )
     assert [(s["id"], s["description"], s["tool"], s["depends_on"]) for s in steps] == [
-        (5, "a", None, []), (6, "b", "calculator", [5])]
+        (5, "a", None, []),
+        (6, "b", "calculator", [5]),
+    ]
     with pytest.raises(ValueError):
         steps_from_output({"steps": []}, tool_names=[])
     with pytest.raises(ValueError):
@@ -71,16 +85,24 @@ def test_policy_verdicts(act, policy, decision, fragment):
 def test_loop_detection_counts_canonical_arguments():
     a = action(expression="1+1")
     key = call_signature("calculator", {"expression": "1+1"})
-    verdict = check_action(a, policy=SafetySpec(), schemas=SCHEMAS, call_counts={key: 2},
-                           max_identical_calls=2)
+    verdict = check_action(
+        a, policy=SafetySpec(), schemas=SCHEMAS, call_counts={key: 2}, max_identical_calls=2
+    )
     assert verdict.decision == "block" and "loop detected" in verdict.reason
     assert call_signature("t", {"a": 1, "b": 2}) == call_signature("t", {"b": 2, "a": 1})
 
 
 @pytest.mark.parametrize(
     ("answer", "approved"),
-    [(True, True), (False, False), ("approve", True), ({"approve": True}, True),
-     ({"approve": "yes"}, False), (None, False), (42, False)],
+    [
+        (True, True),
+        (False, False),
+        ("approve", True),
+        ({"approve": True}, True),
+        ({"approve": "yes"}, False),
+        (None, False),
+        (42, False),
+    ],
 )
 def test_malformed_approval_answers_deny(answer, approved):
     assert human_decision(answer)[0] is approved
