@@ -1,0 +1,152 @@
+"""goalgraph's own MCP server: a calculator and files confined to one workspace folder.
+
+Run it as ``python -m goalgraph.tools.server --workspace DIR`` (stdio, the default) or with
+``--transport streamable-http --port 8765`` to serve ``http://127.0.0.1:8765/mcp``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp.exceptions import ToolError
+from pydantic import Field
+
+from goalgraph.tools.calculator import CalculatorError, calculate
+from goalgraph.tools.workspace import Workspace, WorkspaceError
+
+__all__ = ["build_server", "main"]
+
+SERVER_NAME = "goalgraph"
+DEFAULT_PORT = 8765
+
+_INSTRUCTIONS = (
+    "Tools for arithmetic and for text files in one workspace folder. "
+    "Paths are relative to the workspace, e.g. notes/todo.txt."
+)
+
+
+def build_server(
+    workspace: Workspace | str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+) -> FastMCP:
+    """Build the MCP server with its tools bound to ``workspace``.
+
+    Args:
+        workspace: The folder file tools are confined to (created when missing).
+        host: Interface the HTTP transport listens on.
+        port: Port the HTTP transport listens on.
+
+    Returns:
+        A FastMCP server; call ``run("stdio")`` or ``run("streamable-http")``.
+    """
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    # WARNING keeps stderr quiet: at INFO, FastMCP logs a line for every request.
+    server = FastMCP(
+        SERVER_NAME, instructions=_INSTRUCTIONS, host=host, port=port, log_level="WARNING"
+    )
+
+    # structured_output=False: the text is the whole result; a {"result": ...} copy of it would
+    # only cost the model context.
+    @server.tool(
+        description="Evaluate an arithmetic expression like 12*(3+4). Returns the number.",
+        structured_output=False,
+    )
+    def calculator(
+        expression: Annotated[
+            str,
+            Field(description="Numbers, + - * / ** and parentheses, e.g. 2**10 or sqrt(16)/2"),
+        ],
+    ) -> str:
+        try:
+            return calculate(expression)
+        except CalculatorError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(
+        description="Read a text file from the workspace. Returns its text.",
+        structured_output=False,
+    )
+    def read_file(
+        path: Annotated[str, Field(description="File path in the workspace, e.g. notes/todo.txt")],
+    ) -> str:
+        try:
+            return ws.read_text(path)
+        except WorkspaceError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(
+        description="List files and folders in a workspace folder. Folder names end with /.",
+        structured_output=False,
+    )
+    def list_files(
+        path: Annotated[str, Field(description="Folder in the workspace; . is the top")] = ".",
+    ) -> str:
+        try:
+            names = ws.list_dir(path)
+        except WorkspaceError as exc:
+            raise ToolError(str(exc)) from None
+        return "\n".join(names) if names else "(empty folder)"
+
+    @server.tool(
+        description="Write text to a file in the workspace, replacing it. Creates folders.",
+        structured_output=False,
+    )
+    def write_file(
+        path: Annotated[str, Field(description="File path in the workspace, e.g. notes/todo.txt")],
+        content: Annotated[str, Field(description="The full text to write")],
+    ) -> str:
+        try:
+            size = ws.write_text(path, content)
+            return f"wrote {size} bytes to {ws.relative(path)}"
+        except WorkspaceError as exc:
+            raise ToolError(str(exc)) from None
+
+    return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the server from the command line.
+
+    Args:
+        argv: Arguments without the program name; ``None`` reads ``sys.argv``.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m goalgraph.tools.server",
+        description="goalgraph's MCP server: calculator and workspace files.",
+    )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=Path(os.environ.get("GOALGRAPH_WORKSPACE") or "workspace"),
+        help="folder the file tools are confined to (default: $GOALGRAPH_WORKSPACE or ./workspace)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "streamable-http"],
+        default="stdio",
+        help="how clients connect (default: stdio)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP interface (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default: {DEFAULT_PORT})"
+    )
+    args = parser.parse_args(argv)
+    try:
+        workspace = Workspace(args.workspace)
+    except WorkspaceError as exc:
+        parser.exit(2, f"goalgraph.tools.server: {exc}\n")
+    server = build_server(workspace, host=args.host, port=args.port)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop it
+        server.run(transport=args.transport)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,521 @@
+"""``ToolBox``: one persistent MCP session per server, and tool calls that never raise.
+
+A new stdio session per call costs ~1.6 s; a kept one a few milliseconds. ``ToolBox.open`` starts
+every configured server once, loads its tools as LangChain tools, and keeps the sessions until the
+``async with`` block ends. ``ToolBox.call`` turns every tool problem (unknown tool, tool error,
+timeout, dead server) into a ``ToolResult`` with ``ok=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import re
+import shlex
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anyio
+import httpx
+from langchain_core.messages import ToolMessage
+from langchain_core.messages.tool import tool_call
+from langchain_core.tools import BaseTool, ToolException
+from langchain_mcp_adapters.client import MultiServerMCPClient
+from langchain_mcp_adapters.sessions import Connection
+from langchain_mcp_adapters.tools import load_mcp_tools
+from mcp.shared.exceptions import McpError
+from mcp.types import CONNECTION_CLOSED
+from pydantic import BaseModel
+
+from goalgraph.spec import McpServerSpec
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_CHARS",
+    "ToolBox",
+    "ToolResult",
+    "ToolServerError",
+    "content_to_text",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_OUTPUT_CHARS = 8000
+"""Longest tool output kept; the rest is cut with a note."""
+_MAX_ERROR_CHARS = 300
+_STOP_TIMEOUT_S = 10.0
+_FASTMCP_PREFIX = re.compile(r"^Error executing tool [^:]*: ")
+# Errors that mean the transport under a session is gone, not that one call went wrong.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    anyio.ClosedResourceError,
+    anyio.BrokenResourceError,
+    anyio.EndOfStream,
+    OSError,
+    httpx.TransportError,
+)
+
+
+class ToolServerError(RuntimeError):
+    """An MCP server that could not be started or reached.
+
+    Attributes:
+        server: The server's name in the configuration.
+        target: Its command line (stdio) or URL (HTTP).
+        cause: Why it failed, in one line.
+    """
+
+    def __init__(self, server: str, target: str, cause: str) -> None:
+        """Build the error from the server's name, command line or URL, and the cause."""
+        super().__init__(f"MCP server {server!r} ({target}) failed to start: {cause}")
+        self.server = server
+        self.target = target
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """The outcome of one tool call.
+
+    Attributes:
+        ok: ``True`` when the tool ran and reported success.
+        content: The tool's output as text (on a tool-reported error, its full error text).
+        error: One line naming the tool and the cause when ``ok`` is ``False``.
+        elapsed_s: Wall-clock seconds the call took.
+    """
+
+    ok: bool
+    content: str
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+
+def content_to_text(
+    content: str | Sequence[Any] | None,
+    structured: Any = None,
+    *,
+    max_chars: int | None = DEFAULT_MAX_OUTPUT_CHARS,
+) -> str:
+    """Turn tool result content blocks into one text.
+
+    This is the single place where tool output becomes text. It accepts the LangChain content
+    blocks ``langchain-mcp-adapters`` produces as well as raw MCP content blocks.
+
+    Args:
+        content: A string, or a list of blocks: text blocks are joined with newlines; images,
+            audio, files and resources become descriptions like ``[image: image/png, 68 bytes]``.
+        structured: The result's structured content, if any. When present, text blocks holding
+            JSON are re-serialised compactly, and it stands in for empty content.
+        max_chars: Cut the text beyond this many characters, with a note; ``None`` keeps all.
+
+    Returns:
+        The text.
+    """
+    if content is None:
+        blocks: Sequence[Any] = []
+    elif isinstance(content, str):
+        blocks = [content]
+    else:
+        blocks = content
+    parts = [_block_text(block, compact_json=structured is not None) for block in blocks]
+    text = "\n".join(part for part in parts if part)
+    if not text and structured is not None:
+        text = _compact(structured)
+    if max_chars is not None and len(text) > max_chars:
+        text = (
+            text[:max_chars]
+            + f"\n[truncated: {len(text) - max_chars} more characters, {len(text)} in all]"
+        )
+    return text
+
+
+class ToolBox:
+    """Live MCP sessions and their tools; open it with ``async with ToolBox.open(...)``.
+
+    Example:
+        >>> async with ToolBox.open(spec.all_servers()) as box:  # doctest: +SKIP
+        ...     result = await box.call("calculator", {"expression": "12*(3+4)"})
+        ...     result.content
+        '84'
+    """
+
+    def __init__(
+        self, servers: Iterable[_Server], *, timeout_s: float, max_output_chars: int | None
+    ) -> None:
+        """Index the tools of started servers; use ``ToolBox.open`` instead of calling this."""
+        self.timeout_s = timeout_s
+        """Default seconds one call may take."""
+        self.max_output_chars = max_output_chars
+        """Longest output kept per call."""
+        self._servers = {server.name: server for server in servers}
+        self._tools: dict[str, tuple[_Server, BaseTool]] = {}
+        self.tools: list[BaseTool] = []
+        """The LangChain tools of every server, with unique names."""
+        counts: dict[str, int] = {}
+        for server in self._servers.values():
+            for tool in server.tools:
+                counts[tool.name] = counts.get(tool.name, 0) + 1
+        for server in self._servers.values():
+            for tool in server.tools:
+                name = tool.name
+                if counts[name] > 1:
+                    name = f"{server.name}__{name}"
+                    while name in self._tools or name in counts:
+                        name += "_"
+                    # The copy still calls the server's tool by its original name.
+                    tool = tool.model_copy(update={"name": name})
+                self._tools[name] = (server, tool)
+                self.tools.append(tool)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        servers: Mapping[str, McpServerSpec],
+        *,
+        timeout_s: float = 60,
+        start_timeout_s: float | None = None,
+        max_output_chars: int | None = DEFAULT_MAX_OUTPUT_CHARS,
+    ) -> AsyncIterator[ToolBox]:
+        """Start every server, keep one session each, and close them all on exit.
+
+        Servers start concurrently. Use the box inside one running event loop; the sessions
+        live in background tasks of that loop.
+
+        Args:
+            servers: Server specs by name, e.g. ``AgentSpec.all_servers()``.
+            timeout_s: Default seconds one tool call may take.
+            start_timeout_s: Seconds a server may take to start; defaults to ``timeout_s``.
+            max_output_chars: Longest output kept per call; ``None`` keeps all.
+
+        Yields:
+            The open tool box.
+
+        Raises:
+            ToolServerError: If a server cannot be started; the others are closed again.
+        """
+        start_timeout = timeout_s if start_timeout_s is None else start_timeout_s
+        connections = {name: spec.to_connection() for name, spec in servers.items()}
+        client = MultiServerMCPClient(connections)  # type: ignore[arg-type]
+        started = [_Server(name, cast(Connection, connections[name]), client) for name in servers]
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(_stop_all, started)
+            outcomes = await asyncio.gather(
+                *(server.start(start_timeout) for server in started), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            yield cls(started, timeout_s=timeout_s, max_output_chars=max_output_chars)
+
+    @property
+    def servers(self) -> list[str]:
+        """The names of the servers in this box."""
+        return list(self._servers)
+
+    def server_of(self, tool_name: str) -> str:
+        """Return the name of the server that provides ``tool_name``.
+
+        Raises:
+            KeyError: If no server provides it.
+        """
+        try:
+            return self._tools[tool_name][0].name
+        except KeyError:
+            raise KeyError(f"unknown tool {tool_name!r}") from None
+
+    def get_tool(self, tool_name: str) -> BaseTool:
+        """Return the LangChain tool named ``tool_name``.
+
+        Raises:
+            KeyError: If no server provides it.
+        """
+        try:
+            return self._tools[tool_name][1]
+        except KeyError:
+            raise KeyError(f"unknown tool {tool_name!r}") from None
+
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """Return the JSON schema of each tool's arguments, by tool name (copies, safe to edit)."""
+        result: dict[str, dict[str, Any]] = {}
+        for name, (_, tool) in self._tools.items():
+            schema = tool.args_schema
+            if isinstance(schema, dict):
+                result[name] = copy.deepcopy(schema)
+            elif isinstance(schema, type) and issubclass(schema, BaseModel):
+                result[name] = schema.model_json_schema()
+            else:
+                result[name] = {"type": "object", "properties": {}}
+        return result
+
+    def is_running(self, server: str) -> bool:
+        """Return whether ``server``'s session is still usable."""
+        return self._servers[server].failure is None
+
+    async def call(
+        self, name: str, args: Mapping[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> ToolResult:
+        """Call a tool and return its result; never raises for tool problems.
+
+        Args:
+            name: The tool's name as listed in ``tools``.
+            args: Its arguments.
+            timeout_s: Seconds this call may take; defaults to the box's ``timeout_s``.
+
+        Returns:
+            ``ok=True`` with the output as text, or ``ok=False`` with a one-line ``error`` for an
+            unknown tool, a tool error, a timeout or a server that has died.
+        """
+        started = time.perf_counter()
+
+        def failed(error: str, content: str = "") -> ToolResult:
+            return ToolResult(False, content, error, time.perf_counter() - started)
+
+        entry = self._tools.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self._tools)) or "none"
+            return failed(f"unknown tool {name!r}; available tools: {known}")
+        server, tool = entry
+        if args is None:
+            args = {}
+        if not isinstance(args, Mapping):
+            return failed(f"tool {name!r}: arguments must be an object, not {type(args).__name__}")
+        if server.failure is not None:
+            return failed(
+                f"tool {name!r} is unavailable: server {server.name!r} is down ({server.failure})"
+            )
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+
+        # Invoking with a ToolCall (not bare args) makes the adapter return a ToolMessage whose
+        # status tells an isError result apart from a success; with bare args both look alike.
+        request = tool_call(name=tool.name, args=dict(args), id=f"call_{uuid.uuid4().hex}")
+        task = asyncio.ensure_future(tool.ainvoke(request))
+        try:
+            await asyncio.wait(
+                {task, server.down}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            if server.down.done():
+                return failed(
+                    f"tool {name!r} failed: server {server.name!r} died ({server.failure})"
+                )
+            return failed(f"tool {name!r} timed out after {timeout:g} s")
+
+        exc = task.exception()
+        if exc is not None:
+            return failed(self._describe_call_error(name, server, exc))
+        message = task.result()
+        if isinstance(message, ToolMessage):
+            structured = (message.artifact or {}).get("structured_content")
+            text = content_to_text(message.content, structured, max_chars=self.max_output_chars)
+            if message.status == "error":
+                return failed(f"tool {name!r} failed: {_one_line(text) or 'no details'}", text)
+        else:  # an interceptor may hand back plain content
+            text = content_to_text(message, max_chars=self.max_output_chars)
+        return ToolResult(True, text, None, time.perf_counter() - started)
+
+    def _describe_call_error(self, name: str, server: _Server, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+            return f"tool {name!r} failed: timed out talking to server {server.name!r}"
+        if isinstance(exc, McpError) and exc.error.code == CONNECTION_CLOSED:
+            server.mark_down("its process exited or closed the connection")
+            return f"tool {name!r} failed: server {server.name!r} closed the connection"
+        if isinstance(exc, _TRANSPORT_ERRORS):
+            cause = _exc_text(exc)
+            server.mark_down(f"connection lost: {cause}")
+            return f"tool {name!r} failed: connection to server {server.name!r} lost ({cause})"
+        if isinstance(exc, McpError):
+            detail = _one_line(str(exc))
+            return f"tool {name!r} failed: MCP error from server {server.name!r}: {detail}"
+        if isinstance(exc, ToolException):
+            return f"tool {name!r} failed: {_one_line(str(exc))}"
+        return f"tool {name!r} failed: {_exc_text(exc)}"
+
+
+class _Server:
+    """One MCP server and the background task that owns its session.
+
+    The session is entered inside its own task, not the caller's: the MCP transports run anyio task
+    groups, and when one of their tasks fails (e.g. writing to a server that died) the group cancels
+    the task that entered it. Owned here, that cancels only this task, and ``down`` tells waiting
+    callers; entered by the caller, it would cancel the whole agent run.
+    """
+
+    def __init__(self, name: str, connection: Connection, client: MultiServerMCPClient) -> None:
+        self.name = name
+        self.connection = connection
+        self.client = client
+        self.tools: list[BaseTool] = []
+        self.failure: str | None = None
+        loop = asyncio.get_running_loop()
+        self.down: asyncio.Future[None] = loop.create_future()
+        self._ready: asyncio.Future[None] = loop.create_future()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def target(self) -> str:
+        """Return the command line (stdio) or URL (HTTP) shown in messages."""
+        conn: Mapping[str, Any] = self.connection
+        if "url" in conn:
+            return str(conn["url"])
+        return shlex.join([str(conn.get("command")), *map(str, conn.get("args", []))])
+
+    async def start(self, timeout_s: float) -> None:
+        """Start the owner task and wait until the tools are loaded.
+
+        Raises:
+            ToolServerError: If the server fails or does not start within ``timeout_s``.
+        """
+        self._task = asyncio.create_task(self._own(), name=f"mcp-server:{self.name}")
+        await asyncio.wait(
+            {self._ready, self.down}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._ready.done():
+            return
+        if self.down.done():
+            raise ToolServerError(self.name, self.target, self.failure or "it stopped")
+        self.mark_down("start timed out")
+        await self.stop()
+        raise ToolServerError(self.name, self.target, f"not ready within {timeout_s:g} s")
+
+    def mark_down(self, reason: str) -> None:
+        """Record that the session is unusable and let the owner task close it."""
+        if self.failure is None:
+            self.failure = reason
+            logger.warning("MCP server %r is down: %s", self.name, reason)
+        self._stop.set()
+
+    async def stop(self) -> None:
+        """Close the session (stopping a stdio server's process) and wait for it."""
+        self._stop.set()
+        task = self._task
+        if task is None or task.done():
+            return
+        if not self._ready.done():  # still starting: nothing to close gracefully
+            task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=_STOP_TIMEOUT_S)
+        if not done:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _own(self) -> None:
+        try:
+            async with self.client.session(self.name) as session:
+                self.tools = await load_mcp_tools(session, server_name=self.name)
+                self._ready.set_result(None)
+                await self._stop.wait()
+        except asyncio.CancelledError:
+            self.failure = self.failure or "stopped"
+            raise
+        except Exception as exc:  # ExceptionGroup from the transport included
+            if self.failure is None:
+                self.failure = _startup_cause(exc) if not self._ready.done() else _exc_text(exc)
+                if self._ready.done():
+                    logger.warning("MCP server %r is down: %s", self.name, self.failure)
+        finally:
+            self.failure = self.failure or "closed"
+            if not self.down.done():
+                self.down.set_result(None)
+
+
+async def _stop_all(servers: Sequence[_Server]) -> None:
+    await asyncio.gather(*(server.stop() for server in servers))
+
+
+def _block_text(block: Any, *, compact_json: bool) -> str:
+    if isinstance(block, str):
+        return _maybe_compact(block) if compact_json else block
+    if hasattr(block, "model_dump"):  # a raw MCP content block
+        block = block.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if not isinstance(block, Mapping):
+        return str(block)
+    kind = block.get("type")
+    if kind == "text":
+        text = str(block.get("text", ""))
+        return _maybe_compact(text) if compact_json else text
+    if kind in ("image", "audio", "file"):
+        return _describe_media(str(kind), block)
+    if kind == "resource_link":
+        label = block.get("name") or block.get("uri")
+        mime = block.get("mimeType")
+        return f"[resource: {label}{', ' + mime if mime else ''}, {block.get('uri')}]"
+    if kind == "resource":
+        resource = block.get("resource") or {}
+        if "text" in resource:
+            return str(resource["text"])
+        return _describe_media("resource", {**resource, "base64": resource.get("blob")})
+    return _compact(block)
+
+
+def _describe_media(kind: str, block: Mapping[str, Any]) -> str:
+    mime = block.get("mime_type") or block.get("mimeType") or "unknown type"
+    data = block.get("base64") or block.get("data")
+    if isinstance(data, str):
+        return f"[{kind}: {mime}, {_base64_size(data)} bytes]"
+    where = block.get("url") or block.get("uri")
+    return f"[{kind}: {mime}, {where}]" if where else f"[{kind}: {mime}]"
+
+
+def _base64_size(data: str) -> int:
+    data = data.strip()
+    return len(data) * 3 // 4 - data[-2:].count("=")
+
+
+def _maybe_compact(text: str) -> str:
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return text
+    try:
+        return _compact(json.loads(stripped))
+    except ValueError:
+        return text
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _one_line(text: str) -> str:
+    text = _FASTMCP_PREFIX.sub("", text.strip())
+    lines = [line.strip() for line in text.splitlines()]
+    kept = [line for line in lines if line and not line.startswith("For further information")]
+    line = "; ".join(kept)
+    if len(line) > _MAX_ERROR_CHARS:
+        line = line[: _MAX_ERROR_CHARS - 3] + "..."
+    return line
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _exc_text(exc: BaseException) -> str:
+    leaves = [leaf for leaf in _leaves(exc) if not isinstance(leaf, asyncio.CancelledError)]
+    leaf = leaves[0] if leaves else exc
+    detail = _one_line(str(leaf))
+    return f"{type(leaf).__name__}: {detail}" if detail else type(leaf).__name__
+
+
+def _startup_cause(exc: BaseException) -> str:
+    leaves = [leaf for leaf in _leaves(exc) if not isinstance(leaf, asyncio.CancelledError)]
+    leaf = leaves[0] if leaves else exc
+    if isinstance(leaf, FileNotFoundError):
+        return f"command not found: {leaf.filename or leaf}"
+    if isinstance(leaf, PermissionError):
+        return f"permission denied: {leaf.filename or leaf}"
+    if isinstance(leaf, McpError) and leaf.error.code == CONNECTION_CLOSED:
+        return "it exited before the MCP handshake finished (see its stderr)"
+    if isinstance(leaf, httpx.TransportError):
+        return f"cannot connect: {_exc_text(leaf)}"
+    return _exc_text(leaf)
