@@ -1,0 +1,657 @@
+"""``LocalChatModel``: a LangChain chat model over a local transformers text-generation pipeline.
+
+Generation goes through ``langchain_huggingface.HuggingFacePipeline``. Tool calling and structured
+output are grammar-constrained: the prompt shows the model what to write, and an xgrammar logits
+processor (passed to the pipeline as ``logits_processor``) makes anything else impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any, Literal, cast
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_huggingface import HuggingFacePipeline
+from pydantic import BaseModel
+
+from goalgraph.llm.grammar import (
+    THOUGHT_MAX_LENGTH,
+    GrammarCache,
+    normalize_tool_choice,
+    parse_tool_output,
+    schema_outline,
+    structured_output_schema,
+    to_openai_tools,
+    tool_call_schema,
+)
+from goalgraph.llm.loader import BUNDLED_MODEL, load_local_model
+from goalgraph.spec import ModelSpec
+
+__all__ = ["LocalChatModel", "json_instruction", "to_chat_turns", "tools_instruction"]
+
+Mode = Literal["text", "tools", "json"]
+
+
+class LocalChatModel(BaseChatModel):
+    """Chat with a local Hugging Face model; tool calls and structured output are grammar-bound.
+
+    Generation runs through ``HuggingFacePipeline``; ``_agenerate`` and ``_astream`` run it in a
+    worker thread so the event loop stays free. Streamed text arrives in word-sized chunks
+    (transformers' ``TextIteratorStreamer``); a tool-calling turn streams as one final chunk.
+
+    Example:
+        ```python
+        chat = LocalChatModel.from_spec(ModelSpec(max_new_tokens=128))
+        reply = chat.bind_tools([calculator], tool_choice="any").invoke("What is 6*7?")
+        reply.tool_calls  # [{"name": "calculator", "args": {"expression": "6*7"}, ...}]
+        plan = chat.with_structured_output(Plan).invoke("Goal: bake bread")
+        ```
+    """
+
+    llm: HuggingFacePipeline
+    """The LangChain wrapper around the transformers text-generation pipeline."""
+    model_name: str = BUNDLED_MODEL
+    """The name the model was loaded under (reported in response metadata)."""
+    max_new_tokens: int = 256
+    """Upper bound on generated tokens per call (override per call with ``max_new_tokens=``)."""
+    temperature: float = 0.0
+    """0 decodes greedily; above 0 samples at this temperature."""
+    thought: bool = True
+    """Make a tool-calling turn start with a short ``thought`` string (becomes the content)."""
+    thought_max_length: int | None = THOUGHT_MAX_LENGTH
+    """Characters the thought may use; ``None`` lifts the cap (and compiles grammars faster)."""
+    thought_max_tokens: int | None = 48
+    """Tokens the thought may use before it is closed (digits cost a token each)."""
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **overrides: Any) -> LocalChatModel:
+        """Load (or reuse) the model a ``ModelSpec`` names and wrap it.
+
+        Args:
+            spec: Model settings; ``spec.threads`` sets torch's process-wide CPU thread count.
+            **overrides: Field values that replace the spec's (e.g. ``thought=False``).
+
+        Raises:
+            ModelLoadError: The model cannot be loaded.
+            ValueError: The spec's provider is not ``local``.
+        """
+        if spec.provider != "local":
+            raise ValueError(f"LocalChatModel serves provider 'local', not {spec.provider!r}")
+        if spec.threads:
+            import torch
+
+            torch.set_num_threads(spec.threads)
+        model, tokenizer, _ = load_local_model(spec.name, device=spec.device, dtype=spec.dtype)
+        fields: dict[str, Any] = {
+            "model_name": spec.name,
+            "max_new_tokens": spec.max_new_tokens,
+            "temperature": spec.temperature,
+            **overrides,
+        }
+        return cls.from_model(model, tokenizer, **fields)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, **fields: Any) -> LocalChatModel:
+        """Wrap an already loaded transformers model and tokenizer.
+
+        Args:
+            model: A causal LM, already on its device.
+            tokenizer: Its tokenizer (with a chat template, ideally).
+            **fields: Other ``LocalChatModel`` fields.
+        """
+        from transformers import pipeline
+
+        fields.setdefault("model_name", str(getattr(model, "name_or_path", "") or "local"))
+        pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+        llm = HuggingFacePipeline(
+            pipeline=pipe,
+            model_id=fields["model_name"],
+            batch_size=1,
+            # The chat model is the cache boundary; caching the inner LLM too would store
+            # every prompt twice.
+            cache=False,
+        )
+        return cls(llm=llm, **fields)
+
+    @property
+    def _llm_type(self) -> str:
+        return "goalgraph-local"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "thought": self.thought,
+            "thought_max_length": self.thought_max_length,
+            "thought_max_tokens": self.thought_max_tokens,
+        }
+
+    @property
+    def tokenizer(self) -> Any:
+        """Return the Hugging Face tokenizer."""
+        return self.llm.pipeline.tokenizer
+
+    @property
+    def hf_model(self) -> Any:
+        """Return the underlying transformers model."""
+        return self.llm.pipeline.model
+
+    # -- binding ------------------------------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[Any],
+        *,
+        tool_choice: Any = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools so every reply is a schema-valid call to one of them (or, maybe, an answer).
+
+        The grammar is compiled here, so the first call does not pay for it.
+
+        Args:
+            tools: LangChain tools, pydantic classes, functions or OpenAI-format dicts.
+            tool_choice: ``None``/``"auto"`` (call or answer), ``"any"``/``"required"``/``True``
+                (must call), ``"none"`` (must answer) or one tool's name.
+            **kwargs: Passed to every call (e.g. ``max_new_tokens``); ``parallel_tool_calls``
+                and ``strict`` are accepted and ignored (one call per turn, always strict).
+
+        Raises:
+            ValueError: Duplicate tool names or a ``tool_choice`` that names no bound tool.
+        """
+        formatted = to_openai_tools(tools)
+        kwargs.pop("parallel_tool_calls", None)
+        kwargs.pop("strict", None)
+        if (
+            normalize_tool_choice(tool_choice, [t["function"]["name"] for t in formatted])[0]
+            != "none"
+        ):
+            self._warm_up(self._tool_schema(formatted, tool_choice))
+        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: Any,
+        *,
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Return a runnable whose output is decoded to exactly ``schema``.
+
+        Args:
+            schema: A pydantic class (returns an instance), a TypedDict or a JSON-schema dict
+                (returns a dict).
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
+                instead of raising on a parse failure.
+            **kwargs: ``method`` is accepted for compatibility: every method decodes under a
+                grammar. Anything else is an error.
+
+        Raises:
+            ValueError: An unsupported keyword argument.
+        """
+        method = kwargs.pop("method", None)
+        if method not in (None, "json_schema", "json_mode", "function_calling"):
+            raise ValueError(f"unsupported method {method!r}")
+        kwargs.pop("strict", None)
+        if kwargs:
+            raise ValueError(f"unsupported arguments: {sorted(kwargs)}")
+        json_schema = structured_output_schema(schema)
+        self._warm_up(json_schema)
+        llm = self.bind(
+            response_format=json_schema,
+            ls_structured_output_format={
+                "kwargs": {"method": "json_schema"},
+                "schema": json_schema,
+            },
+        )
+        parser: Runnable[Any, Any]
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            parser = PydanticOutputParser(pydantic_object=schema)
+        else:
+            parser = JsonOutputParser()
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        unparsed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [unparsed], exception_key="parsing_error"
+        )
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        call = self._prepare(messages, stop, kwargs)
+        result = self.llm.generate([call.prompt], pipeline_kwargs=call.pipeline_kwargs)
+        message = self._finish(call, result.generations[0][0].text)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return await asyncio.to_thread(self._generate, messages, stop, None, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        call = self._prepare(messages, stop, kwargs)
+        if call.mode == "tools":
+            # Half a tool call is of no use to a consumer (and LangGraph's "messages" stream
+            # mode routes invoke() through here): decode it whole and emit one final chunk.
+            result = self.llm.generate([call.prompt], pipeline_kwargs=call.pipeline_kwargs)
+            message = self._finish(call, result.generations[0][0].text)
+            yield ChatGenerationChunk(message=_as_last_chunk(message))
+            return
+        pieces = _StopFilter(call.stop)
+        for piece in self.llm.stream(call.prompt, pipeline_kwargs=call.pipeline_kwargs):
+            text = pieces.feed(piece)
+            if text:
+                yield self._emit(text, run_manager)
+            if pieces.stopped:
+                break
+        tail = pieces.flush()
+        if tail:
+            yield self._emit(tail, run_manager)
+        final = self._finish(call, pieces.text)
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=final.usage_metadata,
+                response_metadata=final.response_metadata,
+                chunk_position="last",
+            )
+        )
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        iterator = cast(
+            Generator[ChatGenerationChunk, None, None],
+            self._stream(messages, stop, None, **kwargs),
+        )
+        done = object()
+        try:
+            while True:
+                chunk = await asyncio.to_thread(next, iterator, done)
+                if chunk is done:
+                    break
+                assert isinstance(chunk, ChatGenerationChunk)
+                if run_manager and chunk.text:
+                    await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+                yield chunk
+        finally:
+            await asyncio.to_thread(iterator.close)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _emit(self, text: str, run_manager: CallbackManagerForLLMRun | None) -> ChatGenerationChunk:
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+        if run_manager:
+            run_manager.on_llm_new_token(text, chunk=chunk)
+        return chunk
+
+    def _warm_up(self, schema: Mapping[str, Any]) -> None:
+        grammars = self._grammars()
+        grammars.compile(schema)
+        grammars.string_budget(max_new_tokens=self.max_new_tokens)
+
+    def _grammars(self) -> GrammarCache:
+        config = self.hf_model.config
+        vocab_size = getattr(config, "vocab_size", None) or config.get_text_config().vocab_size
+        return GrammarCache.for_tokenizer(self.tokenizer, vocab_size=vocab_size)
+
+    def _tool_schema(self, tools: Sequence[Mapping[str, Any]], tool_choice: Any) -> dict[str, Any]:
+        return tool_call_schema(
+            tools,
+            tool_choice=tool_choice,
+            thought=self.thought,
+            thought_max_length=self.thought_max_length,
+        )
+
+    def _prepare(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> _Call:
+        tools: list[dict[str, Any]] = list(kwargs.get("tools") or [])
+        response_format = kwargs.get("response_format")
+        mode: Mode = "text"
+        schema: dict[str, Any] | None = None
+        instruction = ""
+        if response_format is not None:
+            mode, schema = "json", structured_output_schema(response_format)
+            instruction = json_instruction(schema)
+        elif tools:
+            tool_choice = kwargs.get("tool_choice")
+            names = [tool["function"]["name"] for tool in tools]
+            if normalize_tool_choice(tool_choice, names)[0] != "none":
+                mode, schema = "tools", self._tool_schema(tools, tool_choice)
+                instruction = tools_instruction(tools, tool_choice, thought=self.thought)
+        prompt = self._render(to_chat_turns(messages, thought=self.thought), instruction)
+        max_new_tokens = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
+        pipeline_kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "return_full_text": False,
+        }
+        if self.temperature > 0:
+            pipeline_kwargs.update(do_sample=True, temperature=self.temperature)
+        else:
+            pipeline_kwargs["do_sample"] = False
+        counter = _TokenCounter()
+        processors: list[Any] = [counter]
+        if schema is not None:
+            grammars = self._grammars()
+            processors.append(grammars.logits_processor(schema))
+            thought_tokens = self.thought_max_tokens if mode == "tools" and self.thought else None
+            budget = grammars.string_budget(
+                max_new_tokens=max_new_tokens, thought_tokens=thought_tokens
+            )
+            processors.append(budget)
+        elif stop:
+            pipeline_kwargs["stop_sequence"] = list(stop)
+        from transformers import LogitsProcessorList
+
+        pipeline_kwargs["logits_processor"] = LogitsProcessorList(processors)
+        return _Call(
+            prompt=prompt,
+            mode=mode,
+            max_new_tokens=max_new_tokens,
+            stop=list(stop or []) if schema is None else [],
+            counter=counter,
+            pipeline_kwargs=pipeline_kwargs,
+        )
+
+    def _render(self, turns: list[dict[str, str]], instruction: str) -> str:
+        if instruction:
+            if turns and turns[0]["role"] == "system":
+                turns[0] = {"role": "system", "content": f"{turns[0]['content']}\n\n{instruction}"}
+            else:
+                turns.insert(0, {"role": "system", "content": instruction})
+        if getattr(self.tokenizer, "chat_template", None):
+            rendered = self.tokenizer.apply_chat_template(
+                turns, tokenize=False, add_generation_prompt=True
+            )
+            return str(rendered)
+        body = "".join(f"<|im_start|>{t['role']}\n{t['content']}<|im_end|>\n" for t in turns)
+        return body + "<|im_start|>assistant\n"
+
+    def _finish(self, call: _Call, text: str) -> AIMessage:
+        if call.stop:
+            text = _cut_at_stop(text, call.stop)
+        prompt_tokens = len(self.tokenizer(call.prompt, add_special_tokens=False)["input_ids"])
+        output_tokens = call.counter.count
+        usage = {
+            "input_tokens": prompt_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": prompt_tokens + output_tokens,
+        }
+        finish = "length" if output_tokens >= call.max_new_tokens else "stop"
+        meta = {"model_name": self.model_name, "finish_reason": finish}
+        if call.mode != "tools":
+            return AIMessage(content=text, usage_metadata=usage, response_metadata=meta)
+        call_id = f"call_{uuid.uuid4().hex[:24]}"
+        try:
+            decision = parse_tool_output(text)
+        except ValueError as exc:
+            bad = invalid_tool_call(args=text, id=call_id, error=str(exc))
+            return AIMessage(
+                content="", invalid_tool_calls=[bad], usage_metadata=usage, response_metadata=meta
+            )
+        extra = {"thought": decision.thought} if self.thought else {}
+        if decision.response is not None:
+            return AIMessage(
+                content=decision.response,
+                additional_kwargs=extra,
+                usage_metadata=usage,
+                response_metadata=meta,
+            )
+        if decision.name is None or not decision.complete:
+            error = (
+                f"tool call cut off at max_new_tokens={call.max_new_tokens}; "
+                "raise max_new_tokens or shorten the prompt"
+            )
+            bad = invalid_tool_call(name=decision.name, args=text, id=call_id, error=error)
+            return AIMessage(
+                content=decision.thought,
+                invalid_tool_calls=[bad],
+                additional_kwargs=extra,
+                usage_metadata=usage,
+                response_metadata=meta,
+            )
+        return AIMessage(
+            content=decision.thought,
+            tool_calls=[tool_call(name=decision.name, args=decision.arguments or {}, id=call_id)],
+            additional_kwargs=extra,
+            usage_metadata=usage,
+            response_metadata=meta,
+        )
+
+
+@dataclass
+class _Call:
+    """Everything one generation needs, prepared from the messages and bound kwargs."""
+
+    prompt: str
+    mode: Mode
+    max_new_tokens: int
+    stop: list[str]
+    counter: _TokenCounter
+    pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class _TokenCounter:
+    """A pass-through logits processor that counts decoding steps (= generated tokens)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.count += 1
+        return scores
+
+
+def to_chat_turns(messages: Sequence[BaseMessage], *, thought: bool = True) -> list[dict[str, str]]:
+    """Convert LangChain messages to ``{"role", "content"}`` turns any ChatML template accepts.
+
+    Small chat templates know only system, user and assistant, so a ``ToolMessage`` becomes a
+    user turn ``Observation from <tool>: <content>``, and an ``AIMessage`` with tool calls
+    becomes the JSON the model itself produces under the tool-call grammar.
+
+    Args:
+        messages: The conversation.
+        thought: Whether rendered tool calls carry a ``thought`` field.
+    """
+    tool_names: dict[str, str] = {}
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        text = str(message.text)
+        if isinstance(message, SystemMessage):
+            turns.append({"role": "system", "content": text})
+        elif isinstance(message, HumanMessage):
+            turns.append({"role": "user", "content": text})
+        elif isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                if call.get("id"):
+                    tool_names[str(call["id"])] = call["name"]
+            turns.append({"role": "assistant", "content": _assistant_text(message, thought)})
+        elif isinstance(message, ToolMessage):
+            name = message.name or tool_names.get(message.tool_call_id, "tool")
+            turns.append({"role": "user", "content": f"Observation from {name}: {text}"})
+        elif isinstance(message, FunctionMessage):
+            turns.append({"role": "user", "content": f"Observation from {message.name}: {text}"})
+        elif isinstance(message, ChatMessage):
+            role = message.role if message.role in ("system", "user", "assistant") else "user"
+            turns.append({"role": role, "content": text})
+        else:
+            raise ValueError(f"cannot render message of type {type(message).__name__}")
+    return turns
+
+
+def _assistant_text(message: AIMessage, thought: bool) -> str:
+    if not message.tool_calls:
+        return str(message.text)
+    lines = []
+    for index, call in enumerate(message.tool_calls):
+        payload: dict[str, Any] = {}
+        if thought:
+            payload["thought"] = str(message.text) if index == 0 else ""
+        payload["name"] = call["name"]
+        payload["arguments"] = call["args"]
+        # json.dumps' default separators are exactly what the grammar emits.
+        lines.append(json.dumps(payload, ensure_ascii=False))
+    return "\n".join(lines)
+
+
+def tools_instruction(
+    tools: Sequence[Mapping[str, Any]], tool_choice: Any = None, *, thought: bool = True
+) -> str:
+    """Write the compact system-prompt block that lists tools and the reply format.
+
+    Only the tools ``tool_choice`` allows are listed: the grammar forbids the others anyway,
+    and every listed tool costs prefill time.
+    """
+    functions = [tool["function"] for tool in tools]
+    mode, allowed = normalize_tool_choice(tool_choice, [fn["name"] for fn in functions])
+    lead = '"thought": "<one short sentence>", ' if thought else ""
+    lines = []
+    if allowed:
+        lines.append("Tools:")
+        lines.extend(_tool_line(fn) for fn in functions if fn["name"] in allowed)
+        lines.append(f'To use a tool, reply {{{lead}"name": "<tool>", "arguments": {{...}}}}')
+    if mode == "auto":
+        lines.append(f'To answer directly, reply {{{lead}"response": "<answer>"}}')
+    elif mode == "none":
+        lines.append(f'Reply {{{lead}"response": "<answer>"}}')
+    elif len(allowed) == 1:
+        lines.append(f"You must use the {allowed[0]} tool.")
+    else:
+        lines.append("You must use one of the tools.")
+    return "\n".join(lines)
+
+
+def json_instruction(schema: Mapping[str, Any]) -> str:
+    """Write the system-prompt block that asks for one JSON object of ``schema``'s shape."""
+    lines = []
+    if schema.get("description"):
+        lines.append(str(schema["description"]).strip())
+    lines.append(f"Reply with one JSON object: {schema_outline(schema)}")
+    lines.extend(
+        f"- {key}: {sub['description']}"
+        for key, sub in schema.get("properties", {}).items()
+        if isinstance(sub, Mapping) and sub.get("description")
+    )
+    return "\n".join(lines)
+
+
+def _tool_line(fn: Mapping[str, Any]) -> str:
+    params = fn.get("parameters") or {}
+    required = set(params.get("required", []))
+    defs = params.get("$defs", {})
+    args = []
+    notes = []
+    for key, sub in params.get("properties", {}).items():
+        optional = "" if key in required else "?"
+        args.append(f"{key}{optional}: {schema_outline(sub, defs=defs)}")
+        if isinstance(sub, Mapping) and sub.get("description"):
+            notes.append(f"{key} = {sub['description']}")
+    line = f"- {fn['name']}({', '.join(args)})"
+    if fn.get("description"):
+        line += f": {str(fn['description']).strip()}"
+    if notes:
+        line += f" ({'; '.join(notes)})"
+    return line
+
+
+def _as_last_chunk(message: AIMessage) -> AIMessageChunk:
+    return AIMessageChunk(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        tool_call_chunks=[
+            tool_call_chunk(
+                name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=index
+            )
+            for index, call in enumerate(message.tool_calls)
+        ]
+        + [
+            tool_call_chunk(name=bad.get("name"), args=bad.get("args"), id=bad.get("id"), index=0)
+            for bad in message.invalid_tool_calls
+        ],
+        usage_metadata=message.usage_metadata,
+        response_metadata=message.response_metadata,
+        chunk_position="last",
+    )
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cuts = [text.find(s) for s in stop if s and s in text]
+    return text[: min(cuts)] if cuts else text
+
+
+class _StopFilter:
+    """Pass streamed text through, holding back any tail that could start a stop string."""
+
+    def __init__(self, stop: Sequence[str]) -> None:
+        self._stop = [s for s in stop if s]
+        self._hold = max((len(s) for s in self._stop), default=1) - 1
+        self.text = ""
+        self._sent = 0
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        self.text += piece
+        if self._stop:
+            cut = _cut_at_stop(self.text, self._stop)
+            if len(cut) < len(self.text):
+                self.text, self.stopped = cut, True
+                return self._release(len(cut))
+        return self._release(max(self._sent, len(self.text) - self._hold))
+
+    def flush(self) -> str:
+        return self._release(len(self.text))
+
+    def _release(self, upto: int) -> str:
+        out = self.text[self._sent : upto]
+        self._sent = max(self._sent, upto)
+        return out

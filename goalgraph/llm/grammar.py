@@ -1,0 +1,460 @@
+"""JSON schemas for tool calls and structured output, and a cache of their compiled grammars.
+
+Decoding runs under an xgrammar grammar compiled from a JSON schema, so the model can only emit
+JSON that the schema accepts: an unknown tool name or a malformed argument cannot be produced.
+
+What xgrammar 0.2.8 enforces (checked with ``GrammarMatcher.accept_string`` against schemas
+compiled with ``any_whitespace=False``; see ``tests/unit/test_llm_grammar.py``):
+
+* Honoured: ``type`` (object, array, string, integer, number, boolean, null, and type lists),
+  ``properties`` with ``required`` (optional keys may be omitted), ``additionalProperties``
+  (and strict mode, the default, forbids undeclared keys even when it is absent), ``enum``,
+  ``const``, ``anyOf``, ``oneOf`` (treated as ``anyOf``), ``allOf``, ``$ref`` into ``$defs``,
+  ``minItems`` / ``maxItems``, ``prefixItems`` with ``items: false``, ``minLength`` /
+  ``maxLength``, ``pattern``, ``format`` (e.g. ``date``), ``minimum`` / ``maximum`` /
+  ``exclusiveMinimum`` for integers and numbers, ``multipleOf``, ``minProperties``. An integer
+  field rejects ``1.5``. Keys are emitted in the schema's property order.
+* Ignored: ``not`` and ``uniqueItems`` (``[1, 1]`` is accepted); ``title``, ``description``
+  and ``default`` are annotations only.
+* Cost: a bounded string such as ``maxLength: 160`` is expanded into a repetition, which makes
+  compiling take ~0.9 s instead of a few ms (80 characters: ~0.35 s). Compiled grammars are
+  therefore cached per tokenizer and schema; xgrammar needs a new ``LogitsProcessor`` per call.
+* Budget: a 135M model often loops inside a string until ``max_new_tokens`` cuts the JSON off.
+  ``StringBudget`` closes the thought after a token budget, and any string once the tokens left
+  are about what closing the JSON needs; it only picks among tokens the grammar already allows.
+* Layout: with ``any_whitespace=False`` the output uses ``json.dumps``'s default separators
+  (``", "`` and ``": "``) and no other whitespace, so the model cannot loop on blank space.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+__all__ = [
+    "THOUGHT_MAX_LENGTH",
+    "GrammarCache",
+    "StringBudget",
+    "ToolDecision",
+    "canonical_json",
+    "normalize_tool_choice",
+    "parse_tool_output",
+    "schema_outline",
+    "structured_output_schema",
+    "to_openai_tools",
+    "tool_call_schema",
+]
+
+THOUGHT_MAX_LENGTH = 160
+"""Longest ``thought`` the tool-call grammar allows, in characters."""
+
+ToolMode = Literal["auto", "required", "none"]
+
+
+def to_openai_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    """Convert LangChain tools, pydantic classes, functions or dicts to OpenAI tool dicts.
+
+    Raises:
+        ValueError: Two tools share a name.
+    """
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    converted = [convert_to_openai_tool(tool) for tool in tools]
+    names = [tool["function"]["name"] for tool in converted]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"tool names must be unique; repeated: {', '.join(duplicates)}")
+    return converted
+
+
+def normalize_tool_choice(tool_choice: Any, names: Sequence[str]) -> tuple[ToolMode, list[str]]:
+    """Reduce a LangChain ``tool_choice`` to a mode and the tool names the model may call.
+
+    Args:
+        tool_choice: ``None``/``"auto"`` (call a tool or answer), ``"any"``/``"required"``/
+            ``True`` (must call a tool), ``"none"``/``False`` (must answer), a tool name, or
+            ``{"type": "function", "function": {"name": ...}}``.
+        names: The bound tool names, in order.
+
+    Returns:
+        ``(mode, allowed)`` where mode is ``auto``, ``required`` or ``none``.
+
+    Raises:
+        ValueError: ``tool_choice`` names a tool that is not bound, or is not understood.
+    """
+    if tool_choice is None or tool_choice == "auto":
+        return ("auto", list(names)) if names else ("none", [])
+    if tool_choice is False or tool_choice == "none":
+        return "none", []
+    if tool_choice is True or tool_choice in ("any", "required"):
+        if not names:
+            raise ValueError(f"tool_choice={tool_choice!r} needs at least one bound tool")
+        return "required", list(names)
+    name: Any = tool_choice
+    if isinstance(tool_choice, Mapping):
+        name = tool_choice.get("function", {}).get("name") or tool_choice.get("name")
+    if isinstance(name, str) and name in names:
+        return "required", [name]
+    raise ValueError(f"tool_choice {tool_choice!r} does not name a bound tool ({list(names)})")
+
+
+def tool_call_schema(
+    tools: Sequence[Mapping[str, Any]],
+    *,
+    tool_choice: Any = None,
+    thought: bool = True,
+    thought_max_length: int | None = THOUGHT_MAX_LENGTH,
+) -> dict[str, Any]:
+    """Build the JSON schema of one model turn that calls a tool or answers.
+
+    Each allowed tool becomes a branch ``{"thought": str, "name": <const>, "arguments":
+    <its parameters>}``; unless a tool is required, a branch ``{"thought": str, "response":
+    str}`` lets the model answer in plain text.
+
+    Args:
+        tools: OpenAI-format tool dicts (see ``to_openai_tools``).
+        tool_choice: See ``normalize_tool_choice``.
+        thought: Start every branch with a short ``thought`` string.
+        thought_max_length: Cap on the thought's characters; ``None`` for no cap.
+
+    Returns:
+        A JSON schema; an ``anyOf`` when there is more than one branch.
+    """
+    functions = [tool["function"] for tool in tools]
+    mode, allowed = normalize_tool_choice(tool_choice, [fn["name"] for fn in functions])
+    thought_schema: dict[str, Any] = {"type": "string"}
+    if thought_max_length is not None:
+        thought_schema["maxLength"] = thought_max_length
+    lead = {"thought": thought_schema} if thought else {}
+    defs: dict[str, Any] = {}
+    branches: list[dict[str, Any]] = []
+    for index, fn in enumerate(functions):
+        if fn["name"] not in allowed:
+            continue
+        params = _hoist_defs(fn.get("parameters") or {}, f"t{index}_", defs)
+        params.setdefault("type", "object")
+        params.setdefault("properties", {})
+        branches.append(_object({**lead, "name": {"const": fn["name"]}, "arguments": params}))
+    if mode != "required":
+        branches.append(_object({**lead, "response": {"type": "string"}}))
+    schema: dict[str, Any] = branches[0] if len(branches) == 1 else {"anyOf": branches}
+    if defs:
+        schema = {**schema, "$defs": defs}
+    return schema
+
+
+def structured_output_schema(schema: Any) -> dict[str, Any]:
+    """Return the JSON schema for a pydantic class, a TypedDict or a JSON-schema dict."""
+    from pydantic import BaseModel
+
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_json_schema()
+    if isinstance(schema, Mapping) and ("properties" in schema or "type" in schema):
+        return copy.deepcopy(dict(schema))
+    from langchain_core.utils.function_calling import convert_to_json_schema
+
+    return convert_to_json_schema(schema)
+
+
+def canonical_json(schema: Any) -> str:
+    """Serialise ``schema`` compactly; the cache key for its compiled grammar.
+
+    Keys are not sorted: property order is part of the grammar (it fixes the output order).
+    """
+    return json.dumps(schema, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ToolDecision:
+    """One parsed tool-call turn: either a tool call or a plain response."""
+
+    thought: str
+    """The model's short reasoning (empty when thoughts are off)."""
+    name: str | None = None
+    """The called tool, or ``None`` for a plain response."""
+    arguments: dict[str, Any] | None = None
+    """The call's arguments."""
+    response: str | None = None
+    """The plain answer when no tool is called."""
+    complete: bool = True
+    """False when generation stopped (at ``max_new_tokens``) before the JSON was closed."""
+
+
+def parse_tool_output(text: str) -> ToolDecision:
+    """Parse text decoded under ``tool_call_schema``, salvaging what a cut-off turn holds.
+
+    The grammar guarantees that the text is a prefix of a valid turn, so the only way it is
+    not complete JSON is that generation hit ``max_new_tokens``; then the decision is marked
+    ``complete=False`` and holds whatever fields were finished or begun.
+
+    Raises:
+        ValueError: Not even a partial JSON object can be read from ``text``.
+    """
+    from langchain_core.utils.json import parse_partial_json
+
+    complete = True
+    try:
+        # xgrammar lets raw control characters (e.g. a tab) into strings; strict JSON does not.
+        data = json.loads(text, strict=False)
+    except json.JSONDecodeError:
+        complete = False
+        try:
+            data = parse_partial_json(text)
+        except json.JSONDecodeError:
+            data = None
+    if not isinstance(data, dict):
+        raise ValueError(f"tool-call output is not a JSON object: {text[:200]!r}")
+    thought = str(data.get("thought", ""))
+    if "response" in data:
+        return ToolDecision(thought=thought, response=str(data["response"]), complete=complete)
+    arguments = data.get("arguments")
+    name = data.get("name") if complete or "arguments" in data else None
+    return ToolDecision(
+        thought=thought,
+        name=name,
+        arguments=arguments if isinstance(arguments, dict) else None,
+        complete=complete,
+    )
+
+
+def schema_outline(schema: Mapping[str, Any], *, defs: Mapping[str, Any] | None = None) -> str:
+    """Render a JSON schema as a compact shape such as ``{"steps": [string], "n"?: integer}``.
+
+    Prompts show this outline rather than the schema itself: it costs a fraction of the tokens.
+    """
+    defs = defs if defs is not None else schema.get("$defs", {})
+    return _outline(schema, defs, depth=0)
+
+
+def _outline(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int) -> str:
+    if depth > 6:
+        return "..."
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _outline(defs.get(ref.split("/")[-1], {}), defs, depth + 1)
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return "|".join(json.dumps(value) for value in schema["enum"])
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " | ".join(_outline(sub, defs, depth + 1) for sub in schema[key])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return " | ".join(kind)
+    if kind == "object" or "properties" in schema:
+        required = set(schema.get("required", []))
+        fields = [
+            f'"{key}"{"" if key in required else "?"}: {_outline(sub, defs, depth + 1)}'
+            for key, sub in schema.get("properties", {}).items()
+        ]
+        return "{" + ", ".join(fields) + "}"
+    if kind == "array":
+        items = schema.get("items")
+        inner = _outline(items, defs, depth + 1) if isinstance(items, Mapping) else "any"
+        return f"[{inner}]"
+    return str(kind or "any")
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _hoist_defs(params: Mapping[str, Any], prefix: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """Move a tool's ``$defs`` to the root under prefixed names and rewrite its ``$ref``s.
+
+    A ``$ref`` such as ``#/$defs/Step`` resolves against the document root, which is the
+    ``anyOf`` wrapper once the tool's schema is nested inside it.
+    """
+    local = dict(params.get("$defs", {}))
+    rewritten = _rewrite_refs({k: v for k, v in params.items() if k != "$defs"}, prefix)
+    for name, sub in local.items():
+        defs[prefix + name] = _rewrite_refs(sub, prefix)
+    return rewritten
+
+
+def _rewrite_refs(node: Any, prefix: str) -> Any:
+    if isinstance(node, Mapping):
+        out = {key: _rewrite_refs(value, prefix) for key, value in node.items()}
+        ref = out.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            out["$ref"] = "#/$defs/" + prefix + ref[len("#/$defs/") :]
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(value, prefix) for value in node]
+    return node
+
+
+class GrammarCache:
+    """Compile JSON schemas into xgrammar grammars for one tokenizer, each schema once.
+
+    Example:
+        >>> cache = GrammarCache.for_tokenizer(tokenizer, vocab_size=model.config.vocab_size)
+        >>> processor = cache.logits_processor({"type": "object", "properties": {}})
+    """
+
+    _instances: ClassVar[dict[tuple[int, int], GrammarCache]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, tokenizer_info: Any, *, max_threads: int = 2) -> None:
+        """Wrap an ``xgrammar.TokenizerInfo`` in a compiler with a schema cache."""
+        xgr = _xgrammar()
+        self._compiler = xgr.GrammarCompiler(tokenizer_info, max_threads=max_threads)
+        self._compiled: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._info = tokenizer_info
+        self._quote_ids: Any = None
+        self._tokenizer: Any = None
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any, *, vocab_size: int) -> GrammarCache:
+        """Return the shared cache for a Hugging Face tokenizer and the model's vocabulary size.
+
+        ``vocab_size`` must be the model's (``model.config.vocab_size``), which may exceed the
+        tokenizer's length because of padding rows in the embedding matrix.
+        """
+        key = (id(tokenizer), vocab_size)
+        with cls._instances_lock:
+            if key not in cls._instances:
+                xgr = _xgrammar()
+                info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+                cache = cls(info)
+                # Keep the tokenizer alive so its id() cannot be reused by another object.
+                cache._tokenizer = tokenizer
+                cls._instances[key] = cache
+            return cls._instances[key]
+
+    def compile(self, schema: Mapping[str, Any]) -> Any:
+        """Return the compiled grammar for ``schema``, compiling it on first use."""
+        key = canonical_json(schema)
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                compiled = self._compiler.compile_json_schema(key, any_whitespace=False)
+                self._compiled[key] = compiled
+            return compiled
+
+    def logits_processor(self, schema: Mapping[str, Any]) -> Any:
+        """Return a fresh transformers logits processor that enforces ``schema``.
+
+        A processor holds matcher state, so it serves exactly one ``generate()`` call.
+        """
+        return _xgrammar().contrib.hf.LogitsProcessor(self.compile(schema))
+
+    def string_budget(
+        self, *, max_new_tokens: int, thought_tokens: int | None = None
+    ) -> StringBudget:
+        """Return a fresh ``StringBudget`` for one call (place it after the grammar processor).
+
+        Args:
+            max_new_tokens: The call's token limit; strings are closed when little is left.
+            thought_tokens: Tokens the thought (the first string value) may use; ``None`` for
+                no thought budget.
+        """
+        import torch
+
+        with self._lock:
+            if self._quote_ids is None:
+                vocab = self._info.decoded_vocab
+                ids = [i for i, piece in enumerate(vocab) if piece.startswith(b'"')]
+                self._quote_ids = (torch.tensor(ids, dtype=torch.long), vocab)
+        quote_ids, vocab = self._quote_ids
+        return StringBudget(
+            vocab,
+            quote_ids,
+            max_new_tokens=max_new_tokens,
+            thought_tokens=thought_tokens,
+        )
+
+
+class StringBudget:
+    """A logits processor that makes the model close a JSON string that has run too long.
+
+    It follows the generated bytes to know whether decoding is inside a string. The first
+    string value (the thought, in a tool-call turn) may use ``thought_tokens`` tokens; every
+    string is closed once only ``reserve`` tokens remain, so the JSON can still be finished.
+    Closing means keeping only the allowed tokens that start with ``"``; when the grammar allows
+    none (e.g. a ``minLength`` not yet met) the scores pass through unchanged.
+    """
+
+    def __init__(
+        self,
+        vocab: Sequence[bytes],
+        quote_ids: Any,
+        *,
+        max_new_tokens: int,
+        thought_tokens: int | None = None,
+        reserve: int | None = None,
+    ) -> None:
+        """Prepare the byte table, the quote-starting token ids and the limits."""
+        self._vocab = vocab
+        self._quote_ids = quote_ids
+        self._max_new_tokens = max_new_tokens
+        self._thought_tokens = thought_tokens
+        self._reserve = reserve if reserve is not None else min(16, max_new_tokens // 4)
+        self._prompt_length: int | None = None
+        self._in_string = False
+        self._escaped = False
+        self._strings_opened = 0
+        self._string_tokens = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """Note the last sampled token, then restrict ``scores`` if a string must close."""
+        if self._prompt_length is None:
+            self._prompt_length = input_ids.shape[1]
+        else:
+            self._advance(self._vocab[int(input_ids[0, -1])])
+        if not self._in_string or self._escaped:
+            return scores
+        generated = input_ids.shape[1] - self._prompt_length
+        is_thought = self._strings_opened == 2
+        over_thought = (
+            is_thought
+            and self._thought_tokens is not None
+            and self._string_tokens >= self._thought_tokens
+        )
+        if not over_thought and self._max_new_tokens - generated > self._reserve:
+            return scores
+        quote_scores = scores[:, self._quote_ids]
+        if not bool((quote_scores > float("-inf")).any()):
+            return scores
+        forced = scores.new_full(scores.shape, float("-inf"))
+        forced[:, self._quote_ids] = quote_scores
+        return forced
+
+    def _advance(self, piece: bytes) -> None:
+        # Quote and backslash are ASCII, so they never occur inside a multi-byte character.
+        for byte in piece:
+            if not self._in_string:
+                if byte == 0x22:
+                    # -1: the token that opens a string does not count against its budget.
+                    self._in_string, self._string_tokens = True, -1
+                    self._strings_opened += 1
+            elif self._escaped:
+                self._escaped = False
+            elif byte == 0x5C:
+                self._escaped = True
+            elif byte == 0x22:
+                self._in_string = False
+        if self._in_string:
+            self._string_tokens += 1
+
+
+def _xgrammar() -> Any:
+    try:
+        import xgrammar
+    except ImportError as exc:
+        raise ImportError(
+            "grammar-constrained decoding needs xgrammar: `pip install --no-deps xgrammar` "
+            f"(plus `pip install apache-tvm-ffi`): {exc}"
+        ) from exc
+    return xgrammar

