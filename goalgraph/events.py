@@ -20,6 +20,7 @@ EventKind = Literal[
     "step",
     "replan",
     "approval",
+    "note",
     "end",
 ]
 
@@ -31,7 +32,8 @@ class AgentEvent:
     Attributes:
         kind: What happened: ``plan``, ``thought``, ``tool_call``, ``decision`` (step_done or
             final_answer), ``verdict``, ``observation``, ``step`` (a step finished),
-            ``replan``, ``approval`` (the run waits for a human) or ``end``.
+            ``replan``, ``approval`` (the run waits for a human), ``note`` (a failed model turn)
+            or ``end``.
         node: The graph node that produced it.
         data: The details (JSON-serialisable).
     """
@@ -60,6 +62,8 @@ class AgentEvent:
             return f"observation [{mark}, {d['elapsed_s']:.2f}s]: {d['content'][:300]}"
         if self.kind == "step":
             return f"step {d['id']} {d['status']}: {d['description']}"
+        if self.kind == "note":
+            return f"note: {d['text']}"
         if self.kind == "approval":
             return f"approval needed: {d['tool']}({json.dumps(d['args'], ensure_ascii=False)})"
         return f"end: {d.get('status')} - {d.get('message')}"
@@ -94,6 +98,8 @@ def events_from_update(
             events.append(
                 AgentEvent("decision", node, {"action": action["kind"], "text": action["text"]})
             )
+    if node == "think" and not action and update.get("feedback"):
+        events.append(AgentEvent("note", node, {"text": update["feedback"]}))
     if node == "safety_check" and update.get("verdict"):
         events.append(AgentEvent("verdict", node, dict(update["verdict"])))
     if node == "act":

@@ -20,7 +20,7 @@ __all__ = [
     "steps_from_output",
 ]
 
-MAX_PLAN_STEPS = 5
+MAX_PLAN_STEPS = 3
 NO_TOOL = "none"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from langchain_core.tools import BaseTool
 
 __all__ = [
+    "CALL_INSTRUCTIONS",
     "FINISH_INSTRUCTIONS",
     "PLAN_INSTRUCTIONS",
     "REPLAN_INSTRUCTIONS",
@@ -43,6 +44,9 @@ REPLAN_INSTRUCTIONS = """A step of the plan failed. Write new steps for the rest
 Do not repeat what failed; try another way or another tool.
 Tools:
 {tools}"""
+
+CALL_INSTRUCTIONS = """You are goalgraph. Call the tool for the current step.
+Copy numbers, names and expressions exactly from the step."""
 
 THINK_INSTRUCTIONS = """You are goalgraph, an agent that reaches goals by calling tools.
 Work on the current step only. Call one tool that does it.

@@ -152,6 +152,10 @@ class AgentSpec(BaseSettings):
     """Start goalgraph's own MCP server (calculator, workspace files) as server ``goalgraph``."""
     workspace: Path = Field(default_factory=lambda: data_dir() / "workspace")
     """The folder goalgraph's file tools are confined to."""
+    final_answer: Literal["last_step", "model"] = "last_step"
+    """How the answer is written once every step is done: ``last_step`` returns the last step's
+    result (reliable even with the bundled 135M model, which composes answers poorly);
+    ``model`` asks the model to write it (better with larger models)."""
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     """Run bounds."""
     safety: SafetySpec = Field(default_factory=SafetySpec)

@@ -53,6 +53,7 @@ def make_agent() -> Iterator[Callable[..., tuple[Agent, ScriptedChatModel]]]:
         responses: list[AIMessage] | None = None, *, delay_s: float = 0.0, **spec: Any
     ) -> tuple[Agent, ScriptedChatModel]:
         model = ScriptedChatModel(responses=list(responses or []), delay_s=delay_s)
+        spec.setdefault("final_answer", "model")  # Scripts say their final answer themselves.
         agent = Agent(
             AgentSpec(builtin_tools=False, **spec),
             model=model,

@@ -4,6 +4,8 @@ Rules, in order:
 
 * ``final_answer`` with text ends the run as ``done``.
 * ``step_done`` completes the current step with the given result.
+* When the last step completes and ``spec.final_answer == "last_step"``, its result is the answer
+  and the run is ``done``; otherwise think is asked for ``final_answer``.
 * A successful tool call completes the current step when the step names that tool or no tool
   (one call per step, which suits small models); otherwise the agent continues on the step.
 * A failure (tool error, block, denial, model failure) counts an attempt on the step; after
@@ -34,7 +36,17 @@ def make_reflect_node(res: AgentResources) -> Any:
             if step["id"] == state.get("current_step"):
                 step.update(status="done", result=result)
         steps: list[PlanStep] = plan  # type: ignore[assignment]
-        return {"plan": steps, "current_step": next_step_id(steps), "route": "next", "feedback": ""}
+        following = next_step_id(steps)
+        update = {"plan": steps, "current_step": following, "route": "next", "feedback": ""}
+        if following is None and res.spec.final_answer == "last_step":
+            return {
+                **update,
+                "route": "end",
+                "status": "done",
+                "answer": result,
+                "status_reason": "goal reached (the answer is the last step's result)",
+            }
+        return update
 
     def failed_attempt(state: AgentState, reason: str) -> dict[str, Any]:
         plan: list[dict[str, Any]] = [dict(step) for step in state.get("plan") or []]

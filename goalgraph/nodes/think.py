@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 
 from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import render_plan
-from goalgraph.prompts import FINISH_INSTRUCTIONS, THINK_INSTRUCTIONS
+from goalgraph.prompts import CALL_INSTRUCTIONS, FINISH_INSTRUCTIONS, THINK_INSTRUCTIONS
 from goalgraph.resources import AgentResources
 from goalgraph.state import ActionKind, AgentState, ProposedAction
 
@@ -98,6 +99,23 @@ def _context(state: AgentState) -> str:
     return "\n".join(parts)
 
 
+def _choices(state: AgentState, tools: Sequence[BaseTool]) -> tuple[str, list[Any], str]:
+    """Return the instructions, the actions to choose from, and the tool choice for this turn.
+
+    After the last step only ``final_answer`` is offered. On the first attempt at a step whose
+    plan names an available tool, that tool is the only choice: the model just fills in its
+    arguments, which a small model does far more reliably than choosing among many tools. After
+    a failed attempt every tool, ``step_done`` and ``final_answer`` are offered.
+    """
+    step = current_step(state.get("plan") or [], state.get("current_step"))
+    if step is None:
+        return FINISH_INSTRUCTIONS, [FINAL_ANSWER], "final_answer"
+    planned = next((tool for tool in tools if tool.name == step["tool"]), None)
+    if planned is not None and step["attempts"] == 0:
+        return CALL_INSTRUCTIONS, [planned], planned.name
+    return THINK_INSTRUCTIONS, [*tools, STEP_DONE, FINAL_ANSWER], "any"
+
+
 def make_think_node(res: AgentResources) -> Any:
     """Build the think node over ``res``."""
 
@@ -109,15 +127,8 @@ def make_think_node(res: AgentResources) -> Any:
         if limit:
             return {"status": "stopped_limit", "status_reason": limit, "route": "end"}
         toolset = await res.toolset()
-        finishing = current_step(state.get("plan") or [], state.get("current_step")) is None
-        if finishing:
-            instructions = FINISH_INSTRUCTIONS
-            bound = res.chat_model().bind_tools([FINAL_ANSWER], tool_choice="final_answer")
-        else:
-            instructions = THINK_INSTRUCTIONS
-            bound = res.chat_model().bind_tools(
-                [*toolset.tools, STEP_DONE, FINAL_ANSWER], tool_choice="any"
-            )
+        instructions, choices, tool_choice = _choices(state, toolset.tools)
+        bound = res.chat_model().bind_tools(choices, tool_choice=tool_choice)
         prompt = [
             SystemMessage(instructions),
             HumanMessage(_context(state)),

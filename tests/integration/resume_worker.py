@@ -1,6 +1,6 @@
 """A run that a test kills with SIGKILL and then resumes: ``python resume_worker.py run|resume``.
 
-Four plan steps each call the testing MCP server's ``record`` tool, which appends the step's tag
+Three plan steps each call the testing MCP server's ``record`` tool, which appends the step's tag
 to ``$RECORD_FILE``; the test then checks that every step ran exactly once across the crash.
 Environment: ``RECORD_FILE``, ``CHECKPOINT``, ``THREAD``.
 """
@@ -19,11 +19,11 @@ from goalgraph import Agent, AgentSpec
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
 
 SERVER = Path(__file__).parents[1] / "servers" / "mcp_testing_server.py"
-STEPS = 4
+STEPS = 3
 
 
 def policy(messages: list[BaseMessage], tools: list[str]) -> AIMessage:
-    """Plan four record steps, record each current step once, then answer."""
+    """Plan three record steps, record each current step once, then answer."""
     if tools == ["Plan"]:
         return plan(*[(f"record step {n}", "record") for n in range(1, STEPS + 1)])
     if tools == ["final_answer"]:
@@ -49,7 +49,7 @@ def main(mode: str) -> None:
     model = ScriptedChatModel(policy=policy, delay_s=0.4)
     with Agent(spec, model=model) as agent:
         if mode == "run":
-            result = agent.run("record four steps", thread_id=os.environ["THREAD"])
+            result = agent.run("record three steps", thread_id=os.environ["THREAD"])
         else:
             result = agent.resume(os.environ["THREAD"])
     print(json.dumps(result.to_dict(), default=str))

@@ -18,15 +18,39 @@ def test_happy_path_calls_tool_and_answers(make_agent):
     assert result.answer == "84"
     assert result.plan[0]["status"] == "done" and result.plan[0]["result"] == "84"
     assert [o["content"] for o in result.observations] == ["84"]
-    # think saw the real tools plus the two pseudo-tools; finishing binds only final_answer.
-    assert set(model.tool_names[1]) == {
+    # The first attempt at a step offers only its planned tool; finishing only final_answer.
+    assert model.tool_names[1] == ["calculator"]
+    assert model.tool_names[2] == ["final_answer"]
+
+
+def test_last_step_answer_mode_needs_no_final_model_call(make_agent):
+    agent, model = make_agent(
+        [plan(("compute", "calculator")), tool_call("calculator", expression="12*(3+4)")],
+        final_answer="last_step",
+    )
+    result = agent.run("What is 12*(3+4)?")
+    assert result.status == "done" and result.answer == "84"
+    assert len(model.calls) == 2  # plan and one tool call; no model call to write the answer
+
+
+def test_after_a_failed_attempt_every_action_is_offered(make_agent):
+    agent, model = make_agent(
+        [
+            plan(("compute", "calculator")),
+            tool_call("calculator", expression="1/0"),
+            step_done("cannot divide by zero"),
+            final_answer("undefined"),
+        ]
+    )
+    result = agent.run("What is 1/0?")
+    assert result.status == "done" and result.observations[0]["ok"] is False
+    assert set(model.tool_names[2]) == {
         "calculator",
         "boom",
         "write_note",
         "step_done",
         "final_answer",
     }
-    assert model.tool_names[2] == ["final_answer"]
 
 
 def test_dependencies_are_kept_and_forward_references_dropped(make_agent):
