@@ -68,7 +68,7 @@ def steps_from_output(
 
     A dependency is kept only when it points at a known step or an earlier step of this output
     (``depends_on`` is numbered within the output, 1-based), so the plan can never deadlock.
-    Unknown tools become ``None``; empty descriptions are dropped.
+    Unknown tools become ``None``; empty and repeated descriptions are dropped.
 
     Raises:
         ValueError: if the output holds no usable step.
@@ -82,8 +82,8 @@ def steps_from_output(
         if not isinstance(raw, dict):
             continue
         description = str(raw.get("description") or "").strip()
-        if not description:
-            continue
+        if not description or any(step["description"] == description for step in steps):
+            continue  # A repeated step is a small model padding the plan, not a new step.
         step_id = first_id + len(steps)
         local_to_id = {n: first_id + n - 1 for n in range(1, len(steps) + 1)}
         depends: list[int] = []

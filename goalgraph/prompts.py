@@ -8,7 +8,10 @@ guarantees the output's shape; the prompt only has to steer the content.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from langchain_core.tools import BaseTool
 
@@ -18,6 +21,9 @@ __all__ = [
     "PLAN_INSTRUCTIONS",
     "REPLAN_INSTRUCTIONS",
     "THINK_INSTRUCTIONS",
+    "TOOL_EXAMPLES",
+    "ToolExample",
+    "plan_examples",
     "render_tool_catalog",
 ]
 
@@ -25,20 +31,32 @@ PLAN_INSTRUCTIONS = """You plan how to reach a goal with tools. Write 1 to 3 sho
 Give each step the tool that does it, or "none". Use the fewest steps.
 Tools:
 {tools}
+{examples}"""
 
-Example goal: What is 7*(2+5)?
-Example plan: {example}"""
 
-_EXAMPLE_PLAN = {
-    "steps": [
-        {
-            "description": "Compute 7*(2+5) with the calculator",
-            "tool": "calculator",
-            "depends_on": [],
-            "success_criteria": "the calculator returns a number",
-        }
-    ]
+@dataclass(frozen=True)
+class ToolExample:
+    """A worked example of one tool, shown to the model as a few-shot demonstration."""
+
+    goal: str
+    """A goal this tool solves in one step."""
+    step: str
+    """The plan step for it."""
+    args: dict[str, Any]
+    """The arguments the step's call takes."""
+
+
+TOOL_EXAMPLES: dict[str, ToolExample] = {
+    "calculator": ToolExample("What is 7*(2+5)?", "Compute 7*(2+5)", {"expression": "7*(2+5)"}),
+    "read_file": ToolExample("Show me todo.md", "Read todo.md", {"path": "todo.md"}),
+    "list_files": ToolExample("Which files do I have?", "List the files", {"path": "."}),
+    "write_file": ToolExample(
+        "Save 'buy milk' in list.txt",
+        "Write buy milk to list.txt",
+        {"path": "list.txt", "content": "buy milk"},
+    ),
 }
+"""Examples for goalgraph's own tools; a few-shot prompt only shows those of available tools."""
 
 REPLAN_INSTRUCTIONS = """A step of the plan failed. Write new steps for the rest of the goal.
 Do not repeat what failed; try another way or another tool.
@@ -67,6 +85,65 @@ def render_tool_catalog(tools: Sequence[BaseTool]) -> str:
     return "\n".join(lines) or "- (no tools)"
 
 
-def example_plan_json() -> str:
-    """Return the planner's few-shot example as compact JSON."""
-    return json.dumps(_EXAMPLE_PLAN, separators=(",", ":"))
+_STOPWORDS = {
+    "the",
+    "and",
+    "for",
+    "with",
+    "what",
+    "from",
+    "into",
+    "this",
+    "that",
+    "are",
+    "you",
+    "have",
+    "which",
+    "its",
+    "your",
+    "please",
+    "then",
+    "there",
+    "their",
+}
+
+
+_ARITHMETIC = re.compile(r"\d\s*(\*\*|[-+*/%^])\s*[\d(]")
+
+
+def _words(text: str) -> set[str]:
+    words = re.findall(r"[a-z]+", text.lower())
+    found = {word.rstrip("s") for word in words if len(word) > 2 and word not in _STOPWORDS}
+    if _ARITHMETIC.search(text):
+        found.add("arithmetic")  # "2**10" relates a goal to an arithmetic tool.
+    return found
+
+
+def plan_examples(goal: str, tools: Sequence[BaseTool], *, limit: int = 2) -> list[tuple[str, str]]:
+    """Return ``(goal, plan JSON)`` demonstrations for the tools most related to ``goal``.
+
+    A small model copies the tool of the nearest example, so examples are chosen by word overlap
+    between ``goal`` and each tool's name (counted twice), description and example, and the most
+    related one is put last, right before the real goal.
+    """
+    goal_words = _words(goal)
+
+    def overlap(tool: BaseTool) -> int:
+        example = TOOL_EXAMPLES[tool.name]
+        about = f"{tool.name.replace('_', ' ')} {tool.description} {example.goal} {example.step}"
+        name_words = _words(tool.name.replace("_", " "))
+        return len(goal_words & _words(about)) + len(goal_words & name_words)
+
+    known = [tool for tool in tools if tool.name in TOOL_EXAMPLES]
+    ranked = sorted(known, key=overlap)[-limit:]
+    pairs = []
+    for tool in ranked:
+        example = TOOL_EXAMPLES[tool.name]
+        step = {
+            "description": example.step,
+            "tool": tool.name,
+            "depends_on": [],
+            "success_criteria": f"{tool.name} succeeds",
+        }
+        pairs.append((example.goal, json.dumps({"steps": [step]}, separators=(",", ":"))))
+    return pairs

@@ -53,6 +53,9 @@ class ModelSpec(_Section):
     """Upper bound on tokens generated per call."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     """0 means greedy decoding (reproducible)."""
+    thought: bool = False
+    """Have the model write a short thought before each action. It costs up to ~48 tokens a
+    step, and the bundled 135M model copies arguments less reliably after one, so it is off."""
     threads: int | None = Field(default=None, gt=0)
     """CPU threads for torch; ``None`` keeps torch's default."""
 

@@ -41,7 +41,13 @@ def write_note(text: str) -> str:
     return f"wrote {len(text)} characters"
 
 
-TOOLS: list[BaseTool] = [calculator, boom, write_note]
+@tool
+def ping() -> str:
+    """Answer pong (a tool without arguments)."""
+    return "pong"
+
+
+TOOLS: list[BaseTool] = [calculator, boom, write_note, ping]
 
 
 @pytest.fixture

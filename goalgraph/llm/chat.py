@@ -109,6 +109,7 @@ class LocalChatModel(BaseChatModel):
             "model_name": spec.name,
             "max_new_tokens": spec.max_new_tokens,
             "temperature": spec.temperature,
+            "thought": spec.thought,
             **overrides,
         }
         return cls.from_model(model, tokenizer, **fields)

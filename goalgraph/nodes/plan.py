@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import HumanMessage, RemoveMessage, SystemMessage
+from langchain_core.messages import (
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+)
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from goalgraph.nodes.common import goal_problem, new_counters
 from goalgraph.plan import fallback_plan, next_step_id, plan_schema, steps_from_output
-from goalgraph.prompts import PLAN_INSTRUCTIONS, example_plan_json, render_tool_catalog
+from goalgraph.prompts import PLAN_INSTRUCTIONS, plan_examples, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState
 
-__all__ = ["make_plan_node"]
+__all__ = ["make_plan_node", "plan_messages"]
 
 log = logging.getLogger(__name__)
+
+
+def plan_messages(goal: str, tools: Sequence[BaseTool]) -> list[BaseMessage]:
+    """Return the planner's prompt for ``goal`` with ``tools`` available."""
+    # One example, the one most related to the goal: the bundled model copies the tool of the
+    # nearest example, and several examples in chat turns made it pick the wrong one.
+    examples = "".join(
+        f"\nExample goal: {example_goal}\nExample plan: {example_plan}"
+        for example_goal, example_plan in plan_examples(goal, tools, limit=1)
+    )
+    system = PLAN_INSTRUCTIONS.format(tools=render_tool_catalog(tools), examples=examples)
+    return [SystemMessage(system), HumanMessage(f"Goal: {goal}")]
 
 
 def make_plan_node(res: AgentResources) -> Any:
@@ -50,14 +69,7 @@ def make_plan_node(res: AgentResources) -> Any:
         except Exception as exc:  # A tool server that will not start ends the run cleanly.
             return {**fresh, "status": "failed", "status_reason": f"tools unavailable: {exc}"}
         names = [tool.name for tool in toolset.tools]
-        prompt = [
-            SystemMessage(
-                PLAN_INSTRUCTIONS.format(
-                    tools=render_tool_catalog(toolset.tools), example=example_plan_json()
-                )
-            ),
-            HumanMessage(f"Goal: {goal}"),
-        ]
+        prompt = plan_messages(goal, toolset.tools)
         try:
             planner = res.chat_model().with_structured_output(plan_schema(names))
             steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names)

@@ -14,10 +14,15 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import render_plan
-from goalgraph.prompts import CALL_INSTRUCTIONS, FINISH_INSTRUCTIONS, THINK_INSTRUCTIONS
+from goalgraph.prompts import (
+    CALL_INSTRUCTIONS,
+    FINISH_INSTRUCTIONS,
+    THINK_INSTRUCTIONS,
+)
 from goalgraph.resources import AgentResources
 from goalgraph.state import ActionKind, AgentState, ProposedAction
 
@@ -116,6 +121,14 @@ def _choices(state: AgentState, tools: Sequence[BaseTool]) -> tuple[str, list[An
     return THINK_INSTRUCTIONS, [*tools, STEP_DONE, FINAL_ANSWER], "any"
 
 
+def _takes_no_required_arguments(choices: Sequence[Any], tool_choice: str) -> bool:
+    """Tell whether the only choice is a real tool whose arguments are all optional."""
+    if len(choices) != 1 or not isinstance(choices[0], BaseTool):
+        return False
+    schema = convert_to_openai_tool(choices[0])["function"]["parameters"]
+    return choices[0].name == tool_choice and not schema.get("required")
+
+
 def make_think_node(res: AgentResources) -> Any:
     """Build the think node over ``res``."""
 
@@ -128,16 +141,20 @@ def make_think_node(res: AgentResources) -> Any:
             return {"status": "stopped_limit", "status_reason": limit, "route": "end"}
         toolset = await res.toolset()
         instructions, choices, tool_choice = _choices(state, toolset.tools)
-        bound = res.chat_model().bind_tools(choices, tool_choice=tool_choice)
-        prompt = [
-            SystemMessage(instructions),
-            HumanMessage(_context(state)),
-            *(state.get("messages") or []),
-        ]
         started = time.perf_counter()
         update: dict[str, Any] = {"counters": bump(state, steps=1), "verdict": None, "route": ""}
         try:
-            message = await bound.ainvoke(prompt)
+            if _takes_no_required_arguments(choices, tool_choice):
+                # Nothing for the model to decide: call the planned tool with its defaults.
+                message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
+            else:
+                bound = res.chat_model().bind_tools(choices, tool_choice=tool_choice)
+                prompt = [
+                    SystemMessage(instructions),
+                    HumanMessage(_context(state)),
+                    *(state.get("messages") or []),
+                ]
+                message = await bound.ainvoke(prompt)
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
             return {
                 **update,

@@ -33,6 +33,13 @@ def test_last_step_answer_mode_needs_no_final_model_call(make_agent):
     assert len(model.calls) == 2  # plan and one tool call; no model call to write the answer
 
 
+def test_a_planned_tool_without_required_arguments_is_called_without_the_model(make_agent):
+    agent, model = make_agent([plan(("check the server", "ping"))], final_answer="last_step")
+    result = agent.run("Is the server up?")
+    assert result.status == "done" and result.answer == "pong"
+    assert len(model.calls) == 1  # Only the planner ran.
+
+
 def test_after_a_failed_attempt_every_action_is_offered(make_agent):
     agent, model = make_agent(
         [
@@ -48,6 +55,7 @@ def test_after_a_failed_attempt_every_action_is_offered(make_agent):
         "calculator",
         "boom",
         "write_note",
+        "ping",
         "step_done",
         "final_answer",
     }
