@@ -10,7 +10,7 @@ its observation:
 * goalgraph: think → safety_check → act → reflect (plus, every few steps, the memory compaction
   its default ``memory.window_messages`` triggers). The plan has one step that names ``multiply``
   while the model calls ``add``, so reflect keeps the step open and every call is one iteration
-  (a plan holds at most five steps, so "one step per call" cannot reach ``--steps 10``).
+  (a plan holds at most three steps, so "one step per call" cannot reach ``--steps 10``).
 * ReAct (``langgraph.prebuilt.create_react_agent``): agent → tools.
 
 Both agents get the same two tools (``add``, ``multiply``), run with ``ainvoke`` (LangGraph's

@@ -113,7 +113,7 @@ def run(
     overrides: dict[str, Any] = {"workspace": workspace}
     if model:
         overrides["model"] = {"name": model}
-    if max_steps:
+    if max_steps is not None:
         overrides["limits"] = {"max_steps": max_steps}
     agent = Agent(_load_spec(spec, overrides))
     with agent:
