@@ -84,3 +84,38 @@ def test_corrupt_checkpoint_is_reported_and_left_untouched(tmp_path):
     ):
         agent.run("anything")
     assert path.read_bytes() == garbage
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_approval_survives_the_process_and_decides_the_real_tool(tmp_path, approve):
+    def script():
+        return ScriptedChatModel(
+            responses=[
+                plan(("save it", "write_file")),
+                tool_call("write_file", path="a.txt", content="hi"),
+                final_answer("finished"),
+            ]
+        )
+
+    spec = AgentSpec(
+        workspace=tmp_path / "ws",
+        checkpoint_path=tmp_path / "cp.sqlite",
+        final_answer="model",
+        safety={"require_approval": ["write_file"]},
+    )
+    model = script()
+    with Agent(spec, model=model) as agent:
+        paused = agent.run("save hi to a.txt", thread_id="ap")
+    assert paused.status == "awaiting_approval"
+    assert paused.pending_approval["args"] == {"path": "a.txt", "content": "hi"}
+    assert not (tmp_path / "ws" / "a.txt").exists()
+
+    # A new agent (as after a restart) answers from the checkpoint; the script continues.
+    resumed_model = ScriptedChatModel(responses=model.responses)
+    with Agent(spec, model=resumed_model) as agent:
+        done = agent.resume("ap", approve=approve, reason="ok" if approve else "no writes")
+    assert done.status == "done" and done.answer == "finished"
+    assert (tmp_path / "ws" / "a.txt").exists() is approve
+    if not approve:
+        assert done.counters["blocked"] == 1
+        assert any("denied by a human: no writes" in str(m.content) for m in resumed_model.calls[0])
