@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import free_port, stop_process
 from langgraph_sdk import get_client
 
 ROOT = Path(__file__).parents[2]
@@ -23,18 +23,12 @@ OFFLINE = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def dev_server(tmp_path):
     cli = Path(sys.executable).with_name("langgraph")
     if not cli.exists() and shutil.which("langgraph") is None:
         pytest.fail("langgraph-cli[inmem] is not installed (it is part of the dev extra)")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **OFFLINE, "GOALGRAPH_HOME": str(tmp_path)}
     log = (tmp_path / "dev.log").open("w")
     proc = subprocess.Popen(
@@ -69,11 +63,7 @@ def dev_server(tmp_path):
             time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout_s=20)
         log.close()
 
 

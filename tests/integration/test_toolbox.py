@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import free_port, stop_process
 from mcp.types import (
     AudioContent,
     BlobResourceContents,
@@ -323,7 +324,7 @@ async def test_one_bad_server_fails_the_whole_box(record_file: Path) -> None:
 
 
 async def test_unreachable_url_raises_tool_server_error() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/mcp"
+    url = f"http://127.0.0.1:{free_port()}/mcp"
     with pytest.raises(ToolServerError, match="cannot connect"):
         async with ToolBox.open({"web": McpServerSpec(url=url)}, start_timeout_s=10):
             pass
@@ -335,7 +336,7 @@ async def test_unreachable_url_raises_tool_server_error() -> None:
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[str]:
     """Start goalgraph's server over streamable HTTP on a free port; yield its URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -357,12 +358,7 @@ def http_server(tmp_path: Path) -> Iterator[str]:
         _wait_for_port(port, process, timeout_s=START_S)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stderr is not None:
             process.stderr.close()
 
@@ -378,12 +374,6 @@ async def test_streamable_http_server(http_server: str) -> None:
         bad = await box.call("read_file", {"path": "/etc/passwd"})
         assert not bad.ok
         assert "outside the workspace" in (bad.error or "")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], *, timeout_s: float) -> None:
