@@ -1,9 +1,9 @@
 """The live resources a graph's nodes use: the spec, the chat model and the tool set.
 
 They are opened lazily, on first use, so that importing a graph (as ``langgraph dev`` does) neither
-loads a model nor starts an MCP server. MCP sessions are entered and exited inside one dedicated
-task, because the MCP client's anyio cancel scopes must be closed by the task that opened them, and
-LangGraph runs every node in a task of its own.
+loads a model nor starts an MCP server. MCP sessions then live until ``aclose()``. LangGraph runs
+every node in a task of its own, which is fine: ``ToolBox`` keeps each session in a background task,
+so it may be opened in one node's task and closed from another.
 """
 
 from __future__ import annotations
@@ -91,9 +91,9 @@ class AgentResources:
                 if isinstance(tools, Sequence)
                 else tools
             )
+        self._owns_toolset = tools is None
         self._toolset_lock: asyncio.Lock | None = None
-        self._keeper: asyncio.Task[None] | None = None
-        self._stop: asyncio.Event | None = None
+        self._stack = contextlib.AsyncExitStack()
 
     def chat_model(self) -> BaseChatModel:
         """Return the chat model, loading the spec's model on first use.
@@ -119,32 +119,17 @@ class AgentResources:
         return self._toolset
 
     async def _open_toolbox(self) -> ToolBox:
-        ready: asyncio.Future[ToolBox] = asyncio.get_running_loop().create_future()
-        self._stop = asyncio.Event()
-        self._keeper = asyncio.create_task(self._keep_toolbox(ready, self._stop))
-        return await ready
-
-    async def _keep_toolbox(self, ready: asyncio.Future[ToolBox], stop: asyncio.Event) -> None:
-        try:
-            async with ToolBox.open(
-                self.spec.all_servers(), timeout_s=self.spec.limits.tool_timeout_s
-            ) as box:
-                ready.set_result(box)
-                await stop.wait()
-        except BaseException as exc:
-            if not ready.done():
-                ready.set_exception(exc)
-            elif not isinstance(exc, asyncio.CancelledError):
-                raise
+        servers = self.spec.all_servers()
+        return await self._stack.enter_async_context(
+            ToolBox.open(servers, timeout_s=self.spec.limits.tool_timeout_s)
+        )
 
     async def aclose(self) -> None:
         """Close MCP sessions (stopping their server processes)."""
-        if self._keeper is not None and self._stop is not None:
-            self._stop.set()
-            with contextlib.suppress(Exception):
-                await self._keeper
-            self._keeper = None
-            self._toolset = None
+        stack, self._stack = self._stack, contextlib.AsyncExitStack()
+        if self._owns_toolset:
+            self._toolset = None  # Reopened on next use.
+        await stack.aclose()
 
     @contextlib.asynccontextmanager
     async def opened(self) -> AsyncIterator[AgentResources]:
