@@ -160,7 +160,7 @@ class Agent:
         self._owns_checkpointer = checkpointer is None
         self._store = store
         self._graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
-        self._graph_lock = threading.Lock()
+        self._loop_lock = threading.Lock()
         self._loop_thread: _LoopThread | None = None
 
     # ----- async API -------------------------------------------------------------------------
@@ -400,7 +400,7 @@ class Agent:
         return result
 
     def _loop(self) -> _LoopThread:
-        with self._graph_lock:
+        with self._loop_lock:
             if self._loop_thread is None:
                 self._loop_thread = _LoopThread()
             return self._loop_thread

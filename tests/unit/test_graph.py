@@ -235,3 +235,47 @@ def test_a_second_goal_on_the_same_thread_starts_clean(make_agent):
     second = agent.run("second", thread_id="t")
     # Loop detection and counters were reset, so the same call is allowed again.
     assert second.status == "done" and second.counters["blocked"] == 0
+
+
+def test_summarize_memory_folds_old_messages_into_the_summary(make_agent):
+    calls = [tool_call("calculator", expression=f"{i}+{i}") for i in range(6)]
+    agent, model = make_agent(
+        [plan(("add numbers", "write_note")), *calls, final_answer("done")],
+        memory={"window_messages": 4},
+        limits={"max_step_attempts": 9},
+    )
+    result = agent.run("keep adding", thread_id="m1")
+    assert result.status == "done"
+    state = agent.state("m1")
+    assert len(state["messages"]) <= 4
+    assert "called calculator" in state["summary"] and "-> 0" in state["summary"]
+    # Every kept tool result still follows the call that produced it.
+    assert type(state["messages"][0]).__name__ == "AIMessage"
+    # think saw the summary instead of the folded messages.
+    assert any("Earlier:" in str(m.content) for m in model.calls[-1])
+
+
+def test_finished_runs_are_stored_as_episodes():
+    from conftest import TOOLS
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.store.memory import InMemoryStore
+
+    from goalgraph import Agent, AgentSpec
+    from goalgraph.nodes.summarize_memory import EPISODES_NAMESPACE
+    from goalgraph.testing import ScriptedChatModel
+
+    store = InMemoryStore()
+    model = ScriptedChatModel(
+        responses=[plan(("compute", "calculator")), tool_call("calculator", expression="6*7")]
+    )
+    with Agent(
+        AgentSpec(builtin_tools=False),
+        model=model,
+        tools=TOOLS,
+        checkpointer=InMemorySaver(),
+        store=store,
+    ) as agent:
+        agent.run("What is 6*7?", thread_id="ep")
+    episode = store.get(EPISODES_NAMESPACE, "ep")
+    assert episode is not None
+    assert episode.value["goal"] == "What is 6*7?" and episode.value["answer"] == "42"
