@@ -58,9 +58,10 @@ class Plan(BaseModel):
 
 @pytest.fixture(scope="module")
 def chat() -> LocalChatModel:
-    # The spec's default budget: a looping 160-character thought full of digits costs ~110
-    # tokens, plus arguments, so 160 tokens would cut some calls off.
-    return LocalChatModel.from_spec(ModelSpec(max_new_tokens=256, threads=1))
+    # With thoughts on, the layer's fullest grammar (the agent turns them off by default). A
+    # looping 160-character thought full of digits costs ~110 tokens, plus arguments, so 160
+    # tokens would cut some calls off.
+    return LocalChatModel.from_spec(ModelSpec(max_new_tokens=256, threads=1, thought=True))
 
 
 def test_conversion_is_cached_and_reloads_fast(chat: LocalChatModel) -> None:
