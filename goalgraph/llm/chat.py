@@ -3,6 +3,9 @@
 Generation goes through ``langchain_huggingface.HuggingFacePipeline``. Tool calling and structured
 output are grammar-constrained: the prompt shows the model what to write, and an xgrammar logits
 processor (passed to the pipeline as ``logits_processor``) makes anything else impossible.
+
+The static prompt prefix (the system turn: instructions plus the tool list) is encoded once per
+model and prefix and its KV cache reused (``prefix_cache``); see ``goalgraph.llm.prefix_cache``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from goalgraph.llm.grammar import (
     tool_call_schema,
 )
 from goalgraph.llm.loader import BUNDLED_MODEL, load_local_model
+from goalgraph.llm.prefix_cache import PrefixCache, PrefixCacheStats
 from goalgraph.spec import ModelSpec
 
 __all__ = ["LocalChatModel", "json_instruction", "to_chat_turns", "tools_instruction"]
@@ -85,6 +89,8 @@ class LocalChatModel(BaseChatModel):
     """Characters the thought may use; ``None`` lifts the cap (and compiles grammars faster)."""
     thought_max_tokens: int | None = 48
     """Tokens the thought may use before it is closed (digits cost a token each)."""
+    prefix_cache: bool = True
+    """Encode the system turn once and reuse its KV cache on later calls that share it."""
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **overrides: Any) -> LocalChatModel:
@@ -161,6 +167,11 @@ class LocalChatModel(BaseChatModel):
     def hf_model(self) -> Any:
         """Return the underlying transformers model."""
         return self.llm.pipeline.model
+
+    @property
+    def prefix_cache_stats(self) -> PrefixCacheStats:
+        """Return the hit/miss counters of the prefix cache shared by this model's wrappers."""
+        return PrefixCache.for_model(self.hf_model).stats
 
     # -- binding ------------------------------------------------------------------------------
 
@@ -395,6 +406,13 @@ class LocalChatModel(BaseChatModel):
         from transformers import LogitsProcessorList
 
         pipeline_kwargs["logits_processor"] = LogitsProcessorList(processors)
+        if self.prefix_cache:
+            # The text-generation pipeline hands unknown keywords to model.generate() unchanged
+            # (HuggingFacePipeline's generate and stream both forward pipeline_kwargs), and
+            # generate() encodes only the prompt tokens the cache does not hold yet.
+            past = PrefixCache.for_model(self.hf_model).lookup(self.tokenizer, prompt)
+            if past is not None:
+                pipeline_kwargs["past_key_values"] = past
         return _Call(
             prompt=prompt,
             mode=mode,

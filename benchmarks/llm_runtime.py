@@ -1,0 +1,211 @@
+"""Local model runtime: what the prefix KV cache saves on an agent step.
+
+What is measured
+----------------
+An agent step sends a long static system turn (instructions plus the tool list the chat model
+injects) and a short varying tail. The benchmark builds such a step with the bundled model
+(SmolLM2-135M, fp32 on CPU): about 1,500 prompt tokens of instructions and twelve tools bound with
+``tool_choice="any"``, so the reply is decoded under the xgrammar tool-call grammar. One run is
+one ``invoke`` with ``max_new_tokens=1``: its wall time is the time to the first token, almost all
+of it prefill. Each repetition times the same step
+
+* without the cache (``prefix_cache=False``: the whole prompt is encoded), and
+* with it, warm (the system turn's KV cache is copied and only the tail is encoded),
+
+in alternating order, with a new user question each repetition (the tail varies, the prefix does
+not). The one-off cost of encoding the prefix (the first, missing call) is reported too. The
+ratio is the median without over the median with.
+
+Reproduce (from the repository root)::
+
+    .venv/bin/python benchmarks/llm_runtime.py            # 5 repetitions, 2 threads
+    .venv/bin/python benchmarks/llm_runtime.py --quick    # 2 repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from goalgraph.llm import LocalChatModel
+from goalgraph.llm.prefix_cache import prompt_prefix
+from goalgraph.spec import ModelSpec
+
+QUESTIONS = [
+    "What is 17 * 23?",
+    "Open the file notes.txt and summarise it.",
+    "Find recent news about the Mars rover.",
+    "How many days are there in a leap year?",
+    "List the files in the docs folder.",
+    "Convert 12 miles to kilometres.",
+    "Who wrote the novel Dune?",
+]
+
+_TOPICS = [
+    ("calculator", "Evaluate an arithmetic expression such as 2+2.", "expression"),
+    ("read_file", "Read a text file from the workspace.", "path"),
+    ("write_file", "Write text to a file in the workspace, replacing it.", "path"),
+    ("list_dir", "List the files and folders inside a workspace folder.", "path"),
+    ("web_search", "Search the web for pages about a topic.", "query"),
+    ("fetch_url", "Download a web page and return its readable text.", "url"),
+    ("unit_convert", "Convert a quantity between units, e.g. '12 mi to km'.", "quantity"),
+    ("calendar", "Look up dates, weekdays and the number of days between dates.", "question"),
+    ("python", "Run a short Python snippet in a sandbox and return its output.", "code"),
+    ("memory_recall", "Search the agent's long-term memory for related notes.", "query"),
+    ("memory_store", "Store a short fact in the agent's long-term memory.", "fact"),
+    ("ask_user", "Ask the user a clarifying question and wait for the answer.", "question"),
+]
+
+_RULES = [
+    "Read the goal carefully and restate it to yourself before acting.",
+    "Prefer a tool over guessing whenever a tool can answer the question.",
+    "Never invent file contents, web results, numbers or quotations.",
+    "Call exactly one tool per step and wait for its observation.",
+    "If an observation reports an error, change the arguments before retrying.",
+    "Keep thoughts to one short sentence that says why the tool helps.",
+    "When the goal is reached, answer directly and stop calling tools.",
+    "Do not repeat a tool call with the same arguments twice in a row.",
+    "Respect the workspace: never write outside it and never delete files.",
+    "Ask the user only when the goal is ambiguous and no tool can resolve it.",
+]
+
+
+def agent_system_prompt(tokenizer: Any, target_tokens: int) -> str:
+    """Return agent instructions of about ``target_tokens`` tokens (the tools come on top)."""
+    lines = [
+        "You are goalgraph, an autonomous agent that reaches the user's goal step by step.",
+        "Each step you choose one tool, or you answer when the goal is reached.",
+        "Guidelines:",
+    ]
+    section = 0
+    while len(tokenizer("\n".join(lines))["input_ids"]) < target_tokens:
+        section += 1
+        for number, rule in enumerate(_RULES, 1):
+            lines.append(f"{section}.{number} {rule}")
+            if len(tokenizer("\n".join(lines))["input_ids"]) >= target_tokens:
+                break
+    return "\n".join(lines)
+
+
+def agent_tools() -> list[dict[str, Any]]:
+    """Return twelve OpenAI-format tools, each with one bounded string argument."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": description,
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        argument: {
+                            "type": "string",
+                            "maxLength": 60,
+                            "description": f"the {argument} to use",
+                        }
+                    },
+                    "required": [argument],
+                },
+            },
+        }
+        for name, description, argument in _TOPICS
+    ]
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _time_step(bound: Any, system: str, question: str) -> float:
+    started = time.perf_counter()
+    bound.invoke([SystemMessage(system), HumanMessage(question)], max_new_tokens=1)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 repetitions instead of 5")
+    parser.add_argument("--runs", type=int, default=None, help="timed repetitions per variant")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument(
+        "--prefix-tokens", type=int, default=1500, help="static prefix length to aim for"
+    )
+    args = parser.parse_args(argv)
+    runs = args.runs or (2 if args.quick else 5)
+
+    _progress(f"loading the bundled model ({args.threads} threads) ...")
+    chat = LocalChatModel.from_spec(ModelSpec(max_new_tokens=1, threads=args.threads))
+    plain = chat.model_copy(update={"prefix_cache": False})
+    tools = agent_tools()
+    _progress("compiling the tool-call grammar ...")
+    bound = {
+        True: chat.bind_tools(tools, tool_choice="any"),
+        False: plain.bind_tools(tools, tool_choice="any"),
+    }
+    # The tool list and its reply format are added to the system turn: aim the whole at ~target.
+    tool_block_tokens = len(chat.tokenizer(_tool_block(chat, tools))["input_ids"])
+    system = agent_system_prompt(chat.tokenizer, max(args.prefix_tokens - tool_block_tokens, 50))
+    prompt = _rendered(chat, system, tools, QUESTIONS[0])
+    prefix_tokens = len(chat.tokenizer(prompt_prefix(prompt) or "")["input_ids"])
+    total_tokens = len(chat.tokenizer(prompt)["input_ids"])
+    _progress(f"static prefix {prefix_tokens} tokens, whole prompt {total_tokens} tokens")
+
+    _progress("warm-up (no cache) ...")
+    _time_step(bound[False], system, QUESTIONS[-1])
+    stats = chat.prefix_cache_stats
+    misses = stats.misses
+    _progress("building the prefix cache (first call with it) ...")
+    build = _time_step(bound[True], system, QUESTIONS[-2])
+    assert stats.misses == misses + 1, "the first cached call should have encoded the prefix"
+
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    for repetition in range(runs):
+        question = QUESTIONS[repetition % (len(QUESTIONS) - 2)]
+        order = (False, True) if repetition % 2 == 0 else (True, False)
+        for cached in order:
+            timings[cached].append(_time_step(bound[cached], system, question))
+        _progress(
+            f"repetition {repetition + 1}/{runs}: without {timings[False][-1]:.3f} s, "
+            f"with {timings[True][-1]:.3f} s"
+        )
+    hits = stats.hits
+
+    without = statistics.median(timings[False])
+    with_cache = statistics.median(timings[True])
+    print(
+        f"Agent step, 1-token generation under the tool-call grammar "
+        f"(SmolLM2-135M fp32, {args.threads} threads, {platform.machine()}, "
+        f"prefix {prefix_tokens} of {total_tokens} prompt tokens, median of {runs})"
+    )
+    print(f"{'variant':<28}{'median s':>10}{'min s':>9}{'max s':>9}")
+    for label, values in (
+        ("without prefix cache", timings[False]),
+        ("with prefix cache (hit)", timings[True]),
+    ):
+        print(
+            f"{label:<28}{statistics.median(values):>10.3f}{min(values):>9.3f}{max(values):>9.3f}"
+        )
+    print(f"{'first call (builds cache)':<28}{build:>10.3f}")
+    print(f"speed-up (median without / with): {without / with_cache:.1f}x (cache hits: {hits})")
+    return 0
+
+
+def _tool_block(chat: LocalChatModel, tools: list[dict[str, Any]]) -> str:
+    from goalgraph.llm.chat import tools_instruction
+
+    return tools_instruction(tools, "any", thought=chat.thought)
+
+
+def _rendered(chat: LocalChatModel, system: str, tools: list[dict[str, Any]], question: str) -> str:
+    turns = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+    return chat._render(turns, _tool_block(chat, tools))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
