@@ -138,7 +138,9 @@ def make_think_node(res: AgentResources) -> Any:
             return {"route": "compact"}
         limit = limit_reached(state, res)
         if limit:
-            return {"status": "stopped_limit", "status_reason": limit, "route": "end"}
+            last = state.get("feedback")
+            reason = f"{limit}; last problem: {last}" if last else limit
+            return {"status": "stopped_limit", "status_reason": reason, "route": "end"}
         toolset = await res.toolset()
         instructions, choices, tool_choice = _choices(state, toolset.tools)
         started = time.perf_counter()
