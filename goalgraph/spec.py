@@ -18,6 +18,7 @@ from goalgraph.paths import data_dir
 
 __all__ = [
     "AgentSpec",
+    "CacheSpec",
     "LimitsSpec",
     "McpServerSpec",
     "MemorySpec",
@@ -38,13 +39,40 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class CacheSpec(_Section):
+    """The generation cache (GPTCache) in front of the local model."""
+
+    enabled: bool = True
+    """Answer repeated calls from the cache; ``False`` opts out entirely."""
+    semantic: bool = True
+    """Besides exact matches, reuse a plan for a paraphrased goal (same tools, same numbers)."""
+    similarity: float = Field(default=0.85, gt=0.0, le=1.0)
+    """Lowest cosine similarity of goal embeddings that counts as a semantic hit (MiniLM scores
+    "What is 12*(3+4)?" against "Compute 12*(3+4) please" at 0.86; numbers, quoted strings and
+    file names must also match exactly, which is what keeps a semantic hit safe)."""
+    max_entries: int = Field(default=10_000, gt=0)
+    """Entries kept; the least recently used go first."""
+    ttl_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """Seconds an entry stays valid."""
+    path: Path | None = None
+    """Folder of the cache files; ``None`` means ``<data dir>/cache``."""
+
+
 class ModelSpec(_Section):
     """Which chat model the agent thinks with and how it decodes."""
 
-    provider: Literal["local"] = "local"
-    """``local``: a transformers pipeline in this process (an HTTP endpoint backend comes next)."""
+    provider: Literal["local", "openai"] = "local"
+    """``local``: a transformers pipeline in this process; ``openai``: an OpenAI-compatible HTTP
+    endpoint (vLLM, llama.cpp server, TGI, ``goalgraph serve-model``) at ``base_url``."""
     name: str = BUNDLED_MODEL
-    """``smollm2`` (the bundled SmolLM2-135M-Instruct), a model folder, a GGUF file or a hub id."""
+    """``smollm2`` (the bundled SmolLM2-135M-Instruct), a model folder, a GGUF file or a hub id;
+    for ``openai``, the model name the endpoint serves."""
+    base_url: str | None = None
+    """The endpoint's base URL for ``openai``, e.g. ``http://127.0.0.1:8000/v1``."""
+    api_key: str | None = None
+    """The endpoint's API key (``None``: ``$OPENAI_API_KEY``, else a placeholder)."""
+    cache: CacheSpec = Field(default_factory=CacheSpec)
+    """The generation cache."""
     device: str = "auto"
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -58,6 +86,11 @@ class ModelSpec(_Section):
     step, and the bundled 135M model copies arguments less reliably after one, so it is off."""
     threads: int | None = Field(default=None, gt=0)
     """CPU threads for torch; ``None`` keeps torch's default."""
+
+    def model_post_init(self, __context: Any) -> None:
+        """Check that an ``openai`` provider has a ``base_url``."""
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("provider 'openai' needs base_url, e.g. http://127.0.0.1:8000/v1")
 
 
 class McpServerSpec(_Section):

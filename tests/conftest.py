@@ -18,9 +18,11 @@ from goalgraph.tools.calculator import calculate
 
 @pytest.fixture(autouse=True)
 def _isolated_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep every test's checkpoints and workspace out of the user's data directory."""
+    """Keep every test's checkpoints, workspace and cache out of the user's data directory."""
     monkeypatch.setenv("GOALGRAPH_CHECKPOINT_PATH", str(tmp_path / "checkpoints.sqlite"))
     monkeypatch.setenv("GOALGRAPH_WORKSPACE", str(tmp_path / "workspace"))
+    # Agent tests exercise the model itself; the generation cache has tests of its own.
+    monkeypatch.setenv("GOALGRAPH_MODEL__CACHE__ENABLED", "false")
 
 
 @tool

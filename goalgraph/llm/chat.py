@@ -40,6 +40,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_huggingface import HuggingFacePipeline
 from pydantic import BaseModel
 
+from goalgraph.llm.cache import CacheRequest, GenerationCache, semantic_task
 from goalgraph.llm.grammar import (
     THOUGHT_MAX_LENGTH,
     GrammarCache,
@@ -91,6 +92,9 @@ class LocalChatModel(BaseChatModel):
     """Tokens the thought may use before it is closed (digits cost a token each)."""
     prefix_cache: bool = True
     """Encode the system turn once and reuse its KV cache on later calls that share it."""
+    generation_cache: GenerationCache | None = None
+    """Answer repeated greedy ``invoke`` calls from ``goalgraph.llm.cache`` (streaming bypasses
+    it; ``None`` disables it). ``from_spec`` sets it from ``spec.cache``."""
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **overrides: Any) -> LocalChatModel:
@@ -118,6 +122,8 @@ class LocalChatModel(BaseChatModel):
             "thought": spec.thought,
             **overrides,
         }
+        if "generation_cache" not in fields:
+            fields["generation_cache"] = GenerationCache.from_spec(spec.cache)
         return cls.from_model(model, tokenizer, **fields)
 
     @classmethod
@@ -266,8 +272,19 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs)
+        request = self._cache_request(call, messages)
+        hit = self.generation_cache.lookup(request) if self.generation_cache and request else None
+        if hit is not None:
+            call.counter.count = hit.output_tokens
+            message = self._finish(call, hit.text)
+            message.response_metadata["cache"] = hit.tier
+            return ChatResult(generations=[ChatGeneration(message=message)])
+        self._attach_prefix(call)
         result = self.llm.generate([call.prompt], pipeline_kwargs=call.pipeline_kwargs)
-        message = self._finish(call, result.generations[0][0].text)
+        text = result.generations[0][0].text
+        message = self._finish(call, text)
+        if self.generation_cache and request:
+            self.generation_cache.store(request, text, output_tokens=call.counter.count)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
@@ -287,6 +304,7 @@ class LocalChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs)
+        self._attach_prefix(call)
         if call.mode == "tools":
             # Half a tool call is of no use to a consumer (and LangGraph's "messages" stream
             # mode routes invoke() through here): decode it whole and emit one final chunk.
@@ -406,13 +424,6 @@ class LocalChatModel(BaseChatModel):
         from transformers import LogitsProcessorList
 
         pipeline_kwargs["logits_processor"] = LogitsProcessorList(processors)
-        if self.prefix_cache:
-            # The text-generation pipeline hands unknown keywords to model.generate() unchanged
-            # (HuggingFacePipeline's generate and stream both forward pipeline_kwargs), and
-            # generate() encodes only the prompt tokens the cache does not hold yet.
-            past = PrefixCache.for_model(self.hf_model).lookup(self.tokenizer, prompt)
-            if past is not None:
-                pipeline_kwargs["past_key_values"] = past
         return _Call(
             prompt=prompt,
             mode=mode,
@@ -420,7 +431,34 @@ class LocalChatModel(BaseChatModel):
             stop=list(stop or []) if schema is None else [],
             counter=counter,
             pipeline_kwargs=pipeline_kwargs,
+            schema=schema,
         )
+
+    def _attach_prefix(self, call: _Call) -> None:
+        """Hand generate() the prefix KV cache (after the generation-cache lookup missed)."""
+        if self.prefix_cache:
+            # The text-generation pipeline hands unknown keywords to model.generate() unchanged
+            # (HuggingFacePipeline's generate and stream both forward pipeline_kwargs), and
+            # generate() encodes only the prompt tokens the cache does not hold yet.
+            past = PrefixCache.for_model(self.hf_model).lookup(self.tokenizer, call.prompt)
+            if past is not None:
+                call.pipeline_kwargs["past_key_values"] = past
+
+    def _cache_request(self, call: _Call, messages: Sequence[BaseMessage]) -> CacheRequest | None:
+        """Describe a greedy call for the generation cache (sampled calls are never cached)."""
+        if self.generation_cache is None or self.temperature > 0:
+            return None
+        scope = {
+            "model": [self.model_name, str(getattr(self.hf_model, "name_or_path", ""))],
+            "dtype": str(getattr(self.hf_model, "dtype", "")),
+            "decoding": [self.temperature, call.max_new_tokens, call.stop],
+            "thought": [self.thought, self.thought_max_length, self.thought_max_tokens],
+            "mode": call.mode,
+            "schema": call.schema,
+        }
+        system = "\n".join(str(m.text) for m in messages if isinstance(m, SystemMessage))
+        task = semantic_task(messages, call.mode)
+        return CacheRequest(scope=scope, system=system, prompt=call.prompt, task=task)
 
     def _render(self, turns: list[dict[str, str]], instruction: str) -> str:
         if instruction:
@@ -498,6 +536,7 @@ class _Call:
     stop: list[str]
     counter: _TokenCounter
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
+    schema: dict[str, Any] | None = None
 
 
 class _TokenCounter:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from goalgraph.llm import LocalChatModel, load_local_model
 from goalgraph.llm.grammar import to_openai_tools, tool_call_schema
 from goalgraph.llm.loader import bundled_gguf_path, converted_dir
-from goalgraph.spec import ModelSpec
+from goalgraph.spec import CacheSpec, ModelSpec
 
 pytestmark = pytest.mark.model
 
@@ -61,7 +61,9 @@ def chat() -> LocalChatModel:
     # With thoughts on, the layer's fullest grammar (the agent turns them off by default). A
     # looping 160-character thought full of digits costs ~110 tokens, plus arguments, so 160
     # tokens would cut some calls off.
-    return LocalChatModel.from_spec(ModelSpec(max_new_tokens=256, threads=1, thought=True))
+    return LocalChatModel.from_spec(
+        ModelSpec(max_new_tokens=256, threads=1, thought=True, cache=CacheSpec(enabled=False))
+    )
 
 
 def test_conversion_is_cached_and_reloads_fast(chat: LocalChatModel) -> None:

@@ -21,7 +21,7 @@ from goalgraph.llm import LocalChatModel
 from goalgraph.llm import prefix_cache as prefix_cache_module
 from goalgraph.llm.chat import to_chat_turns
 from goalgraph.llm.prefix_cache import PrefixCache, PrefixCacheStats
-from goalgraph.spec import ModelSpec
+from goalgraph.spec import CacheSpec, ModelSpec
 
 pytestmark = pytest.mark.model
 
@@ -51,7 +51,10 @@ class Plan(BaseModel):
 
 @pytest.fixture(scope="module")
 def chat() -> LocalChatModel:
-    model = LocalChatModel.from_spec(ModelSpec(max_new_tokens=24, threads=1), thought_max_tokens=12)
+    model = LocalChatModel.from_spec(
+        ModelSpec(max_new_tokens=24, threads=1, cache=CacheSpec(enabled=False)),
+        thought_max_tokens=12,
+    )
     PrefixCache.for_model(model.hf_model).clear()
     return model
 
