@@ -1,9 +1,13 @@
-"""Helpers for tests that start server processes on 127.0.0.1."""
+"""Helpers shared by tests: server processes on 127.0.0.1 and stub tools for model tests."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+from typing import Annotated
+
+from langchain_core.tools import tool
+from pydantic import Field
 
 
 def free_port() -> int:
@@ -21,3 +25,15 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 10) -> 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@tool
+def calculator(expression: Annotated[str, Field(max_length=40)]) -> str:
+    """Evaluate an arithmetic expression such as 2+2."""
+    return expression
+
+
+@tool
+def read_file(path: Annotated[str, Field(max_length=40)]) -> str:
+    """Read a text file from the workspace."""
+    return path

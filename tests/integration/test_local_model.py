@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import jsonschema
 import pytest
+from helpers import calculator, read_file
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
@@ -23,18 +24,6 @@ from goalgraph.llm.loader import bundled_gguf_path, converted_dir
 from goalgraph.spec import CacheSpec, ModelSpec
 
 pytestmark = pytest.mark.model
-
-
-@tool
-def calculator(expression: Annotated[str, Field(max_length=40)]) -> str:
-    """Evaluate an arithmetic expression such as 2+2."""
-    return expression
-
-
-@tool
-def read_file(path: Annotated[str, Field(max_length=40)]) -> str:
-    """Read a text file from the workspace."""
-    return path
 
 
 @tool

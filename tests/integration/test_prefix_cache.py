@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
+from helpers import calculator, read_file
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from goalgraph.llm import LocalChatModel
@@ -29,18 +29,6 @@ SYSTEM = (
     "You are goalgraph, an agent that reaches goals step by step. Think briefly, prefer tools "
     "over guessing, never invent file contents, and keep every answer short and concrete."
 )
-
-
-@tool
-def calculator(expression: Annotated[str, Field(max_length=40)]) -> str:
-    """Evaluate an arithmetic expression such as 2+2."""
-    return expression
-
-
-@tool
-def read_file(path: Annotated[str, Field(max_length=40)]) -> str:
-    """Read a text file from the workspace."""
-    return path
 
 
 class Plan(BaseModel):
