@@ -40,6 +40,7 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_huggingface import HuggingFacePipeline
 from pydantic import BaseModel
 
+from goalgraph.llm.budget import fit_turns
 from goalgraph.llm.cache import CacheRequest, GenerationCache, semantic_task
 from goalgraph.llm.grammar import (
     THOUGHT_MAX_LENGTH,
@@ -90,6 +91,9 @@ class LocalChatModel(BaseChatModel):
     """Characters the thought may use; ``None`` lifts the cap (and compiles grammars faster)."""
     thought_max_tokens: int | None = 48
     """Tokens the thought may use before it is closed (digits cost a token each)."""
+    context_tokens: int | None = None
+    """Context window in tokens; ``None`` reads the model config (8,192 for SmolLM2). Prompts
+    are fitted to it minus ``max_new_tokens`` (see ``goalgraph.llm.budget``)."""
     prefix_cache: bool = True
     """Encode the system turn once and reuse its KV cache on later calls that share it."""
     generation_cache: GenerationCache | None = None
@@ -399,8 +403,14 @@ class LocalChatModel(BaseChatModel):
             if normalize_tool_choice(tool_choice, names)[0] != "none":
                 mode, schema = "tools", self._tool_schema(tools, tool_choice)
                 instruction = tools_instruction(tools, tool_choice, thought=self.thought)
-        prompt = self._render(to_chat_turns(messages, thought=self.thought), instruction)
         max_new_tokens = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
+        fitted = fit_turns(
+            to_chat_turns(messages, thought=self.thought),
+            render=lambda turns: self._render(list(turns), instruction),
+            count=lambda text: len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
+            budget=self.context_window() - max_new_tokens,
+        )
+        prompt = fitted.prompt
         pipeline_kwargs: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
             "return_full_text": False,
@@ -459,6 +469,13 @@ class LocalChatModel(BaseChatModel):
         system = "\n".join(str(m.text) for m in messages if isinstance(m, SystemMessage))
         task = semantic_task(messages, call.mode)
         return CacheRequest(scope=scope, system=system, prompt=call.prompt, task=task)
+
+    def context_window(self) -> int:
+        """Return the most tokens prompt plus output may take (``context_tokens`` or the config)."""
+        if self.context_tokens is not None:
+            return self.context_tokens
+        config = getattr(self.hf_model, "config", None)
+        return int(getattr(config, "max_position_embeddings", 0) or 2048)
 
     def _render(self, turns: list[dict[str, str]], instruction: str) -> str:
         if instruction:

@@ -215,3 +215,16 @@ def test_lru_bound_evicts_the_least_recently_used(chat: LocalChatModel) -> None:
     assert cache.stats.hits == 2
     cache.lookup(chat.tokenizer, prompts[1])  # evicted: encoded again
     assert cache.stats.misses == 4
+
+
+def test_a_prompt_over_the_context_window_is_fitted_not_crashed(chat, caplog) -> None:
+    small = chat.model_copy(update={"context_tokens": 400, "prefix_cache": False})
+    huge = "The quick brown fox jumps over the lazy dog. " * 2000  # ~20,000 tokens
+    caplog.set_level("WARNING")
+    reply = small.invoke(
+        [SystemMessage("Answer briefly."), HumanMessage(huge), HumanMessage("Say hi.")],
+        max_new_tokens=8,
+    )
+    assert isinstance(reply.content, str)
+    assert reply.usage_metadata["input_tokens"] <= 400 - 8
+    assert "context budget of 392 tokens" in caplog.text
