@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
@@ -134,11 +134,3 @@ class AgentResources:
         if self._owns_toolset:
             self._toolset = None  # Reopened on next use.
         await stack.aclose()
-
-    @contextlib.asynccontextmanager
-    async def opened(self) -> AsyncIterator[AgentResources]:
-        """Use the resources in an ``async with`` block that closes them."""
-        try:
-            yield self
-        finally:
-            await self.aclose()

@@ -14,7 +14,6 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import render_plan
@@ -121,12 +120,13 @@ def _choices(state: AgentState, tools: Sequence[BaseTool]) -> tuple[str, list[An
     return THINK_INSTRUCTIONS, [*tools, STEP_DONE, FINAL_ANSWER], "any"
 
 
-def _takes_no_required_arguments(choices: Sequence[Any], tool_choice: str) -> bool:
+def _takes_no_required_arguments(
+    choices: Sequence[Any], tool_choice: str, schemas: Mapping[str, Mapping[str, Any]]
+) -> bool:
     """Tell whether the only choice is a real tool whose arguments are all optional."""
     if len(choices) != 1 or not isinstance(choices[0], BaseTool):
         return False
-    schema = convert_to_openai_tool(choices[0])["function"]["parameters"]
-    return choices[0].name == tool_choice and not schema.get("required")
+    return choices[0].name == tool_choice and not schemas[tool_choice].get("required")
 
 
 def make_think_node(res: AgentResources) -> Any:
@@ -146,7 +146,7 @@ def make_think_node(res: AgentResources) -> Any:
         started = time.perf_counter()
         update: dict[str, Any] = {"counters": bump(state, steps=1), "verdict": None, "route": ""}
         try:
-            if _takes_no_required_arguments(choices, tool_choice):
+            if _takes_no_required_arguments(choices, tool_choice, toolset.schemas()):
                 # Nothing for the model to decide: call the planned tool with its defaults.
                 message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
             else:
