@@ -150,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-generation-cache", action="store_true", help="skip the generation-cache section"
     )
     parser.add_argument("--no-precision", action="store_true", help="skip the precision section")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip torch.compile (about a minute to compile)"
+    )
+    parser.add_argument(
+        "--no-agent", action="store_true", help="skip whole agent runs (precision agreement, demo)"
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (2 if args.quick else 5)
 
@@ -214,11 +220,25 @@ def main(argv: list[str] | None = None) -> int:
         generation_cache_section(chat)
     if not args.no_precision:
         print()
-        precision_section(chat, system)
+        precision_section(chat, system, compile_model=not args.no_compile)
+    if not args.no_agent:
+        from _agent_runs import (
+            demo_wall_times,
+            precision_agreement,
+            print_agreement_table,
+            print_demo_table,
+        )
+
+        print()
+        print_agreement_table(precision_agreement(["float32", "bfloat16"]))
+        print()
+        print_demo_table(demo_wall_times(runs=2 if args.quick else 3))
     return 0
 
 
-def precision_section(chat: LocalChatModel, system: str, *, new_tokens: int = 32) -> None:
+def precision_section(
+    chat: LocalChatModel, system: str, *, new_tokens: int = 32, compile_model: bool = True
+) -> None:
     """Compare prefill and decode speed of precision and thread options against fp32."""
     import copy
 
@@ -233,10 +253,20 @@ def precision_section(chat: LocalChatModel, system: str, *, new_tokens: int = 32
     )
     short_ids = tokenizer(short, return_tensors="pt")["input_ids"]
 
-    def measure(candidate: Any, threads: int) -> tuple[float, float, list[int]]:
+    def measure(
+        candidate: Any, threads: int, generate: dict[str, Any]
+    ) -> tuple[float, float, list[int]]:
         torch.set_num_threads(threads)
         with torch.no_grad():
             candidate(long_ids[:, :50])  # warm-up
+            # A short generation first, so that torch.compile compiles outside the timing.
+            candidate.generate(
+                short_ids,
+                attention_mask=torch.ones_like(short_ids),
+                max_new_tokens=4,
+                do_sample=False,
+                **generate,
+            )
             started = time.perf_counter()
             candidate(long_ids)
             prefill = long_ids.shape[1] / (time.perf_counter() - started)
@@ -247,44 +277,65 @@ def precision_section(chat: LocalChatModel, system: str, *, new_tokens: int = 32
                 max_new_tokens=new_tokens,
                 min_new_tokens=new_tokens,
                 do_sample=False,
+                **generate,
             )
             decode = new_tokens / (time.perf_counter() - started)
         return prefill, decode, out[0, short_ids.shape[1] :].tolist()
 
     threads_default = torch.get_num_threads()
-    variants: list[tuple[str, Any, int]] = [
-        (f"fp32, {threads_default} threads (default)", lambda: model, threads_default),
-        ("fp32, 1 thread", lambda: model, 1),
-        ("bf16", lambda: copy.deepcopy(model).to(torch.bfloat16), threads_default),
+    static = {"cache_implementation": "static"}
+    variants: list[tuple[str, Any, int, dict[str, Any]]] = [
+        (f"fp32, {threads_default} threads (default)", lambda: model, threads_default, {}),
+        ("fp32, 1 thread", lambda: model, 1, {}),
+        ("fp32, static KV cache", lambda: model, threads_default, static),
+        ("bf16", lambda: copy.deepcopy(model).to(torch.bfloat16), threads_default, {}),
         (
             "int8 dynamic (Linear)",
             lambda: torch.ao.quantization.quantize_dynamic(
                 copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
             ),
             threads_default,
+            {},
         ),
     ]
+    if compile_model:
+        variants.append(
+            ("fp32, static cache, torch.compile", lambda: _compiled(model), threads_default, static)
+        )
     rows = []
     reference: list[int] | None = None
-    for label, build, threads in variants:
+    for label, build, threads, generate in variants:
         _progress(f"precision: {label} ...")
-        prefill, decode, tokens = measure(build(), threads)
+        started = time.perf_counter()
+        prefill, decode, tokens = measure(build(), threads, generate)
+        setup = time.perf_counter() - started
         reference = tokens if reference is None else reference
         same = sum(1 for a, b in zip(tokens, reference, strict=True) if a == b)
-        rows.append((label, prefill, decode, same))
+        rows.append((label, prefill, decode, same, setup))
     torch.set_num_threads(threads_default)
     base_decode = rows[0][2]
     print(
         f"Precision and threads (prefill of {long_ids.shape[1]} tokens; "
         f"greedy decode of {new_tokens})"
     )
-    header = f"{'option':<32}{'prefill tok/s':>14}{'decode tok/s':>14}{'vs fp32':>9}"
-    print(f"{header}{'same tokens':>13}")
-    for label, prefill, decode, same in rows:
+    header = f"{'option':<36}{'prefill tok/s':>14}{'decode tok/s':>14}{'vs fp32':>9}"
+    print(f"{header}{'same tokens':>13}{'setup+run s':>13}")
+    for label, prefill, decode, same, setup in rows:
         print(
-            f"{label:<32}{prefill:>14.0f}{decode:>14.1f}{decode / base_decode:>8.2f}x"
-            f"{f'{same}/{new_tokens}':>13}"
+            f"{label:<36}{prefill:>14.0f}{decode:>14.1f}{decode / base_decode:>8.2f}x"
+            f"{f'{same}/{new_tokens}':>13}{setup:>13.1f}"
         )
+
+
+def _compiled(model: Any) -> Any:
+    """Return a copy of ``model`` whose forward goes through ``torch.compile`` (inductor)."""
+    import copy
+
+    import torch
+
+    compiled = copy.deepcopy(model)
+    compiled.forward = torch.compile(compiled.forward, mode="reduce-overhead")
+    return compiled
 
 
 # A planner workload: new goals, exact repeats and paraphrases with the same literals.

@@ -73,6 +73,9 @@ class ModelSpec(_Section):
     """The endpoint's API key (``None``: ``$OPENAI_API_KEY``, else a placeholder)."""
     cache: CacheSpec = Field(default_factory=CacheSpec)
     """The generation cache."""
+    prefix_cache: bool = True
+    """Encode the static system turn (instructions and tools) once and reuse its KV cache on
+    every step; greedy output is identical either way, ``False`` only costs time."""
     device: str = "auto"
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

@@ -124,6 +124,7 @@ class LocalChatModel(BaseChatModel):
             "max_new_tokens": spec.max_new_tokens,
             "temperature": spec.temperature,
             "thought": spec.thought,
+            "prefix_cache": spec.prefix_cache,
             **overrides,
         }
         if "generation_cache" not in fields:

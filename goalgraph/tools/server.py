@@ -31,6 +31,10 @@ _INSTRUCTIONS = (
 )
 
 
+EXPRESSION_PATTERN = r"^[0-9a-z(\-][0-9a-z_+\-*/%^().,\s]*$"
+"""What a calculator expression may contain: digits, operators, parentheses, function names."""
+
+
 def build_server(
     workspace: Workspace | str | os.PathLike[str],
     *,
@@ -62,7 +66,13 @@ def build_server(
     def calculator(
         expression: Annotated[
             str,
-            Field(description="Numbers, + - * / ** and parentheses, e.g. 2**10 or sqrt(16)/2"),
+            Field(
+                description="Numbers, + - * / ** and parentheses, e.g. 2**10 or sqrt(16)/2",
+                # Schema-constrained decoders (goalgraph's own, vLLM, llama.cpp) cannot then
+                # fill the argument with prose, which small models otherwise do.
+                pattern=EXPRESSION_PATTERN,
+                max_length=200,
+            ),
         ],
     ) -> str:
         try:

@@ -164,3 +164,22 @@ async def test_ainvoke_and_astream(chat: LocalChatModel) -> None:
     [chunk] = [c async for c in bound.astream("What is 2+2?")]
     assert chunk.tool_calls[0]["name"] == "calculator"
     json.dumps(chunk.tool_calls[0]["args"])
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_path_uses_bf16_and_sdpa_and_calls_tools() -> None:
+    import torch
+
+    model, _, device = load_local_model(device="auto")
+    assert device.startswith("cuda")
+    assert next(model.parameters()).dtype is torch.bfloat16
+    assert model.config._attn_implementation == "sdpa"
+    cuda_chat = LocalChatModel.from_spec(
+        ModelSpec(device="cuda", max_new_tokens=64, cache=CacheSpec(enabled=False))
+    )
+    reply = cuda_chat.bind_tools(TOOLS, tool_choice="any").invoke(
+        [HumanMessage("What is 12*(3+4)? Use the calculator.")]
+    )
+    assert reply.tool_calls, reply
+    call = reply.tool_calls[0]
+    jsonschema.validate(call["args"], SCHEMAS[call["name"]])

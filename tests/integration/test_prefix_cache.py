@@ -173,6 +173,10 @@ def test_changed_system_prompt_or_tools_miss(chat: LocalChatModel) -> None:
 
 
 def test_switched_off_never_touches_the_cache(plain: LocalChatModel) -> None:
+    from_spec = LocalChatModel.from_spec(
+        ModelSpec(prefix_cache=False, threads=1, cache=CacheSpec(enabled=False))
+    )
+    assert from_spec.prefix_cache is False
     before = _stats(plain)
     plain.invoke(_messages("You are silent.", "Hi"), max_new_tokens=1)
     assert _delta(plain, before) == (0, 0, 0)

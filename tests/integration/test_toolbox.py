@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 from helpers import free_port, stop_process
 from mcp.types import (
@@ -82,7 +83,14 @@ async def test_builtin_server_tools(workspace: Path) -> None:
         assert box.server_of("calculator") == "goalgraph"
         schemas = box.schemas()
         assert schemas["calculator"]["required"] == ["expression"]
-        assert schemas["calculator"]["properties"]["expression"]["description"]
+        expression = schemas["calculator"]["properties"]["expression"]
+        assert expression["description"]
+        # The pattern keeps a schema-constrained model from filling the argument with prose.
+        for good in ("12*(3+4)", "2**10", "sqrt(16)/2", "-3 + 4.5"):
+            jsonschema.validate(good, expression)
+        for prose in ("Compute 100/4", "}} 2. [pending]", ", 7*6", "x" * 201):
+            with pytest.raises(jsonschema.ValidationError):
+                jsonschema.validate(prose, expression)
         assert schemas["list_files"]["properties"]["path"]["default"] == "."
         assert set(schemas["write_file"]["required"]) == {"path", "content"}
 
