@@ -19,12 +19,16 @@ from goalgraph.paths import data_dir
 __all__ = [
     "AgentSpec",
     "CacheSpec",
+    "HttpToolSpec",
     "LimitsSpec",
     "McpServerSpec",
     "MemorySpec",
     "ModelSpec",
+    "PythonToolSpec",
+    "RiskClass",
     "SafetySpec",
     "SpecError",
+    "ToolsSpec",
 ]
 
 BUNDLED_MODEL = "smollm2"
@@ -128,6 +132,53 @@ class McpServerSpec(_Section):
         return conn
 
 
+RiskClass = Literal["read", "write", "exec", "network"]
+"""What a tool can do: ``read`` observes, ``write`` changes files or data, ``exec`` runs code,
+``network`` reaches other machines. Approval can be required per class."""
+
+
+class PythonToolSpec(_Section):
+    """Limits of the builtin ``python`` tool's sandbox (one subprocess per call)."""
+
+    timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """Wall-clock seconds a snippet may run before it is killed."""
+    cpu_s: int = Field(default=10, gt=0, le=600)
+    """CPU seconds (RLIMIT_CPU)."""
+    memory_mb: int = Field(default=512, ge=64)
+    """Address-space limit in MiB (RLIMIT_AS)."""
+    max_output_chars: int = Field(default=10_000, gt=0)
+    """Longest stdout plus stderr returned; the rest is cut with a note."""
+
+
+class HttpToolSpec(_Section):
+    """The builtin ``http_get`` tool: which hosts it may fetch, and its caps."""
+
+    allow_hosts: list[str] = Field(default_factory=list)
+    """Host names it may fetch (``example.com`` also allows ``www.example.com``; ``*`` allows
+    every public host). Empty: every fetch is refused."""
+    max_bytes: int = Field(default=1_000_000, gt=0)
+    """Most bytes of a response body read."""
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Seconds a fetch may take."""
+
+
+class ToolsSpec(_Section):
+    """goalgraph's own MCP server (``builtin_tools``) and how every tool is treated."""
+
+    python: PythonToolSpec = Field(default_factory=PythonToolSpec)
+    """The ``python`` sandbox."""
+    http: HttpToolSpec = Field(default_factory=HttpToolSpec)
+    """The ``http_get`` tool."""
+    timeouts: dict[str, float] = Field(default_factory=dict)
+    """Seconds per tool name, overriding ``limits.tool_timeout_s`` for that tool."""
+    risk: dict[str, RiskClass] = Field(default_factory=dict)
+    """Risk class per tool name, overriding the builtin table and the server's annotations."""
+
+    def server_args(self) -> list[str]:
+        """Return the command-line flags that configure goalgraph's MCP server like this spec."""
+        return ["--config", self.model_dump_json(include={"python", "http"})]
+
+
 class LimitsSpec(_Section):
     """Bounds that make every run end with an explicit status."""
 
@@ -188,7 +239,10 @@ class AgentSpec(BaseSettings):
     mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict, alias="mcpServers")
     """Extra MCP servers, keyed by name, in the ``mcpServers`` JSON shape."""
     builtin_tools: bool = True
-    """Start goalgraph's own MCP server (calculator, workspace files) as server ``goalgraph``."""
+    """Start goalgraph's own MCP server (calculator, workspace files, python, http_get,
+    sqlite_query) as server ``goalgraph``."""
+    tools: ToolsSpec = Field(default_factory=ToolsSpec)
+    """Settings of the builtin tools, per-tool timeouts and risk classes."""
     workspace: Path = Field(default_factory=lambda: data_dir() / "workspace")
     """The folder goalgraph's file tools are confined to."""
     final_answer: Literal["last_step", "model"] = "last_step"
@@ -251,7 +305,13 @@ class AgentSpec(BaseSettings):
         if self.builtin_tools and BUILTIN_SERVER not in servers:
             servers[BUILTIN_SERVER] = McpServerSpec(
                 command=sys.executable,
-                args=["-m", "goalgraph.tools.server", "--workspace", str(self.workspace)],
+                args=[
+                    "-m",
+                    "goalgraph.tools.server",
+                    "--workspace",
+                    str(self.workspace),
+                    *self.tools.server_args(),
+                ],
             )
         return servers
 

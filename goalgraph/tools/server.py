@@ -17,6 +17,7 @@ from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
 from pydantic import Field
 
+from goalgraph.spec import ToolsSpec
 from goalgraph.tools.calculator import CalculatorError, calculate
 from goalgraph.tools.workspace import Workspace, WorkspaceError
 
@@ -38,6 +39,7 @@ EXPRESSION_PATTERN = r"^[0-9a-z(\-][0-9a-z_+\-*/%^().,\s]*$"
 def build_server(
     workspace: Workspace | str | os.PathLike[str],
     *,
+    config: ToolsSpec | None = None,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
 ) -> FastMCP:
@@ -45,6 +47,7 @@ def build_server(
 
     Args:
         workspace: The folder file tools are confined to (created when missing).
+        config: Limits of the python sandbox and the http_get allowlist; defaults otherwise.
         host: Interface the HTTP transport listens on.
         port: Port the HTTP transport listens on.
 
@@ -52,6 +55,7 @@ def build_server(
         A FastMCP server; call ``run("stdio")`` or ``run("streamable-http")``.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    config = config or ToolsSpec()
     # WARNING keeps stderr quiet: at INFO, FastMCP logs a line for every request.
     server = FastMCP(
         SERVER_NAME, instructions=_INSTRUCTIONS, host=host, port=port, log_level="WARNING"
@@ -148,12 +152,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default: {DEFAULT_PORT})"
     )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help='JSON of the python and http settings, e.g. \'{"http": {"allow_hosts": ["x.org"]}}\'',
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="host http_get may fetch (repeatable; adds to --config's list)",
+    )
     args = parser.parse_args(argv)
     try:
         workspace = Workspace(args.workspace)
+        config = ToolsSpec.model_validate_json(args.config) if args.config else ToolsSpec()
     except WorkspaceError as exc:
         parser.exit(2, f"goalgraph.tools.server: {exc}\n")
-    server = build_server(workspace, host=args.host, port=args.port)
+    except ValueError as exc:
+        parser.exit(2, f"goalgraph.tools.server: invalid --config: {exc}\n")
+    if args.allow_host:
+        hosts = [*config.http.allow_hosts, *args.allow_host]
+        config = config.model_copy(
+            update={"http": config.http.model_copy(update={"allow_hosts": hosts})}
+        )
+    server = build_server(workspace, config=config, host=args.host, port=args.port)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop it
         server.run(transport=args.transport)
 
