@@ -220,7 +220,12 @@ def build_runner(system: str, mode: str, saver: AsyncSqliteSaver | None, steps: 
     """Compile ``system`` (``goalgraph`` or ``react``) over ``saver`` with a scripted model."""
     model = ScriptedChatModel()
     if system == "goalgraph":
-        spec = AgentSpec(builtin_tools=False, limits={"max_steps": steps + 5})
+        spec = AgentSpec(
+            builtin_tools=False,
+            limits={"max_steps": steps + 5},
+            # Audited like any run, into a scratch folder instead of the user's data directory.
+            safety={"audit_dir": Path(tempfile.gettempdir()) / "goalgraph-step-overhead-audit"},
+        )
         graph = build_graph(spec, model=model, tools=TOOLS, checkpointer=saver)
     else:
         with warnings.catch_warnings():

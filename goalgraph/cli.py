@@ -1,4 +1,4 @@
-"""The ``goalgraph`` command line: run, resume, history, mcp-server."""
+"""The ``goalgraph`` command line: run, resume, history, audit, tools, mcp-server, serve-model."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from goalgraph.agent import Agent, RunResult
 from goalgraph.checkpoint import CheckpointError
 from goalgraph.events import AgentEvent
 from goalgraph.spec import AgentSpec, SpecError
+from goalgraph.tools.toolbox import ToolServerError
 
 __all__ = ["app", "main"]
 
@@ -167,6 +168,96 @@ def history(
             f"status={entry.status or '-'} step={entry.current_step}",
             markup=False,
         )
+
+
+tools_app = typer.Typer(help="The tools the agent can use.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
+
+
+@tools_app.command("list")
+def tools_list(
+    spec: SpecOption = None,
+    workspace: Annotated[Path | None, typer.Option(help="Folder the file tools may use.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the configured MCP servers and list their tools with risk class and arguments."""
+    import asyncio
+
+    from goalgraph.tools.catalog import describe_tools
+
+    try:
+        entries = asyncio.run(describe_tools(_load_spec(spec, {"workspace": workspace})))
+    except ToolServerError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps(entries, ensure_ascii=False))
+        return
+    for entry in entries:
+        console.print(
+            f"{entry['name']}  [{entry['risk']}]  (server {entry['server']})",
+            style="bold",
+            markup=False,
+        )
+        console.print(f"    {entry['description']}", markup=False)
+        for line in entry["arguments"]:
+            console.print(f"    - {line}", style="dim", markup=False)
+
+
+@app.command()
+def audit(
+    thread: Annotated[str, typer.Argument(help="The thread id.")],
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show THREAD's audit log: every proposed action, its verdict and its result."""
+    from goalgraph.audit import AuditLog
+
+    log = AuditLog(_load_spec(spec, {}).safety.audit_dir)
+    try:
+        records = log.read(thread)
+    except FileNotFoundError:
+        errors.print(f"error: no audit records for thread {thread!r} in {log.folder}", markup=False)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        for record in records:
+            print(json.dumps(record, ensure_ascii=False, default=str))
+        return
+    for record in records:
+        console.print(
+            describe_audit_record(record),
+            style=_AUDIT_STYLES.get(str(record.get("event")), ""),
+            markup=False,
+        )
+
+
+_AUDIT_STYLES = {"verdict": "blue", "result": "white", "unreadable": "red"}
+
+
+def describe_audit_record(record: dict[str, Any]) -> str:
+    """Return one audit record as a line of text."""
+    import datetime
+
+    when = datetime.datetime.fromtimestamp(float(record.get("ts") or 0)).strftime("%H:%M:%S")
+    event = record.get("event")
+    if event == "verdict":
+        args = json.dumps(record.get("args"), ensure_ascii=False, default=str)
+        return (
+            f"{when} {record.get('decision', '?'):<5} {record.get('tool')}({args}) "
+            f"[{record.get('risk') or '?'}] by {record.get('by')}, {record.get('rule')}: "
+            f"{record.get('reason')}"
+        )
+    if event == "result":
+        outcome = "ok" if record.get("ok") else f"error: {record.get('error')}"
+        flags = f" flags={','.join(record['flags'])}" if record.get("flags") else ""
+        return (
+            f"{when} result {record.get('tool')} {outcome} "
+            f"({record.get('output_chars', 0)} chars, {record.get('elapsed_s', 0)} s){flags}"
+        )
+    return f"{when} {event}: {json.dumps(record, ensure_ascii=False, default=str)}"
 
 
 @app.command("mcp-server")

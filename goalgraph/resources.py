@@ -18,10 +18,17 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from goalgraph.audit import AuditLog
+from goalgraph.risk import ToolTraits, tool_traits
 from goalgraph.spec import AgentSpec
+from goalgraph.tools.content import DEFAULT_MAX_OUTPUT_CHARS, ArtifactStore, content_to_text
 from goalgraph.tools.toolbox import ToolBox, ToolResult
 
-__all__ = ["AgentResources", "StaticToolSet", "ToolSet"]
+__all__ = ["ARTIFACTS_FOLDER", "AgentResources", "StaticToolSet", "ToolSet"]
+
+ARTIFACTS_FOLDER = ".goalgraph/artifacts"
+"""Where, inside the workspace, tool outputs too large or binary for the prompt are kept (the
+agent can read them back with ``read_file``)."""
 
 
 class ToolSet(Protocol):
@@ -33,8 +40,10 @@ class ToolSet(Protocol):
         """Return each tool's argument JSON schema by name."""
         ...
 
-    async def call(self, name: str, args: dict[str, Any]) -> ToolResult:
-        """Run a tool; never raise for a tool failure."""
+    async def call(
+        self, name: str, args: dict[str, Any], *, timeout_s: float | None = None
+    ) -> ToolResult:
+        """Run a tool (cut off after ``timeout_s`` when given); never raise for a tool failure."""
         ...
 
 
@@ -53,22 +62,26 @@ class StaticToolSet:
             tool.name: convert_to_openai_tool(tool)["function"]["parameters"] for tool in self.tools
         }
 
-    async def call(self, name: str, args: dict[str, Any]) -> ToolResult:
+    async def call(
+        self, name: str, args: dict[str, Any], *, timeout_s: float | None = None
+    ) -> ToolResult:
         """Run tool ``name``; failures and timeouts become ``ok=False`` results."""
         started = time.perf_counter()
+        timeout = self._timeout_s if timeout_s is None else timeout_s
         tool = self._by_name.get(name)
         if tool is None:
             return ToolResult(ok=False, content="", error=f"unknown tool {name!r}", elapsed_s=0.0)
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(timeout):
                 output = await tool.ainvoke(args)
         except TimeoutError:
-            error = f"tool {name!r} timed out after {self._timeout_s:g} s"
+            error = f"tool {name!r} timed out after {timeout:g} s"
             return ToolResult(False, "", error, time.perf_counter() - started)
         except Exception as exc:  # A broken tool is an observation, not a crash.
             error = f"tool {name!r} failed: {type(exc).__name__}: {exc}"
             return ToolResult(False, "", error, time.perf_counter() - started)
-        return ToolResult(True, str(output), None, time.perf_counter() - started)
+        text = content_to_text(str(output), max_chars=DEFAULT_MAX_OUTPUT_CHARS)
+        return ToolResult(True, text, None, time.perf_counter() - started)
 
 
 class AgentResources:
@@ -93,7 +106,10 @@ class AgentResources:
             )
         self._owns_toolset = tools is None
         self._toolset_lock: asyncio.Lock | None = None
+        self._traits: tuple[ToolSet, dict[str, ToolTraits]] | None = None
         self._stack = contextlib.AsyncExitStack()
+        self.audit: AuditLog | None = AuditLog(spec.safety.audit_dir) if spec.safety.audit else None
+        """Where safety_check and act record every action; ``None`` when auditing is off."""
 
     def chat_model(self) -> BaseChatModel:
         """Return the chat model, loading the spec's model on first use.
@@ -122,10 +138,27 @@ class AgentResources:
                 self._toolset = await self._open_toolbox()
         return self._toolset
 
+    async def tool_traits(self) -> dict[str, ToolTraits]:
+        """Return each tool's risk class and path/URL arguments, computed once per tool set."""
+        toolset = await self.toolset()
+        if self._traits is None or self._traits[0] is not toolset:
+            self._traits = (toolset, tool_traits(toolset.tools, self.spec.tools.risk))
+        return self._traits[1]
+
+    def tool_timeout(self, tool: str) -> float:
+        """Return the seconds ``tool`` may run: ``tools.timeouts`` or ``limits.tool_timeout_s``."""
+        return self.spec.tools.timeouts.get(tool, self.spec.limits.tool_timeout_s)
+
     async def _open_toolbox(self) -> ToolBox:
         servers = self.spec.all_servers()
+        artifacts = ArtifactStore(self.spec.workspace / ARTIFACTS_FOLDER, shown_as=ARTIFACTS_FOLDER)
         return await self._stack.enter_async_context(
-            ToolBox.open(servers, timeout_s=self.spec.limits.tool_timeout_s)
+            ToolBox.open(
+                servers,
+                timeout_s=self.spec.limits.tool_timeout_s,
+                artifacts=artifacts,
+                max_restarts=self.spec.tools.max_restarts,
+            )
         )
 
     async def aclose(self) -> None:

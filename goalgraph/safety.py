@@ -8,26 +8,83 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jsonschema
 
-from goalgraph.spec import SafetySpec
+from goalgraph.risk import ToolTraits
+from goalgraph.spec import RiskClass, SafetySpec
 from goalgraph.state import ProposedAction
 
-__all__ = ["PolicyVerdict", "call_signature", "check_action", "human_decision"]
+__all__ = [
+    "RATE_WINDOW_S",
+    "Decision",
+    "PolicyVerdict",
+    "Rule",
+    "RunLedger",
+    "call_signature",
+    "check_action",
+    "human_decision",
+]
+
+
+Rule = Literal[
+    "unknown_tool",
+    "denied",
+    "not_allowed",
+    "invalid_arguments",
+    "path_escape",
+    "host_not_allowed",
+    "loop",
+    "budget",
+    "tainted",
+    "approval",
+    "allowed",
+]
+"""Which check decided a verdict."""
+
+Decision = Literal["allow", "block", "ask"]
+"""``ask`` means a human decides."""
+
+RATE_WINDOW_S = 60.0
+"""The rate limit's window: ``max_calls_per_minute`` calls per this many seconds."""
+_RISKY: frozenset[str] = frozenset({"write", "exec", "network"})
+_UNKNOWN = ToolTraits("exec")
 
 
 @dataclass(frozen=True)
 class PolicyVerdict:
     """The policy's answer: run it, refuse it, or ask a human."""
 
-    decision: Literal["allow", "block", "ask"]
+    decision: Decision
     """``ask`` means the tool needs human approval before it runs."""
     reason: str
     """Why, in one sentence."""
+    rule: Rule = "allowed"
+    """The check that decided."""
+    risk: RiskClass | None = None
+    """The tool's risk class (``None`` for an unknown tool)."""
+    wait_s: float = 0.0
+    """Seconds to wait before running the call (the rate limit)."""
+
+
+@dataclass(frozen=True)
+class RunLedger:
+    """What this run has done so far, as far as the policy cares."""
+
+    call_counts: Mapping[str, int] = field(default_factory=dict)
+    """Runs of each exact call (``call_signature``)."""
+    tool_counts: Mapping[str, int] = field(default_factory=dict)
+    """Runs of each tool."""
+    call_times: Sequence[float] = ()
+    """Wall-clock times (``time.time()``) of the most recent calls."""
+    tainted_by: str | None = None
+    """Set when an observation was flagged as prompt injection: which call produced it."""
 
 
 def call_signature(tool: str, args: Mapping[str, Any]) -> str:
@@ -40,41 +97,165 @@ def check_action(
     *,
     policy: SafetySpec,
     schemas: Mapping[str, Mapping[str, Any]],
-    call_counts: Mapping[str, int],
+    ledger: RunLedger,
     max_identical_calls: int,
+    traits: Mapping[str, ToolTraits] | None = None,
+    allow_hosts: Sequence[str] = (),
+    now: float | None = None,
 ) -> PolicyVerdict:
     """Decide whether a proposed tool call may run.
 
-    Checks, in order: the tool exists; the deny and allow lists; the arguments validate against
-    the tool's JSON schema; the same call has not already run ``max_identical_calls`` times (loop
-    detection); and whether the tool needs human approval.
+    Checks, in order: the tool exists; the deny lists (tools and risk classes) and the allow
+    list; the arguments validate against the tool's JSON schema; workspace-path arguments stay
+    inside the workspace and URL arguments name an allowed host; the same call has not already
+    run ``max_identical_calls`` times (loop detection); the run's budgets; the rate limit (a
+    wait, not a refusal); a run tainted by a flagged observation; and whether a human must
+    approve the tool or its class.
+
+    Args:
+        action: The proposed tool call.
+        policy: The spec's safety section.
+        schemas: Each tool's argument schema by name.
+        ledger: What the run has done so far.
+        max_identical_calls: How often the same call may run.
+        traits: Risk class and path/URL arguments by tool name (unknown tools count as exec).
+        allow_hosts: Hosts URL arguments may name (``*``: any).
+        now: The current time for the rate limit (default ``time.time()``).
     """
     tool = action["tool"] or ""
     if tool not in schemas:
-        return PolicyVerdict("block", f"unknown tool {tool!r}; available: {', '.join(schemas)}")
+        known = ", ".join(schemas) or "none"
+        return PolicyVerdict("block", f"unknown tool {tool!r}; available: {known}", "unknown_tool")
+    info = (traits or {}).get(tool, _UNKNOWN)
+    risk = info.risk
+
+    def verdict(decision: Decision, reason: str, rule: Rule, wait: float = 0.0) -> PolicyVerdict:
+        return PolicyVerdict(decision, reason, rule, risk, wait)
+
     if tool in policy.deny_tools:
-        return PolicyVerdict("block", f"tool {tool!r} is denied by the safety policy")
+        return verdict("block", f"tool {tool!r} is denied by the safety policy", "denied")
+    if risk in policy.deny_classes:
+        return verdict("block", f"tool {tool!r} is {risk} risk, denied by the policy", "denied")
     if policy.allow_tools is not None and tool not in policy.allow_tools:
-        return PolicyVerdict("block", f"tool {tool!r} is not on the safety policy's allow list")
-    validator = _validator(json.dumps(schemas[tool], sort_keys=True))
-    error = (
-        jsonschema.exceptions.best_match(validator.iter_errors(action["args"]))
-        if validator
-        else None
-    )
-    if error is not None:
-        where = ".".join(str(part) for part in error.absolute_path) or "arguments"
-        return PolicyVerdict("block", f"invalid arguments for {tool!r}: {where}: {error.message}")
-    runs = call_counts.get(call_signature(tool, action["args"]), 0)
+        return verdict(
+            "block", f"tool {tool!r} is not on the safety policy's allow list", "not_allowed"
+        )
+    problem = _argument_problem(tool, action["args"], schemas[tool])
+    if problem is not None:
+        return verdict("block", problem, "invalid_arguments")
+    for name in info.path_args:
+        problem = _path_problem(action["args"].get(name))
+        if problem is not None:
+            return verdict("block", f"{tool}.{name}: {problem}", "path_escape")
+    for name in info.url_args:
+        problem = _url_problem(action["args"].get(name), allow_hosts)
+        if problem is not None:
+            return verdict("block", f"{tool}.{name}: {problem}", "host_not_allowed")
+    runs = ledger.call_counts.get(call_signature(tool, action["args"]), 0)
     if runs >= max_identical_calls:
-        return PolicyVerdict(
+        return verdict(
             "block",
             f"loop detected: {tool} with these arguments already ran {runs} times; "
             "use its result or try something else",
+            "loop",
         )
+    problem = _budget_problem(tool, risk, policy, ledger, traits or {})
+    if problem is not None:
+        return verdict("block", problem, "budget")
+    if ledger.tainted_by and risk in _RISKY and policy.on_injection != "flag":
+        reason = (
+            f"tool {tool!r} is {risk} risk and an earlier observation ({ledger.tainted_by}) "
+            "contained text that looks like injected instructions"
+        )
+        return verdict("ask" if policy.on_injection == "ask" else "block", reason, "tainted")
+    wait = _rate_wait(policy, ledger, time.time() if now is None else now)
     if "*" in policy.require_approval or tool in policy.require_approval:
-        return PolicyVerdict("ask", f"tool {tool!r} requires human approval")
-    return PolicyVerdict("allow", "passed the safety policy")
+        return verdict("ask", f"tool {tool!r} requires human approval", "approval", wait)
+    if risk in policy.approval_classes:
+        reason = f"tool {tool!r} is {risk} risk, which requires human approval"
+        return verdict("ask", reason, "approval", wait)
+    return verdict("allow", "passed the safety policy", "allowed", wait)
+
+
+def _argument_problem(tool: str, args: Any, schema: Mapping[str, Any]) -> str | None:
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    if validator is None:
+        return None
+    error = jsonschema.exceptions.best_match(validator.iter_errors(args))
+    if error is None:
+        return None
+    where = ".".join(str(part) for part in error.absolute_path) or "arguments"
+    return f"invalid arguments for {tool!r}: {where}: {error.message}"
+
+
+def _path_problem(value: Any) -> str | None:
+    """Refuse workspace paths that are absolute, start at home, climb with ``..`` or hold NUL."""
+    if value is None:
+        return None
+    path = str(value)
+    if "\x00" in path:
+        return "the path contains a NUL character"
+    if path.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", path):
+        return f"{path!r} is an absolute path; paths are relative to the workspace"
+    if ".." in re.split(r"[\\/]", path):
+        return f"{path!r} climbs out of its folder with '..'; paths stay inside the workspace"
+    return None
+
+
+def _url_problem(value: Any, allow_hosts: Sequence[str]) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(str(value))
+    if parts.scheme not in {"http", "https"}:
+        return f"only http and https URLs may be fetched, not {parts.scheme or 'no scheme'!r}"
+    host = (parts.hostname or "").lower().rstrip(".")
+    if not host or "@" in parts.netloc:
+        return f"{str(value)!r} has no plain host name"
+    if "*" in allow_hosts or any(_host_matches(host, allowed) for allowed in allow_hosts):
+        return None
+    allowed = ", ".join(allow_hosts) or "none: tools.http.allow_hosts is empty"
+    return f"host {host!r} is not on the http allowlist (allowed: {allowed})"
+
+
+def _host_matches(host: str, allowed: str) -> bool:
+    allowed = allowed.lower().rstrip(".")
+    return host == allowed or host.endswith("." + allowed)
+
+
+def _budget_problem(
+    tool: str,
+    risk: RiskClass,
+    policy: SafetySpec,
+    ledger: RunLedger,
+    traits: Mapping[str, ToolTraits],
+) -> str | None:
+    total = sum(ledger.tool_counts.values())
+    if policy.max_tool_calls is not None and total >= policy.max_tool_calls:
+        return f"budget spent: this run already made {total} tool calls (safety.max_tool_calls)"
+    limit = policy.max_calls_per_tool.get(tool)
+    used = ledger.tool_counts.get(tool, 0)
+    if limit is not None and used >= limit:
+        return f"budget spent: {tool} already ran {used} times (safety.max_calls_per_tool)"
+    limit = policy.max_calls_per_class.get(risk)
+    if limit is not None:
+        used = sum(
+            count
+            for name, count in ledger.tool_counts.items()
+            if traits.get(name, _UNKNOWN).risk == risk
+        )
+        if used >= limit:
+            return f"budget spent: {used} {risk} calls already (safety.max_calls_per_class)"
+    return None
+
+
+def _rate_wait(policy: SafetySpec, ledger: RunLedger, now: float) -> float:
+    limit = policy.max_calls_per_minute
+    if limit is None:
+        return 0.0
+    recent = sorted(t for t in ledger.call_times if now - t < RATE_WINDOW_S)
+    if len(recent) < limit:
+        return 0.0
+    return max(0.0, recent[-limit] + RATE_WINDOW_S - now)
 
 
 @functools.lru_cache(maxsize=256)

@@ -172,7 +172,9 @@ class ToolsSpec(_Section):
     timeouts: dict[str, float] = Field(default_factory=dict)
     """Seconds per tool name, overriding ``limits.tool_timeout_s`` for that tool."""
     risk: dict[str, RiskClass] = Field(default_factory=dict)
-    """Risk class per tool name, overriding the builtin table and the server's annotations."""
+    """Risk class per tool name, overriding what the tool's server declares."""
+    max_restarts: int = Field(default=3, ge=0)
+    """How often an MCP server that died is restarted (on the next call of one of its tools)."""
 
     def server_args(self) -> list[str]:
         """Return the command-line flags that configure goalgraph's MCP server like this spec."""
@@ -199,14 +201,45 @@ class LimitsSpec(_Section):
 
 
 class SafetySpec(_Section):
-    """The policy that safety_check applies to every proposed action."""
+    """The policy that safety_check applies to every proposed action.
+
+    Example, a cautious agent that asks before anything changes the world and never runs code:
+
+    .. code-block:: yaml
+
+        safety:
+          approval_classes: [write, network]
+          deny_classes: [exec]
+          max_calls_per_class: {write: 5}
+    """
 
     require_approval: list[str] = Field(default_factory=list)
     """Tools that pause the run for a human decision (``"*"`` means every tool)."""
+    approval_classes: list[RiskClass] = Field(default_factory=list)
+    """Risk classes whose tools pause the run for a human decision, e.g. ``[write, exec]``."""
     deny_tools: list[str] = Field(default_factory=list)
     """Tools that are never called."""
+    deny_classes: list[RiskClass] = Field(default_factory=list)
+    """Risk classes whose tools are never called."""
     allow_tools: list[str] | None = None
     """When set, only these tools may be called."""
+    max_tool_calls: int | None = Field(default=None, gt=0)
+    """Most tool calls in one run (``None``: only ``limits.max_steps`` bounds them)."""
+    max_calls_per_tool: dict[str, int] = Field(default_factory=dict)
+    """Most calls of a tool in one run, by tool name."""
+    max_calls_per_class: dict[RiskClass, int] = Field(default_factory=dict)
+    """Most calls of a risk class in one run, e.g. ``{network: 10}``."""
+    max_calls_per_minute: int | None = Field(default=None, gt=0)
+    """Rate limit: a call beyond it waits until the oldest call in the window is a minute old."""
+    screen_observations: bool = True
+    """Screen tool outputs for prompt injection before the model reads them."""
+    on_injection: Literal["ask", "block", "flag"] = "ask"
+    """After an observation was flagged, ``write``, ``exec`` and ``network`` actions: ``ask`` a
+    human, ``block`` them, or only ``flag`` the observation (fenced as data, nothing else)."""
+    audit: bool = True
+    """Write every proposed action, verdict and result to the audit log."""
+    audit_dir: Path | None = None
+    """Folder of the audit log; ``None`` means ``<data dir>/audit``."""
 
 
 class MemorySpec(_Section):

@@ -84,6 +84,10 @@ class Verdict(TypedDict):
     """Why; shown to the model on a block and written to the run's record."""
     by: Literal["policy", "human"]
     """Whether the deterministic policy or a human approver decided."""
+    rule: NotRequired[str]
+    """The policy check that decided (``goalgraph.safety.Rule``), or ``human``."""
+    risk: NotRequired[str | None]
+    """The tool's risk class: ``read``, ``write``, ``exec`` or ``network``."""
 
 
 class Observation(TypedDict):
@@ -103,6 +107,8 @@ class Observation(TypedDict):
     """Normalised text result (capped) or the error message."""
     elapsed_s: float
     """Seconds the call took."""
+    flags: NotRequired[list[str]]
+    """Prompt-injection patterns found in the output (``goalgraph.injection``); empty if none."""
 
 
 class Counters(TypedDict):
@@ -174,6 +180,12 @@ class AgentState(TypedDict):
     """Run-wide counters for the limits."""
     call_counts: NotRequired[dict[str, int]]
     """How often each exact tool call (name plus canonical arguments) has run: loop detection."""
+    tool_counts: NotRequired[dict[str, int]]
+    """How often each tool has run: the per-run budgets."""
+    call_times: NotRequired[list[float]]
+    """Wall-clock times of the most recent tool calls: the rate limit."""
+    tainted_by: NotRequired[str | None]
+    """The tool call whose output was flagged as prompt injection, if any."""
     summary: NotRequired[str]
     """Running summary of messages folded out of ``messages``."""
     route: NotRequired[str]

@@ -1,54 +1,86 @@
-"""act: run the allowed tool call and record its outcome as an observation."""
+"""act: run the allowed tool call, screen its output, and record the outcome as an observation."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 
-from goalgraph.nodes.common import OBSERVATION_CHARS, bump
+from goalgraph.injection import quote_observation, screen
+from goalgraph.nodes.common import bump, thread_id_of
 from goalgraph.resources import AgentResources
 from goalgraph.safety import call_signature
 from goalgraph.state import AgentState, Observation
 
-__all__ = ["make_act_node"]
+__all__ = ["MAX_CALL_TIMES", "make_act_node"]
+
+MAX_CALL_TIMES = 100
+"""Call times kept in state for the rate limit (more than any sane per-minute limit)."""
 
 
 def make_act_node(res: AgentResources) -> Any:
     """Build the act node over ``res``."""
 
     async def act(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        """Call the tool; a failure, timeout or dead server becomes an ``ok=False`` observation."""
+        """Call the tool; a failure, timeout or dead server becomes an ``ok=False`` observation.
+
+        The output (already normalised and bounded by the tool set) is screened for prompt
+        injection: a flagged output reaches the model fenced as data, and taints the run.
+        """
         action = state["proposed_action"]
         assert action is not None and action["tool"] is not None
+        tool = action["tool"]
         toolset = await res.toolset()
-        result = await toolset.call(action["tool"], action["args"])
-        text = (result.content if result.ok else result.error or "tool failed")[:OBSERVATION_CHARS]
+        result = await toolset.call(tool, action["args"], timeout_s=res.tool_timeout(tool))
+        text = result.content if result.ok else result.error or "tool failed"
+        flags = screen(result.content) if res.spec.safety.screen_observations else []
+        shown = quote_observation(text, flags)
         observation = Observation(
             step_id=state.get("current_step"),
             call_id=action["call_id"],
-            tool=action["tool"],
+            tool=tool,
             args=action["args"],
             ok=result.ok,
-            content=text,
+            content=shown,
             elapsed_s=round(result.elapsed_s, 4),
+            flags=flags,
         )
-        signature = call_signature(action["tool"], action["args"])
-        counts = dict(state.get("call_counts") or {})
-        counts[signature] = counts.get(signature, 0) + 1
-        return {
+        if res.audit is not None:
+            res.audit.write(
+                thread_id_of(config),
+                "result",
+                call_id=action["call_id"],
+                tool=tool,
+                ok=result.ok,
+                error=result.error,
+                elapsed_s=round(result.elapsed_s, 4),
+                output_chars=len(result.content),
+                flags=flags,
+            )
+        signature = call_signature(tool, action["args"])
+        call_counts = dict(state.get("call_counts") or {})
+        call_counts[signature] = call_counts.get(signature, 0) + 1
+        tool_counts = dict(state.get("tool_counts") or {})
+        tool_counts[tool] = tool_counts.get(tool, 0) + 1
+        update: dict[str, Any] = {
             "observations": [observation],
             "messages": [
                 ToolMessage(
-                    content=text if result.ok else f"Error: {text}",
+                    content=shown if result.ok else f"Error: {shown}",
                     tool_call_id=action["call_id"],
-                    name=action["tool"],
+                    name=tool,
                     status="success" if result.ok else "error",
                 )
             ],
-            "call_counts": counts,
+            "call_counts": call_counts,
+            "tool_counts": tool_counts,
+            "call_times": [*(state.get("call_times") or []), time.time()][-MAX_CALL_TIMES:],
             "counters": bump(state, tool_calls=1),
         }
+        if flags and not state.get("tainted_by"):
+            update["tainted_by"] = f"{tool} call {action['call_id']}"
+        return update
 
     return act

@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
 from goalgraph.state import AgentState, Counters, PlanStep
 
-__all__ = ["OBSERVATION_CHARS", "bump", "current_step", "goal_problem", "new_counters"]
-
-OBSERVATION_CHARS = 4000
-"""Longest tool output kept in state and shown to the model."""
+__all__ = [
+    "bump",
+    "current_step",
+    "goal_problem",
+    "new_counters",
+    "thread_id_of",
+]
 
 
 def new_counters() -> Counters:
@@ -43,3 +48,8 @@ def goal_problem(goal: object, max_chars: int) -> str | None:
             "(limits.max_goal_chars). Put long material in a workspace file and refer to it."
         )
     return None
+
+
+def thread_id_of(config: RunnableConfig) -> str:
+    """Return the run's thread id (``default`` when run without a checkpointer)."""
+    return str((config.get("configurable") or {}).get("thread_id") or "default")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import logging
 import re
 import shlex
@@ -34,9 +33,11 @@ from mcp.types import CONNECTION_CLOSED
 from pydantic import BaseModel
 
 from goalgraph.spec import McpServerSpec
+from goalgraph.tools.content import DEFAULT_MAX_OUTPUT_CHARS, ArtifactStore, content_to_text
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT_CHARS",
+    "DEFAULT_MAX_RESTARTS",
     "ToolBox",
     "ToolResult",
     "ToolServerError",
@@ -45,10 +46,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_OUTPUT_CHARS = 8000
-"""Longest tool output kept; the rest is cut with a note."""
 _MAX_ERROR_CHARS = 300
 _STOP_TIMEOUT_S = 10.0
+DEFAULT_MAX_RESTARTS = 3
+"""How often a server that died is restarted before it stays down."""
 _FASTMCP_PREFIX = re.compile(r"^Error executing tool [^:]*: ")
 # Errors that mean the transport under a session is gone, not that one call went wrong.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -94,45 +95,6 @@ class ToolResult:
     elapsed_s: float = 0.0
 
 
-def content_to_text(
-    content: str | Sequence[Any] | None,
-    structured: Any = None,
-    *,
-    max_chars: int | None = DEFAULT_MAX_OUTPUT_CHARS,
-) -> str:
-    """Turn tool result content blocks into one text.
-
-    This is the single place where tool output becomes text. It accepts the LangChain content
-    blocks ``langchain-mcp-adapters`` produces as well as raw MCP content blocks.
-
-    Args:
-        content: A string, or a list of blocks: text blocks are joined with newlines; images,
-            audio, files and resources become descriptions like ``[image: image/png, 68 bytes]``.
-        structured: The result's structured content, if any. When present, text blocks holding
-            JSON are re-serialised compactly, and it stands in for empty content.
-        max_chars: Cut the text beyond this many characters, with a note; ``None`` keeps all.
-
-    Returns:
-        The text.
-    """
-    if content is None:
-        blocks: Sequence[Any] = []
-    elif isinstance(content, str):
-        blocks = [content]
-    else:
-        blocks = content
-    parts = [_block_text(block, compact_json=structured is not None) for block in blocks]
-    text = "\n".join(part for part in parts if part)
-    if not text and structured is not None:
-        text = _compact(structured)
-    if max_chars is not None and len(text) > max_chars:
-        text = (
-            text[:max_chars]
-            + f"\n[truncated: {len(text) - max_chars} more characters, {len(text)} in all]"
-        )
-    return text
-
-
 class ToolBox:
     """Live MCP sessions and their tools; open it with ``async with ToolBox.open(...)``.
 
@@ -144,13 +106,28 @@ class ToolBox:
     """
 
     def __init__(
-        self, servers: Iterable[_Server], *, timeout_s: float, max_output_chars: int | None
+        self,
+        servers: Iterable[_Server],
+        *,
+        timeout_s: float,
+        max_output_chars: int | None,
+        artifacts: ArtifactStore | None = None,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
+        start_timeout_s: float | None = None,
     ) -> None:
         """Index the tools of started servers; use ``ToolBox.open`` instead of calling this."""
+        self.max_restarts = max_restarts
+        """How often each server may be restarted after it died."""
+        self.start_timeout_s = timeout_s if start_timeout_s is None else start_timeout_s
+        """Seconds a (re)starting server may take."""
+        self._exposed: dict[tuple[str, str], str] = {}
+        self._closed = False
         self.timeout_s = timeout_s
         """Default seconds one call may take."""
         self.max_output_chars = max_output_chars
         """Longest output kept per call."""
+        self.artifacts = artifacts
+        """Where media and the full text of cut outputs are kept (``None``: not kept)."""
         self._servers = {server.name: server for server in servers}
         self._tools: dict[str, tuple[_Server, BaseTool]] = {}
         self.tools: list[BaseTool] = []
@@ -164,12 +141,21 @@ class ToolBox:
                 name = tool.name
                 if counts[name] > 1:
                     name = f"{server.name}__{name}"
-                    while name in self._tools or name in counts:
+                    while name in self._exposed.values() or name in counts:
                         name += "_"
-                    # The copy still calls the server's tool by its original name.
-                    tool = tool.model_copy(update={"name": name})
-                self._tools[name] = (server, tool)
-                self.tools.append(tool)
+                self._exposed[(server.name, tool.name)] = name
+                self._add(server, tool, name)
+
+    def _add(self, server: _Server, tool: BaseTool, name: str) -> None:
+        if name != tool.name:
+            # The copy still calls the server's tool by its original name.
+            tool = tool.model_copy(update={"name": name})
+        previous = self._tools.get(name)
+        self._tools[name] = (server, tool)
+        if previous is None:
+            self.tools.append(tool)
+        else:
+            self.tools[self.tools.index(previous[1])] = tool
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -180,6 +166,8 @@ class ToolBox:
         timeout_s: float = 60,
         start_timeout_s: float | None = None,
         max_output_chars: int | None = DEFAULT_MAX_OUTPUT_CHARS,
+        artifacts: ArtifactStore | None = None,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
     ) -> AsyncIterator[ToolBox]:
         """Start every server, keep one session each, and close them all on exit.
 
@@ -191,6 +179,9 @@ class ToolBox:
             timeout_s: Default seconds one tool call may take.
             start_timeout_s: Seconds a server may take to start; defaults to ``timeout_s``.
             max_output_chars: Longest output kept per call; ``None`` keeps all.
+            artifacts: Where media and the full text of cut outputs are saved.
+            max_restarts: How often a server that died is restarted (on the next call of one
+                of its tools); 0 leaves it down.
 
         Yields:
             The open tool box.
@@ -210,7 +201,18 @@ class ToolBox:
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            yield cls(started, timeout_s=timeout_s, max_output_chars=max_output_chars)
+            box = cls(
+                started,
+                timeout_s=timeout_s,
+                max_output_chars=max_output_chars,
+                artifacts=artifacts,
+                max_restarts=max_restarts,
+                start_timeout_s=start_timeout,
+            )
+            try:
+                yield box
+            finally:
+                box._closed = True  # no restarts once the block has ended
 
     @property
     def servers(self) -> list[str]:
@@ -285,9 +287,10 @@ class ToolBox:
         if not isinstance(args, Mapping):
             return failed(f"tool {name!r}: arguments must be an object, not {type(args).__name__}")
         if server.failure is not None:
-            return failed(
-                f"tool {name!r} is unavailable: server {server.name!r} is down ({server.failure})"
-            )
+            problem = await self._reconnect(server)
+            if problem is not None:
+                return failed(f"tool {name!r} is unavailable: {problem}")
+            server, tool = self._tools[name]
         timeout = self.timeout_s if timeout_s is None else timeout_s
 
         # Invoking with a ToolCall (not bare args) makes the adapter return a ToolMessage whose
@@ -315,12 +318,54 @@ class ToolBox:
         message = task.result()
         if isinstance(message, ToolMessage):
             structured = (message.artifact or {}).get("structured_content")
-            text = content_to_text(message.content, structured, max_chars=self.max_output_chars)
+            text = content_to_text(
+                message.content,
+                structured,
+                max_chars=self.max_output_chars,
+                artifacts=self.artifacts,
+            )
             if message.status == "error":
                 return failed(f"tool {name!r} failed: {_one_line(text) or 'no details'}", text)
         else:  # an interceptor may hand back plain content
-            text = content_to_text(message, max_chars=self.max_output_chars)
+            text = content_to_text(
+                message, max_chars=self.max_output_chars, artifacts=self.artifacts
+            )
         return ToolResult(True, text, None, time.perf_counter() - started)
+
+    async def _reconnect(self, server: _Server) -> str | None:
+        """Restart a server that died; return why it is still down, or ``None``.
+
+        A call that was running when the server died is not repeated (the tool may have had
+        effects); the next call restarts the server, at most ``max_restarts`` times per box.
+        """
+        if self._closed:
+            return f"server {server.name!r} is down: the tool box was closed"
+        async with server.restart_lock:
+            if server.failure is None:
+                return None  # another call restarted it meanwhile
+            if server.restarts >= self.max_restarts:
+                return (
+                    f"server {server.name!r} is down ({server.failure}); "
+                    f"gave up after {server.restarts} restarts"
+                )
+            server.restarts += 1
+            previous_failure = server.failure
+            logger.warning(
+                "restarting MCP server %r (attempt %d of %d) after: %s",
+                server.name,
+                server.restarts,
+                self.max_restarts,
+                previous_failure,
+            )
+            try:
+                await server.restart(self.start_timeout_s)
+            except ToolServerError as exc:
+                return f"server {server.name!r} is down and did not restart: {exc.cause}"
+            for tool in server.tools:
+                name = self._exposed.get((server.name, tool.name))
+                if name is not None:  # a tool that appeared after the start is not offered
+                    self._add(server, tool, name)
+            return None
 
     def _describe_call_error(self, name: str, server: _Server, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError | httpx.TimeoutException):
@@ -354,6 +399,11 @@ class _Server:
         self.connection = connection
         self.client = client
         self.tools: list[BaseTool] = []
+        self.restarts = 0
+        self.restart_lock = asyncio.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
         self.failure: str | None = None
         loop = asyncio.get_running_loop()
         self.down: asyncio.Future[None] = loop.create_future()
@@ -386,6 +436,16 @@ class _Server:
         self.mark_down("start timed out")
         await self.stop()
         raise ToolServerError(self.name, self.target, f"not ready within {timeout_s:g} s")
+
+    async def restart(self, timeout_s: float) -> None:
+        """Close what is left of the session and start the server again.
+
+        Raises:
+            ToolServerError: If it does not come back within ``timeout_s``.
+        """
+        await self.stop()
+        self._reset()
+        await self.start(timeout_s)
 
     def mark_down(self, reason: str) -> None:
         """Record that the session is unusable and let the owner task close it."""
@@ -429,59 +489,6 @@ class _Server:
 
 async def _stop_all(servers: Sequence[_Server]) -> None:
     await asyncio.gather(*(server.stop() for server in servers))
-
-
-def _block_text(block: Any, *, compact_json: bool) -> str:
-    if isinstance(block, str):
-        return _maybe_compact(block) if compact_json else block
-    if hasattr(block, "model_dump"):  # a raw MCP content block
-        block = block.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if not isinstance(block, Mapping):
-        return str(block)
-    kind = block.get("type")
-    if kind == "text":
-        text = str(block.get("text", ""))
-        return _maybe_compact(text) if compact_json else text
-    if kind in ("image", "audio", "file"):
-        return _describe_media(str(kind), block)
-    if kind == "resource_link":
-        label = block.get("name") or block.get("uri")
-        mime = block.get("mimeType")
-        return f"[resource: {label}{', ' + mime if mime else ''}, {block.get('uri')}]"
-    if kind == "resource":
-        resource = block.get("resource") or {}
-        if "text" in resource:
-            return str(resource["text"])
-        return _describe_media("resource", {**resource, "base64": resource.get("blob")})
-    return _compact(block)
-
-
-def _describe_media(kind: str, block: Mapping[str, Any]) -> str:
-    mime = block.get("mime_type") or block.get("mimeType") or "unknown type"
-    data = block.get("base64") or block.get("data")
-    if isinstance(data, str):
-        return f"[{kind}: {mime}, {_base64_size(data)} bytes]"
-    where = block.get("url") or block.get("uri")
-    return f"[{kind}: {mime}, {where}]" if where else f"[{kind}: {mime}]"
-
-
-def _base64_size(data: str) -> int:
-    data = data.strip()
-    return len(data) * 3 // 4 - data[-2:].count("=")
-
-
-def _maybe_compact(text: str) -> str:
-    stripped = text.strip()
-    if not stripped.startswith(("{", "[")):
-        return text
-    try:
-        return _compact(json.loads(stripped))
-    except ValueError:
-        return text
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _one_line(text: str) -> str:

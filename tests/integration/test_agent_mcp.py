@@ -9,7 +9,7 @@ import pytest
 
 from goalgraph import Agent, AgentSpec
 from goalgraph.checkpoint import CheckpointError
-from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
+from goalgraph.testing import ScriptedChatModel, final_answer, plan, step_done, tool_call
 
 SERVER = Path(__file__).parents[1] / "servers" / "mcp_testing_server.py"
 
@@ -38,7 +38,30 @@ def test_calculator_through_goalgraph_mcp_server_with_sqlite(tmp_path):
         assert len(again.history("mcp-1")) >= 6
 
 
-def test_mcp_server_dying_mid_run_ends_cleanly(tmp_path):
+def test_mcp_server_dying_mid_run_is_restarted(tmp_path):
+    model = ScriptedChatModel(
+        responses=[
+            plan(("echo", "echo")),
+            tool_call("die"),
+            tool_call("echo", text="hi"),
+            step_done("hi"),
+        ]
+    )
+    spec = AgentSpec(
+        builtin_tools=False,
+        mcpServers=_testing_server(),
+        checkpoint_path=tmp_path / "cp.sqlite",
+        limits={"max_step_attempts": 2, "max_replans": 0},
+    )
+    with Agent(spec, model=model) as agent:
+        result = agent.run("say hi", thread_id="dies")
+    assert result.status == "done", result.message
+    died, echoed = result.observations
+    assert not died["ok"] and "testing" in died["content"]  # It names the dead server.
+    assert echoed["ok"] and echoed["content"] == "hi"  # on the restarted server
+
+
+def test_mcp_server_that_stays_dead_ends_the_run_cleanly(tmp_path):
     model = ScriptedChatModel(
         responses=[
             plan(("echo", "echo")),
@@ -52,6 +75,7 @@ def test_mcp_server_dying_mid_run_ends_cleanly(tmp_path):
         mcpServers=_testing_server(),
         checkpoint_path=tmp_path / "cp.sqlite",
         limits={"max_step_attempts": 2, "max_replans": 0},
+        tools={"max_restarts": 0},
     )
     with Agent(spec, model=model) as agent:
         result = agent.run("say hi", thread_id="dies")

@@ -73,11 +73,14 @@ def record_file(tmp_path: Path) -> Path:
 
 async def test_builtin_server_tools(workspace: Path) -> None:
     async with ToolBox.open({"goalgraph": builtin(workspace)}, start_timeout_s=START_S) as box:
-        assert {tool.name for tool in box.tools} == {
+        assert {tool.name for tool in box.tools} >= {
             "calculator",
             "read_file",
             "list_files",
             "write_file",
+            "search_files",
+            "sqlite_query",
+            "http_get",
         }
         assert all(tool.description for tool in box.tools)
         assert box.server_of("calculator") == "goalgraph"
@@ -200,13 +203,13 @@ async def test_record_runs_exactly_once_per_call(record_file: Path) -> None:
     assert record_file.read_text(encoding="utf-8") == "a\nb\n"
     after_close = await box.call("record", {"tag": "c"})
     assert not after_close.ok
-    assert "server 'testing' is down" in (after_close.error or "")
+    assert "the tool box was closed" in (after_close.error or "")
     assert record_file.read_text(encoding="utf-8") == "a\nb\n"
 
 
 async def test_server_dying_mid_call(workspace: Path, record_file: Path) -> None:
     servers = {"testing": third_party(record_file), "goalgraph": builtin(workspace)}
-    async with ToolBox.open(servers, start_timeout_s=START_S) as box:
+    async with ToolBox.open(servers, start_timeout_s=START_S, max_restarts=0) as box:
         result = await box.call("die", {})
         assert not result.ok
         assert result.error is not None
@@ -239,8 +242,50 @@ async def test_server_killed_while_idle_does_not_cancel_the_caller(record_file: 
         assert not result.ok
         assert "server 'testing'" in (result.error or "")
         await asyncio.sleep(0.05)  # still not cancelled
-        again = await box.call("echo", {"text": "hello?"})
-        assert not again.ok
+        again = await box.call("echo", {"text": "hello?"})  # restarts the server first
+        assert (again.ok, again.content) == (True, "hello?")
+        assert int((await box.call("pid", {})).content) != pid
+
+
+async def test_dead_server_restarts_on_the_next_call_up_to_the_limit(record_file: Path) -> None:
+    spec = third_party(record_file)
+    async with ToolBox.open({"testing": spec}, start_timeout_s=START_S, max_restarts=2) as box:
+        first_pid = int((await box.call("pid", {})).content)
+        pids = {first_pid}
+        for attempt in range(1, 3):
+            died = await box.call("die", {})
+            assert not died.ok and "server 'testing'" in (died.error or "")
+            # The call that was running when the server died is not repeated; the next one
+            # restarts the server and runs on the new process.
+            echo = await box.call("echo", {"text": f"back {attempt}"})
+            assert (echo.ok, echo.content) == (True, f"back {attempt}")
+            assert box.is_running("testing")
+            pids.add(int((await box.call("pid", {})).content))
+        assert len(pids) == 3  # two restarts, each a new process
+        await box.call("die", {})
+        given_up = await box.call("echo", {"text": "once more"})
+        assert not given_up.ok
+        assert "gave up after 2 restarts" in (given_up.error or "")
+
+
+async def test_server_that_cannot_restart_is_reported(tmp_path: Path) -> None:
+    flag = tmp_path / "allow-start"
+    flag.write_text("yes", encoding="utf-8")
+    # A launcher that refuses to start once the flag file is gone.
+    launcher = (
+        "import os, runpy, sys\n"
+        f"if not os.path.exists({str(flag)!r}): sys.exit('not today')\n"
+        f"sys.argv = [{str(TESTING_SERVER)!r}]\n"
+        f"runpy.run_path({str(TESTING_SERVER)!r}, run_name='__main__')\n"
+    )
+    spec = McpServerSpec(command=sys.executable, args=["-c", launcher])
+    async with ToolBox.open({"testing": spec}, start_timeout_s=START_S) as box:
+        assert (await box.call("echo", {"text": "hi"})).ok
+        flag.unlink()
+        await box.call("die", {})
+        result = await box.call("echo", {"text": "hi"})
+        assert not result.ok
+        assert "did not restart" in (result.error or "")
 
 
 async def test_unknown_tool_and_bad_arguments(record_file: Path) -> None:
@@ -470,6 +515,6 @@ def test_unknown_blocks_are_serialised() -> None:
 
 def test_huge_output_is_capped_with_a_note() -> None:
     text = content_to_text("y" * 20_000)
-    assert text.startswith("y" * 8000 + "\n[truncated: 12000 more characters, 20000 in all]")
-    assert len(text) < 8100
+    assert text.startswith("y" * 4000 + "\n[truncated: 16000 more characters, 20000 in all]")
+    assert len(text) < 4100
     assert content_to_text("y" * 20_000, max_chars=None) == "y" * 20_000

@@ -6,7 +6,7 @@ import pytest
 
 from goalgraph.graph import route_after_reflect, route_after_safety, route_after_think
 from goalgraph.plan import fallback_plan, next_step_id, steps_from_output
-from goalgraph.safety import call_signature, check_action, human_decision
+from goalgraph.safety import RunLedger, call_signature, check_action, human_decision
 from goalgraph.spec import AgentSpec, SafetySpec, SpecError
 
 SCHEMAS = {
@@ -31,7 +31,7 @@ def action(tool="calculator", **args):
 
 def check(act, **policy):
     return check_action(
-        act, policy=SafetySpec(**policy), schemas=SCHEMAS, call_counts={}, max_identical_calls=2
+        act, policy=SafetySpec(**policy), schemas=SCHEMAS, ledger=RunLedger(), max_identical_calls=2
     )
 
 
@@ -86,7 +86,11 @@ def test_loop_detection_counts_canonical_arguments():
     a = action(expression="1+1")
     key = call_signature("calculator", {"expression": "1+1"})
     verdict = check_action(
-        a, policy=SafetySpec(), schemas=SCHEMAS, call_counts={key: 2}, max_identical_calls=2
+        a,
+        policy=SafetySpec(),
+        schemas=SCHEMAS,
+        ledger=RunLedger(call_counts={key: 2}),
+        max_identical_calls=2,
     )
     assert verdict.decision == "block" and "loop detected" in verdict.reason
     assert call_signature("t", {"a": 1, "b": 2}) == call_signature("t", {"b": 2, "a": 1})
