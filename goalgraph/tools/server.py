@@ -13,12 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
+import anyio.to_thread
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from goalgraph.risk import tool_meta
 from goalgraph.spec import ToolsSpec
 from goalgraph.tools.calculator import CalculatorError, calculate
+from goalgraph.tools.sandbox import MAX_CODE_CHARS, run_python
+from goalgraph.tools.sqlite_query import SqliteQueryError
+from goalgraph.tools.sqlite_query import query as sqlite_select
+from goalgraph.tools.web import WebError, fetch
 from goalgraph.tools.workspace import Workspace, WorkspaceError
 
 __all__ = ["build_server", "main"]
@@ -31,6 +38,9 @@ _INSTRUCTIONS = (
     "Paths are relative to the workspace, e.g. notes/todo.txt."
 )
 
+
+READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+"""MCP annotations of a tool that only observes the workspace."""
 
 EXPRESSION_PATTERN = r"^[0-9a-z(\-][0-9a-z_+\-*/%^().,\s]*$"
 """What a calculator expression may contain: digits, operators, parentheses, function names."""
@@ -66,6 +76,8 @@ def build_server(
     @server.tool(
         description="Evaluate an arithmetic expression like 12*(3+4). Returns the number.",
         structured_output=False,
+        annotations=READ_ONLY,
+        meta=tool_meta("read"),
     )
     def calculator(
         expression: Annotated[
@@ -87,6 +99,8 @@ def build_server(
     @server.tool(
         description="Read a text file from the workspace. Returns its text.",
         structured_output=False,
+        annotations=READ_ONLY,
+        meta=tool_meta("read", paths=["path"]),
     )
     def read_file(
         path: Annotated[str, Field(description="File path in the workspace, e.g. notes/todo.txt")],
@@ -99,6 +113,8 @@ def build_server(
     @server.tool(
         description="List files and folders in a workspace folder. Folder names end with /.",
         structured_output=False,
+        annotations=READ_ONLY,
+        meta=tool_meta("read", paths=["path"]),
     )
     def list_files(
         path: Annotated[str, Field(description="Folder in the workspace; . is the top")] = ".",
@@ -112,6 +128,8 @@ def build_server(
     @server.tool(
         description="Write text to a file in the workspace, replacing it. Creates folders.",
         structured_output=False,
+        annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False),
+        meta=tool_meta("write", paths=["path"]),
     )
     def write_file(
         path: Annotated[str, Field(description="File path in the workspace, e.g. notes/todo.txt")],
@@ -122,6 +140,104 @@ def build_server(
             return f"wrote {size} bytes to {ws.relative(path)}"
         except WorkspaceError as exc:
             raise ToolError(str(exc)) from None
+
+    http_spec = config.http
+
+    @server.tool(
+        description="Fetch a web page (only allowlisted hosts) and return its readable text.",
+        annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True),
+        meta=tool_meta("network", urls=["url"]),
+        structured_output=False,
+    )
+    async def http_get(
+        url: Annotated[
+            str,
+            Field(description="The http:// or https:// URL to fetch", max_length=2000),
+        ],
+    ) -> str:
+        try:
+            return (await fetch(url, http_spec)).render()
+        except WebError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(
+        description=(
+            "Run one read-only SQL query (SELECT) on a SQLite database file in the workspace. "
+            "Returns a table."
+        ),
+        annotations=READ_ONLY,
+        meta=tool_meta("read", paths=["database"]),
+        structured_output=False,
+    )
+    async def sqlite_query(
+        database: Annotated[
+            str, Field(description="Database file in the workspace, e.g. data/shop.db")
+        ],
+        sql: Annotated[
+            str,
+            Field(
+                description="One SELECT statement, e.g. SELECT name FROM sqlite_master",
+                max_length=10_000,
+            ),
+        ],
+    ) -> str:
+        try:
+            # A worker thread keeps a query of up to its time budget off the event loop.
+            return await anyio.to_thread.run_sync(sqlite_select, ws, database, sql)
+        except SqliteQueryError as exc:
+            raise ToolError(str(exc)) from None
+
+    @server.tool(
+        description=(
+            "Search the text files of a workspace folder for lines containing some text "
+            "(plain text, case-insensitive). Returns file:line: text lines."
+        ),
+        annotations=READ_ONLY,
+        meta=tool_meta("read", paths=["path"]),
+        structured_output=False,
+    )
+    async def search_files(
+        query: Annotated[
+            str, Field(description="The text to look for, e.g. TODO", min_length=1, max_length=500)
+        ],
+        path: Annotated[
+            str, Field(description="Folder or file in the workspace; . is the top")
+        ] = ".",
+        max_results: Annotated[int, Field(description="Most lines returned", ge=1, le=500)] = 50,
+    ) -> str:
+        try:
+            lines = await anyio.to_thread.run_sync(
+                lambda: ws.search(query, path, max_results=max_results)
+            )
+        except WorkspaceError as exc:
+            raise ToolError(str(exc)) from None
+        return "\n".join(lines) if lines else f"no matches for {query!r} in {path!r}"
+
+    python_limits = config.python
+
+    @server.tool(
+        description=(
+            "Run a short Python 3 snippet in a sandbox (no network, no files outside a temporary "
+            "folder, time and memory limits). Print what you need; returns stdout and stderr."
+        ),
+        annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False),
+        meta=tool_meta("exec"),
+        structured_output=False,
+    )
+    async def python(
+        code: Annotated[
+            str,
+            Field(
+                description="Python 3 source; print the results, e.g. print(sum(range(10)))",
+                max_length=MAX_CODE_CHARS,
+            ),
+        ],
+    ) -> str:
+        # A worker thread: the snippet may run for its whole time limit.
+        result = await anyio.to_thread.run_sync(run_python, code, python_limits)
+        if not result.ok:  # the reason first: it becomes the agent's one-line error
+            raise ToolError(f"{result.reason}\n{result.output}".rstrip())
+        return result.output.rstrip() or "(no output)"
 
     return server
 

@@ -6,11 +6,21 @@ the workspace root, so ``../x``, ``/etc/passwd`` and a symlink pointing outside 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
+from collections.abc import Generator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["DEFAULT_MAX_LIST_ENTRIES", "DEFAULT_MAX_READ_BYTES", "Workspace", "WorkspaceError"]
+__all__ = [
+    "DEFAULT_MAX_LIST_ENTRIES",
+    "DEFAULT_MAX_READ_BYTES",
+    "DEFAULT_MAX_SEARCH_RESULTS",
+    "Workspace",
+    "WorkspaceError",
+]
 
 DEFAULT_MAX_READ_BYTES = 256 * 1024
 """Most bytes ``read_text`` returns; longer files are cut with a note."""
@@ -18,6 +28,16 @@ DEFAULT_MAX_WRITE_BYTES = 1024 * 1024
 """Most bytes ``write_text`` accepts."""
 DEFAULT_MAX_LIST_ENTRIES = 500
 """Most entries ``list_dir`` returns."""
+DEFAULT_MAX_SEARCH_RESULTS = 50
+"""Most matching lines ``search`` returns."""
+MAX_SEARCH_FILE_BYTES = 1024 * 1024
+"""Files larger than this are skipped by ``search`` (and counted in a note)."""
+MAX_SEARCH_FILES = 5000
+"""Most files one ``search`` reads."""
+MAX_SEARCH_LINE_CHARS = 200
+"""Longest line text ``search`` shows; longer lines are cut around the match."""
+SEARCH_SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv"})
+"""Folders ``search`` does not descend into (unless the search starts inside one)."""
 
 
 class WorkspaceError(ValueError):
@@ -223,6 +243,121 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot write {shown}: {_reason(exc)}") from None
         return len(data)
+
+    def search(
+        self,
+        query: str,
+        path: str | os.PathLike[str] = ".",
+        *,
+        max_results: int = DEFAULT_MAX_SEARCH_RESULTS,
+    ) -> list[str]:
+        """Find the lines of text files that contain ``query``, ignoring case.
+
+        ``query`` is plain text, not a regular expression: models rarely escape regex syntax, and
+        a substring test cannot blow up on a pathological pattern. Binary files (with a NUL
+        byte), files over ``MAX_SEARCH_FILE_BYTES`` and the folders in
+        ``SEARCH_SKIPPED_FOLDERS`` are skipped. Symbolic links are never followed: the folder
+        walk and every file open refuse them, so no link can lead the search outside.
+
+        Args:
+            query: The text to look for.
+            path: A folder (searched recursively) or a file inside the workspace.
+            max_results: Most matching lines returned.
+
+        Returns:
+            ``file:line: text`` entries (paths relative to the root) in path order; notes in
+            brackets follow when the results were capped or large files were skipped. Empty
+            when nothing matched.
+
+        Raises:
+            WorkspaceError: If the query is empty, the path is outside the workspace or missing.
+        """
+        if not query.strip():
+            raise WorkspaceError("the search text is empty")
+        if max_results < 1:
+            raise WorkspaceError("max_results must be at least 1")
+        top = self.resolve(path)
+        if not top.exists():
+            raise WorkspaceError(f"no such file or folder: {_shown(path)}")
+        needle = query.casefold()
+        matches: list[str] = []
+        files = too_large = 0
+        with contextlib.closing(self._search_files(top)) as found:
+            for shown, handle in found:
+                files += 1
+                if files > MAX_SEARCH_FILES or len(matches) > max_results:
+                    break
+                if os.fstat(handle.fileno()).st_size > MAX_SEARCH_FILE_BYTES:
+                    too_large += 1
+                    continue
+                matches += _matching_lines(shown, handle.read(), needle)
+        return [*matches[:max_results], *_search_notes(matches, max_results, files, too_large)]
+
+    def _search_files(self, top: Path) -> Generator[tuple[str, BinaryIO], None, None]:
+        """Yield ``(path shown, open file)`` for every regular file under ``top``, in order."""
+        if not top.is_dir():
+            handle = _open_regular(str(top), None)
+            if handle is not None:
+                with handle:
+                    yield top.relative_to(self.root).as_posix(), handle
+            return
+        for folder, subfolders, names, folder_fd in os.fwalk(top, follow_symlinks=False):
+            subfolders[:] = sorted(set(subfolders) - SEARCH_SKIPPED_FOLDERS)
+            for name in sorted(names):
+                handle = _open_regular(name, folder_fd)
+                if handle is None:
+                    continue
+                with handle:
+                    yield Path(folder, name).relative_to(self.root).as_posix(), handle
+
+
+def _open_regular(name: str, folder_fd: int | None) -> BinaryIO | None:
+    """Open a regular file for reading without following a symlink; ``None`` for anything else.
+
+    O_NOFOLLOW plus a folder descriptor from ``os.fwalk`` leave no window in which a link
+    swapped in could redirect the read; O_NONBLOCK keeps a FIFO from hanging the search.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(name, flags, dir_fd=folder_fd)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def _matching_lines(shown: str, data: bytes, needle: str) -> list[str]:
+    if b"\x00" in data:
+        return []  # binary
+    found = []
+    text = data.decode("utf-8", errors="replace")
+    for number, line in enumerate(text.split("\n"), start=1):
+        at = line.casefold().find(needle)
+        if at >= 0:
+            found.append(f"{shown}:{number}: {_clip_line(line.strip(), at)}")
+    return found
+
+
+def _clip_line(line: str, at: int) -> str:
+    if len(line) <= MAX_SEARCH_LINE_CHARS:
+        return line
+    start = max(0, min(at - MAX_SEARCH_LINE_CHARS // 3, len(line) - MAX_SEARCH_LINE_CHARS))
+    clipped = line[start : start + MAX_SEARCH_LINE_CHARS]
+    return ("..." if start else "") + clipped + ("..." if start + len(clipped) < len(line) else "")
+
+
+def _search_notes(matches: list[str], max_results: int, files: int, too_large: int) -> list[str]:
+    notes = []
+    if len(matches) > max_results:
+        notes.append(f"[stopped at {max_results} matches; search a narrower text or folder]")
+    if files > MAX_SEARCH_FILES:
+        notes.append(f"[stopped after {MAX_SEARCH_FILES} files; search a smaller folder]")
+    if too_large:
+        files_word = "file" if too_large == 1 else "files"
+        notes.append(f"[skipped {too_large} {files_word} over {MAX_SEARCH_FILE_BYTES} bytes]")
+    return notes
 
 
 def _decode(data: bytes, *, cut: bool) -> str | None:
