@@ -396,6 +396,7 @@ def generation_cache_section(chat: LocalChatModel) -> None:
             rows[tier].append(elapsed)
             _progress(f"planner call {index}/{len(WORKLOAD)}: {tier} in {elapsed * 1000:.1f} ms")
         lookups = _exact_lookup_times(cache, cached, plan_schema(names), tools)
+        model_hits = _exact_model_call_times(cached, plan_schema(names), tools)
         stats = cache.stats
         cache.close()
     print(
@@ -406,6 +407,10 @@ def generation_cache_section(chat: LocalChatModel) -> None:
     for tier, values in rows.items():
         median = f"{statistics.median(values) * 1000:.1f}" if values else "-"
         print(f"{tier + ' (whole call)':<28}{len(values):>6}{median:>11}")
+    print(
+        f"{'exact, chat-model call':<28}{len(model_hits):>6}"
+        f"{statistics.median(model_hits) * 1000:>11.2f}"
+    )
     print(f"{'exact lookup only':<28}{len(lookups):>6}{statistics.median(lookups) * 1000:>11.3f}")
     exact, semantic = len(rows["exact"]), len(rows["semantic"])
     print(
@@ -433,6 +438,27 @@ def _exact_lookup_times(
         hit = cache.lookup(request)
         times.append(time.perf_counter() - started)
         assert hit is not None, "the first workload goal should be cached"
+    return times
+
+
+def _exact_model_call_times(
+    chat: LocalChatModel, schema: dict[str, Any], tools: Any
+) -> list[float]:
+    """Time a cached plan through the chat model alone (``invoke`` under the plan schema).
+
+    The planner's whole call adds LangChain's ``with_structured_output(include_raw=True)``
+    runnables (a parallel map and a parser fallback) on top of this.
+    """
+    from goalgraph.nodes.plan import plan_messages
+
+    bound = chat.bind(response_format=schema)
+    messages = plan_messages(WORKLOAD[0], tools)
+    times = []
+    for _ in range(200):
+        started = time.perf_counter()
+        reply = bound.invoke(messages)
+        times.append(time.perf_counter() - started)
+        assert reply.response_metadata.get("cache") == "exact"
     return times
 
 

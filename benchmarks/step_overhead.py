@@ -41,8 +41,6 @@ import asyncio
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -52,10 +50,10 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _common import environment, percentile, stderr_progress, text_table
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
@@ -299,17 +297,6 @@ async def profile(runner: Runner, steps: int) -> dict[str, Any]:
     }
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100) of ``values``, interpolating linearly."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def summarize(runner: Runner, steps: int) -> dict[str, Any]:
     """Return a runner's per-step overhead (median, p90) and run totals in milliseconds."""
     per_step = [
@@ -333,21 +320,6 @@ def _ratio(rows: Sequence[dict[str, Any]], mode: str) -> float:
     by_system = {r["system"]: r for r in rows if r["checkpointer"] == mode}
     ours, theirs = (by_system[s]["per_step_ms_median"] for s in SYSTEMS)
     return round(ours / theirs, 2) if theirs > 0 else math.inf
-
-
-def _environment() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "packages": versions,
-    }
 
 
 def summary_line(result: dict[str, Any]) -> str:
@@ -385,24 +357,10 @@ async def run_benchmark(opts: Options, progress: Progress | None = None) -> dict
         "ratio": _ratio(rows, "sqlite"),
         "ratio_no_checkpointer": _ratio(rows, "none"),
         "profile": profiles,
-        "environment": _environment(),
+        "environment": environment(PACKAGES),
     }
     result["summary"] = summary_line(result)
     return result
-
-
-def _table(header: Sequence[str], body: Sequence[Sequence[str]], left: set[int]) -> list[str]:
-    """Lay out rows in columns; columns in ``left`` are flush left, the others flush right."""
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *map(line, body)]
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -445,13 +403,13 @@ def render_table(result: dict[str, Any]) -> str:
             f"K={k} tool calls per run, {opts['runs']} interleaved repetitions"
             f" (+{opts['warmup']} warm-up), ainvoke, a fresh thread per run.",
             "",
-            *_table(header, timing, left={0, 1}),
+            *text_table(header, timing, left={0, 1}),
             "",
             f"goalgraph / ReAct (median ms/step): {result['ratio']:.2f}x with SQLite,"
             f" {result['ratio_no_checkpointer']:.2f}x without a checkpointer",
             "",
             "Per step, SQLite checkpointer (one untimed traced run):",
-            *_table(prof_header, profile, left={0, 5}),
+            *text_table(prof_header, profile, left={0, 5}),
         ]
     )
 
@@ -476,15 +434,6 @@ def write_plot(result: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
-
-
-def stderr_progress(done: int, total: int, label: str) -> None:
-    """Report ``done`` of ``total`` runs on stderr: one updating line on a terminal."""
-    if sys.stderr.isatty():
-        end = "\n" if done == total else ""
-        print(f"\r  run {done}/{total} ({label})".ljust(40), end=end, file=sys.stderr, flush=True)
-    elif done == total or done % max(1, total // 10) == 0:
-        print(f"  run {done}/{total}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:

@@ -61,18 +61,16 @@ import contextlib
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _common import environment, percentile, stderr_progress, text_table
 from langchain_core.messages import AIMessage
 from langchain_core.tools import BaseTool, tool
 from langchain_mcp_adapters.tools import load_mcp_tools
@@ -364,17 +362,6 @@ async def measure(variants: Sequence[Variant], opts: Options, progress: Progress
         gc.unfreeze()
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100) of ``values``, interpolating linearly."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def summarize(variant: Variant, baseline: Sequence[float]) -> dict[str, Any]:
     """Return a variant's per-call median, p90 and its ratio to ``baseline`` (paired by rep)."""
     samples = variant.per_call_ms
@@ -391,21 +378,6 @@ def summarize(variant: Variant, baseline: Sequence[float]) -> dict[str, Any]:
         row["run_ms_median"] = round(statistics.median(variant.run_ms), 2)
         row["empty_run_ms_median"] = round(statistics.median(variant.empty_run_ms), 2)
     return row
-
-
-def _environment() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "packages": versions,
-    }
 
 
 def summary_line(result: dict[str, Any]) -> str:
@@ -438,24 +410,10 @@ async def run_benchmark(opts: Options, progress: Progress | None = None) -> dict
         "options": {"calls": opts.calls, "runs": opts.runs, "warmup": opts.warmup},
         "results": rows,
         "ratios": {row["variant"]: row["ratio_vs_direct"] for row in rows},
-        "environment": _environment(),
+        "environment": environment(PACKAGES),
     }
     result["summary"] = summary_line(result)
     return result
-
-
-def _table(header: Sequence[str], body: Sequence[Sequence[str]], left: set[int]) -> list[str]:
-    """Lay out rows in columns; columns in ``left`` are flush left, the others flush right."""
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *map(line, body)]
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -485,7 +443,7 @@ def render_table(result: dict[str, Any]) -> str:
             f"N={opts['calls']} calls per batch or agent run, {opts['runs']} interleaved"
             f" repetitions (+{opts['warmup']} warm-up); agents: (T_N - T_0) / N.",
             "",
-            *_table(header, body, left={0, 1}),
+            *text_table(header, body, left={0, 1}),
             "",
             "vs direct: median over repetitions of the per-call ratio to direct in the same one.",
             "Agent run medians:",
@@ -494,14 +452,9 @@ def render_table(result: dict[str, Any]) -> str:
     )
 
 
-def stderr_progress(done: int, total: int, label: str) -> None:
-    """Report ``done`` of ``total`` samples on stderr: one updating line on a terminal."""
-    if sys.stderr.isatty():
-        end = "\n" if done == total else ""
-        text = f"\r  sample {done}/{total} ({label})".ljust(44)
-        print(text, end=end, file=sys.stderr, flush=True)
-    elif done == total or done % max(1, total // 10) == 0:
-        print(f"  sample {done}/{total}", file=sys.stderr, flush=True)
+def sample_progress(done: int, total: int, label: str) -> None:
+    """Report ``done`` of ``total`` samples on stderr."""
+    stderr_progress(done, total, label, unit="sample")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -527,7 +480,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark from the command line; print and return the result."""
     opts = parse_args(argv)
-    result = asyncio.run(run_benchmark(opts, stderr_progress if opts.progress else None))
+    result = asyncio.run(run_benchmark(opts, sample_progress if opts.progress else None))
     if opts.json:
         print(json.dumps(result, indent=2))
     else:

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 from langchain_core.tools import tool
 from pydantic import Field
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` by path (benchmarks/ is a folder of scripts, not a package).
+
+    The folder goes on ``sys.path`` first, as when the script runs, so its shared helpers import.
+    """
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

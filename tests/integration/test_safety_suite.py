@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "safety_suite.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("safety_suite", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark
 
 
 @pytest.mark.timeout(300)
 async def test_every_adversarial_case_gets_its_expected_verdict() -> None:
-    suite = _load()
+    suite = load_benchmark("safety_suite")
     assert len(suite.CASES) >= 30
     kinds = {case.kind for case in suite.CASES}
     assert kinds == {"action", "escape", "observation"}

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "step_overhead.py"
-
-
-def _load_benchmark() -> ModuleType:
-    """Import benchmarks/step_overhead.py by path (benchmarks/ is not an installed package)."""
-    spec = importlib.util.spec_from_file_location("step_overhead", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes.
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark
 
 
 def test_quick_benchmark_reports_both_agents(capsys):
-    bench = _load_benchmark()
+    bench = load_benchmark("step_overhead")
     result = bench.main(["--quick", "--no-progress"])
     rows = {(r["system"], r["checkpointer"]): r for r in result["results"]}
     assert set(rows) == {(s, m) for s in ("goalgraph", "react") for m in ("sqlite", "none")}

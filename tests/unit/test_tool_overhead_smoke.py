@@ -5,28 +5,14 @@ It starts goalgraph's own MCP server (once per variant family) and runs scripted
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from helpers import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tool_overhead.py"
 VARIANTS = ["direct", "adapter", "toolbox", "agent-sqlite", "agent-memory", "agent-inprocess"]
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _load_benchmark() -> ModuleType:
-    """Import benchmarks/tool_overhead.py by path (benchmarks/ is not an installed package)."""
-    spec = importlib.util.spec_from_file_location("tool_overhead", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes.
-    spec.loader.exec_module(module)
-    return module
 
 
 def _positive(value: float) -> bool:
@@ -34,7 +20,7 @@ def _positive(value: float) -> bool:
 
 
 def test_quick_benchmark_reports_every_variant(capsys: pytest.CaptureFixture[str]) -> None:
-    bench = _load_benchmark()
+    bench = load_benchmark("tool_overhead")
     result = bench.main(["--quick"])
     options = result["options"]
     assert options["calls"] >= 2 and options["runs"] >= 1
