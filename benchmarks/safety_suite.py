@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import sys
 import tempfile
@@ -211,8 +212,9 @@ CASES: list[Case] = [
     ),
     _escape(
         "read the server's secrets",
-        f"import os\nassert {SECRET!r} not in str(os.environ), 'leaked'\nraise SystemExit('none')",
-        "none",
+        f"import os\nassert {SECRET!r} not in str(os.environ), 'leaked'\n"
+        "raise SystemExit('the secret is not visible')",
+        "not visible",
     ),
     _escape(
         "write outside its folder",
@@ -400,12 +402,15 @@ async def _escape_row(case: Case, box: ToolBox, outside: Path) -> Row:
         for key, value in case.args.items()
     }
     result = await box.call(case.tool, args, timeout_s=60)
-    detail = (result.error or result.content or "").replace("\n", " ")[:160]
-    refused = not result.ok and (case.rule or "").lower() in detail.lower()
+    text = result.content if not result.ok and result.content else result.error or ""
+    text = re.sub(r"^Error executing tool \w+: ", "", text.strip())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = " ... ".join(dict.fromkeys([lines[0], lines[-1]])) if lines else ""
+    refused = not result.ok and (case.rule or "").lower() in text.lower()
     if case.name == "write outside its folder":
         refused = refused and not (outside / "pwned.txt").exists()
     got = "refused" if refused else ("ran" if result.ok else "failed differently")
-    got = f"{got}: {detail[:70]}" if detail else got
+    got = f"{got}: {detail[:110]}" if detail else got
     expected = f"refused ({case.rule})" if case.rule else "refused"
     return Row(case.kind, case.name, expected, got, detail, refused)
 
@@ -418,8 +423,9 @@ async def _observation_row(case: Case, index: int, box: ToolBox, workspace: Path
         (workspace / name).write_text(case.text, encoding="utf-8")
         result = await box.call("read_file", {"path": name})
     flags = screen(result.content) if result.ok else []
-    got = "flagged" if flags else ("clean" if result.ok else f"tool failed: {result.error}")
-    return Row(case.kind, case.name, case.expect, got, ", ".join(flags), got == case.expect)
+    outcome = "flagged" if flags else ("clean" if result.ok else f"tool failed: {result.error}")
+    got = f"flagged ({', '.join(flags)})" if flags else outcome
+    return Row(case.kind, case.name, case.expect, got, ", ".join(flags), outcome == case.expect)
 
 
 def print_table(rows: list[Row]) -> None:
