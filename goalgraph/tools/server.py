@@ -1,4 +1,8 @@
-"""goalgraph's own MCP server: a calculator and files confined to one workspace folder.
+"""goalgraph's own MCP server: calculator, workspace files, search, SQLite, http_get and python.
+
+File tools are confined to one workspace folder, ``http_get`` to an allowlist of hosts, and
+``python`` to a sandbox (``goalgraph.tools.sandbox``). Each tool declares its risk class in its MCP
+``_meta`` for goalgraph's safety layer, and the standard MCP annotations for any other client.
 
 Run it as ``python -m goalgraph.tools.server --workspace DIR`` (stdio, the default) or with
 ``--transport streamable-http --port 8765`` to serve ``http://127.0.0.1:8765/mcp``.
@@ -34,7 +38,8 @@ SERVER_NAME = "goalgraph"
 DEFAULT_PORT = 8765
 
 _INSTRUCTIONS = (
-    "Tools for arithmetic and for text files in one workspace folder. "
+    "Tools for arithmetic, text files, search and read-only SQLite in one workspace folder, "
+    "fetching allowlisted web pages, and running Python in a sandbox. "
     "Paths are relative to the workspace, e.g. notes/todo.txt."
 )
 
@@ -250,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     parser = argparse.ArgumentParser(
         prog="python -m goalgraph.tools.server",
-        description="goalgraph's MCP server: calculator and workspace files.",
+        description="goalgraph's MCP server: calculator, workspace files, http_get, python.",
     )
     parser.add_argument(
         "--workspace",
