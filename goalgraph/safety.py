@@ -13,13 +13,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import jsonschema
 
 from goalgraph.risk import ToolTraits
 from goalgraph.spec import RiskClass, SafetySpec
 from goalgraph.state import ProposedAction
+from goalgraph.tools.web import Allowlist, WebError, check_url
 
 __all__ = [
     "RATE_WINDOW_S",
@@ -203,23 +203,14 @@ def _path_problem(value: Any) -> str | None:
 
 
 def _url_problem(value: Any, allow_hosts: Sequence[str]) -> str | None:
+    """Apply ``http_get``'s own static URL rules (``goalgraph.tools.web.check_url``)."""
     if value is None:
         return None
-    parts = urlsplit(str(value))
-    if parts.scheme not in {"http", "https"}:
-        return f"only http and https URLs may be fetched, not {parts.scheme or 'no scheme'!r}"
-    host = (parts.hostname or "").lower().rstrip(".")
-    if not host or "@" in parts.netloc:
-        return f"{str(value)!r} has no plain host name"
-    if "*" in allow_hosts or any(_host_matches(host, allowed) for allowed in allow_hosts):
-        return None
-    allowed = ", ".join(allow_hosts) or "none: tools.http.allow_hosts is empty"
-    return f"host {host!r} is not on the http allowlist (allowed: {allowed})"
-
-
-def _host_matches(host: str, allowed: str) -> bool:
-    allowed = allowed.lower().rstrip(".")
-    return host == allowed or host.endswith("." + allowed)
+    try:
+        check_url(str(value), Allowlist.from_hosts(list(allow_hosts)))
+    except WebError as exc:
+        return str(exc)
+    return None
 
 
 def _budget_problem(

@@ -33,7 +33,15 @@ import httpx
 
 from goalgraph.spec import HttpToolSpec
 
-__all__ = ["MAX_REDIRECTS", "Allowlist", "FetchResult", "WebError", "fetch", "html_to_text"]
+__all__ = [
+    "MAX_REDIRECTS",
+    "Allowlist",
+    "FetchResult",
+    "WebError",
+    "check_url",
+    "fetch",
+    "html_to_text",
+]
 
 MAX_REDIRECTS = 5
 """Most redirects one fetch follows."""
@@ -253,8 +261,20 @@ def _parse_url(text: str) -> httpx.URL:
         raise WebError(f"invalid URL {text!r}: {exc}") from None
 
 
-async def _check(url: httpx.URL, allowlist: Allowlist) -> list[IPAddress]:
-    """Apply the rules to one URL; return the addresses it may be fetched from."""
+def check_url(url: httpx.URL | str, allowlist: Allowlist) -> str:
+    """Apply the rules that need no DNS lookup: http(s), no user info, a host on the allowlist.
+
+    The safety policy calls this before a fetch is allowed; ``fetch`` calls it again on every
+    hop, then also resolves the host and refuses private addresses.
+
+    Returns:
+        The host, as lower-case ASCII (IDNA) without a trailing dot.
+
+    Raises:
+        WebError: The URL breaks a rule; the message says which.
+    """
+    if isinstance(url, str):
+        url = _parse_url(url)
     if url.scheme not in ("http", "https"):
         shown = f"{url.scheme}:" if url.scheme else "a URL without a scheme"
         raise WebError(f"only http:// and https:// URLs can be fetched, not {shown}")
@@ -267,6 +287,12 @@ async def _check(url: httpx.URL, allowlist: Allowlist) -> list[IPAddress]:
         raise WebError(
             f"host {host!r} is not on the http allowlist (allowed: {allowlist.describe()})"
         )
+    return host
+
+
+async def _check(url: httpx.URL, allowlist: Allowlist) -> list[IPAddress]:
+    """Apply the rules to one URL; return the addresses it may be fetched from."""
+    host = check_url(url, allowlist)
     addresses = await _resolve(host, url.port or (443 if url.scheme == "https" else 80))
     if not allowlist.allows_private(host):
         for ip in addresses:
