@@ -95,6 +95,8 @@ class StoredTurn:
     """What was said."""
     at: datetime
     """When it was said."""
+    seq: int = 0
+    """Its position in the session."""
     score: float = 0.0
     """Retrieval score; larger is more relevant (only meaningful within one search)."""
 
@@ -194,19 +196,19 @@ def render_turn(turn: StoredTurn) -> str:
 
 
 def render_context(facts: tuple[Fact, ...], turns: tuple[StoredTurn, ...]) -> str:
-    """Render facts and turns as prompt text (turns grouped by session, in time order)."""
+    """Render facts and turns as prompt text (turns grouped by session, sessions in time order)."""
     lines: list[str] = []
     if facts:
         lines.append("Facts:")
         lines.extend(render_fact(fact) for fact in facts)
-    if turns:
+    by_session: dict[str, list[StoredTurn]] = {}
+    for turn in sorted(turns, key=lambda t: (t.at, t.seq)):
+        by_session.setdefault(turn.session_id, []).append(turn)
+    if by_session:
         if lines:
             lines.append("")
         lines.append("Conversation excerpts:")
-        current = None
-        for turn in sorted(turns, key=lambda t: (t.at, t.id)):
-            if turn.session_id != current:
-                current = turn.session_id
-                lines.append(render_turn_header(turn))
-            lines.append(render_turn(turn))
+    for session_turns in by_session.values():
+        lines.append(render_turn_header(session_turns[0]))
+        lines.extend(render_turn(turn) for turn in session_turns)
     return "\n".join(lines)

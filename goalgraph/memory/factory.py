@@ -1,0 +1,25 @@
+"""Open the memory backend an ``AgentSpec`` names."""
+
+from __future__ import annotations
+
+from goalgraph.memory.backend import MemoryBackend
+from goalgraph.spec import MemorySpec
+
+__all__ = ["open_memory"]
+
+
+def open_memory(spec: MemorySpec) -> MemoryBackend | None:
+    """Open the backend ``spec.backend`` names; ``None`` when memory is off.
+
+    Raises:
+        MemoryBackendError: The backend cannot be opened (the message says why).
+    """
+    if spec.backend == "none":
+        return None
+    if spec.backend == "zep":
+        from goalgraph.memory.zep import ZepMemory
+
+        return ZepMemory.from_spec(spec)
+    from goalgraph.memory.graph import GraphMemory
+
+    return GraphMemory.from_spec(spec)
