@@ -1,22 +1,29 @@
-"""The ``goalgraph`` command line: run, resume, history, audit, tools, mcp-server, serve-model."""
+"""The ``goalgraph`` command line: run, resume, history, audit, tools, ingest, memory, mcp-server,
+serve-model."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
 from goalgraph.agent import Agent, RunResult
 from goalgraph.checkpoint import CheckpointError
 from goalgraph.events import AgentEvent
 from goalgraph.spec import AgentSpec, SpecError
 from goalgraph.tools.toolbox import ToolServerError
+
+if TYPE_CHECKING:
+    from goalgraph.memory.backend import MemoryBackend
+    from goalgraph.memory.types import Fact, MemoryContext, StoredTurn
 
 __all__ = ["app", "main"]
 
@@ -288,6 +295,350 @@ def serve_model(
 
     argv = ["--host", host, "--port", str(port), "--model", model, "--device", device]
     serve_main([*argv, "--max-new-tokens", str(max_new_tokens)])
+
+
+# Long-term memory: ingest documents, search, list and forget facts, the profile. ---------------
+
+
+@contextlib.contextmanager
+def _opened_memory(spec_path: Path | None) -> Iterator[MemoryBackend]:
+    """Open the spec's memory backend and close it afterwards.
+
+    Memory errors (unreadable or damaged database, unreachable server) print one line and exit 1;
+    memory switched off (``memory.backend: none``) exits 2.
+    """
+    from goalgraph.memory.factory import open_memory
+    from goalgraph.memory.types import MemoryBackendError
+
+    spec = _load_spec(spec_path, {})
+    try:
+        memory = open_memory(spec.memory)
+        if memory is None:
+            errors.print(
+                "error: memory is off (memory.backend is none)", markup=False, soft_wrap=True
+            )
+            raise typer.Exit(2)
+        try:
+            yield memory
+        finally:
+            memory.close()
+    except MemoryBackendError as exc:
+        errors.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _summary_model(spec_path: Path | None) -> Any:
+    """Return the spec's chat model for document summaries; a load failure exits 1."""
+    spec = _load_spec(spec_path, {})
+    try:
+        if spec.model.provider == "openai":
+            from goalgraph.llm.endpoint import endpoint_chat_model
+
+            return endpoint_chat_model(spec.model)
+        from goalgraph.llm import LocalChatModel
+
+        return LocalChatModel.from_spec(spec.model)
+    except Exception as exc:  # Loading touches files, network and torch: report, don't trace.
+        errors.print(
+            f"error: cannot load the model for summaries: {exc}", markup=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
+
+
+def _ingest_progress(enabled: bool) -> Progress:
+    """Return a progress bar on stderr (chunks done / total), invisible when not ``enabled``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not enabled,
+    )
+
+
+def _progress_task(bar: Progress, name: str) -> Callable[[int, int], None]:
+    """Add a task named ``name`` to ``bar``; return the callback that moves it."""
+    task = bar.add_task(name, total=None)
+
+    def advance(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return advance
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Text (.txt), markdown or PDF files.")],
+    spec: SpecOption = None,
+    chunk_tokens: Annotated[
+        int, typer.Option("--chunk-tokens", min=10, help="Most tokens per chunk.")
+    ] = 200,
+    model_summaries: Annotated[
+        bool,
+        typer.Option(
+            "--model-summaries",
+            help="Summarise with the spec's model (slower) instead of extractively.",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Store documents in long-term memory: chunks with page/section provenance, plus summaries.
+
+    Each file becomes session doc:<name>; ingesting a file again replaces it. Exits 2 when a file
+    cannot be read (the others are still ingested), 1 when memory cannot be written.
+    """
+    from goalgraph.memory.ingest import (
+        IngestError,
+        extractive_summary,
+        ingest_document,
+        model_summarizer,
+    )
+
+    summarize = model_summarizer(_summary_model(spec)) if model_summaries else extractive_summary
+    unreadable = 0
+    with _opened_memory(spec) as memory:
+        for file in files:
+            try:
+                with _ingest_progress(errors.is_terminal) as bar:
+                    report = ingest_document(
+                        file,
+                        memory,
+                        summarize=summarize,
+                        chunk_tokens=chunk_tokens,
+                        progress=_progress_task(bar, file.name),
+                    )
+            except IngestError as exc:
+                errors.print(f"error: {exc}", markup=False, soft_wrap=True)
+                unreadable += 1
+                continue
+            if as_json:
+                print(json.dumps(report.to_dict(), ensure_ascii=False))
+            else:
+                console.print(report.describe(), markup=False, soft_wrap=True)
+    if unreadable:
+        raise typer.Exit(2)
+
+
+memory_app = typer.Typer(
+    help="Long-term memory: search it, list and forget facts, read or set the profile.",
+    no_args_is_help=True,
+)
+app.add_typer(memory_app, name="memory")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def fact_to_dict(fact: Fact) -> dict[str, Any]:
+    """Return a fact as JSON-ready data, with its validity span and whether it holds now."""
+    from goalgraph.memory.types import utcnow
+
+    return {
+        "id": fact.id,
+        "subject": fact.subject,
+        "predicate": fact.predicate,
+        "object": fact.object,
+        "text": fact.text,
+        "valid_at": _iso(fact.valid_at),
+        "invalid_at": _iso(fact.invalid_at),
+        "holds_now": fact.holds_at(utcnow()),
+        "superseded_by": fact.superseded_by,
+        "created_at": _iso(fact.created_at),
+        "expires_at": _iso(fact.expires_at),
+        "sources": list(fact.sources),
+    }
+
+
+def turn_to_dict(turn: StoredTurn) -> dict[str, Any]:
+    """Return a stored turn as JSON-ready data; ``place`` decodes a document chunk's id."""
+    from goalgraph.memory.ingest import chunk_place
+
+    return {
+        "id": turn.id,
+        "session_id": turn.session_id,
+        "speaker": turn.speaker,
+        "text": turn.text,
+        "at": _iso(turn.at),
+        "score": turn.score,
+        "place": chunk_place(turn.id),
+    }
+
+
+def describe_fact(fact: Fact) -> str:
+    """Return a fact as a line: id, sentence, validity span, superseded marker and sources."""
+    start = f"{fact.valid_at:%Y-%m-%d}" if fact.valid_at else "?"
+    end = f"{fact.invalid_at:%Y-%m-%d}" if fact.invalid_at else "now"
+    marker = f"  [superseded by {fact.superseded_by}]" if fact.superseded_by else ""
+    if fact.invalid_at and not marker:
+        marker = "  [no longer holds]"
+    sources = f"  from {', '.join(fact.sources)}" if fact.sources else ""
+    return f"{fact.id}  {fact.text}  ({start} to {end}){marker}{sources}"
+
+
+def describe_context(context: MemoryContext) -> str:
+    """Return a search result as text: facts with validity, then turns with their ids by session."""
+    from goalgraph.memory.ingest import chunk_place
+
+    lines: list[str] = []
+    if context.facts:
+        lines.append("Facts:")
+        lines.extend(f"- {describe_fact(fact)}" for fact in context.facts)
+    if context.turns:
+        lines.append("Turns:" if not lines else "\nTurns:")
+        session = None
+        for turn in sorted(context.turns, key=lambda t: (t.session_id, t.at, t.id)):
+            if turn.session_id != session:
+                session = turn.session_id
+                lines.append(f"[{turn.session_id}, {turn.at:%d %B %Y}]")
+            place = chunk_place(turn.id)
+            where = f" ({', '.join(f'{k} {v}' for k, v in place.items())})" if place else ""
+            lines.append(f"  {turn.id}{where}  {turn.speaker}: {turn.text}")
+    return "\n".join(lines)
+
+
+@memory_app.command("search")
+def memory_search(
+    query: Annotated[str, typer.Argument(help="A question or a goal.")],
+    budget: Annotated[
+        int, typer.Option("--budget", min=16, help="Most tokens the context may cost.")
+    ] = 512,
+    session: Annotated[str | None, typer.Option(help="Search only this session.")] = None,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what memory recalls for QUERY: facts and turns, each with its provenance."""
+    with _opened_memory(spec) as memory:
+        context = memory.search(query, budget_tokens=budget, session_id=session)
+    if as_json:
+        data = {
+            "query": query,
+            "tokens": context.tokens,
+            "facts": [fact_to_dict(fact) for fact in context.facts],
+            "turns": [turn_to_dict(turn) for turn in context.turns],
+            "rendered": context.render(),
+        }
+        print(json.dumps(data, ensure_ascii=False))
+    elif context:
+        console.print(describe_context(context), markup=False, soft_wrap=True)
+    else:
+        errors.print(f"nothing in memory matches {query!r}", markup=False, soft_wrap=True)
+
+
+@memory_app.command("facts")
+def memory_facts(
+    subject: Annotated[str | None, typer.Option(help="Only facts about this entity.")] = None,
+    include_invalid: Annotated[
+        bool, typer.Option("--all", help="Include facts that no longer hold.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Most facts listed.")] = 100,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List facts, newest first, with their validity span (and, with --all, superseded ones)."""
+    with _opened_memory(spec) as memory:
+        found = memory.facts(subject=subject, include_invalid=include_invalid, limit=limit)
+    if as_json:
+        print(json.dumps([fact_to_dict(fact) for fact in found], ensure_ascii=False))
+        return
+    if not found:
+        errors.print(
+            "no facts" + (f" about {subject!r}" if subject else ""), markup=False, soft_wrap=True
+        )
+    for fact in found:
+        console.print(
+            describe_fact(fact),
+            style="dim" if fact.invalid_at else "",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@memory_app.command("forget")
+def memory_forget(
+    fact: Annotated[str | None, typer.Option("--fact", help="A fact id.")] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="A session, e.g. doc:report.")
+    ] = None,
+    entity: Annotated[
+        str | None, typer.Option("--entity", help="Every fact about this entity.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a fact, a whole session (turns and the facts learned only from them) or an entity."""
+    chosen = {
+        name: value
+        for name, value in (("fact", fact), ("session", session), ("entity", entity))
+        if value
+    }
+    if len(chosen) != 1:
+        errors.print(
+            "error: give exactly one of --fact, --session or --entity", markup=False, soft_wrap=True
+        )
+        raise typer.Exit(2)
+    ((kind, value),) = chosen.items()
+    if not yes:
+        try:
+            confirmed = typer.confirm(f"Forget {kind} {value!r}?", default=False)
+        except typer.Abort:  # No answer (end of input).
+            console.print()
+            confirmed = False
+        if not confirmed:
+            errors.print("nothing forgotten", markup=False, soft_wrap=True)
+            raise typer.Exit(1)
+    with _opened_memory(spec) as memory:
+        removed = memory.forget(fact_id=fact, session_id=session, entity=entity)
+    if as_json:
+        print(json.dumps({"removed": removed, kind: value}, ensure_ascii=False))
+    else:
+        console.print(
+            f"forgot {removed} record{'s' * (removed != 1)} ({kind} {value})", markup=False
+        )
+
+
+@memory_app.command("profile")
+def memory_profile(
+    key: Annotated[str | None, typer.Argument(help="The entry to read or set.")] = None,
+    value: Annotated[
+        str | None, typer.Argument(help="Its new value; an empty string removes it.")
+    ] = None,
+    user: Annotated[str, typer.Option(help="Whose profile.")] = "default",
+    spec: SpecOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the profile, one entry (KEY) or set one (KEY VALUE)."""
+    with _opened_memory(spec) as memory:
+        if key is not None and value is not None:
+            memory.set_profile(key, value, user_id=user)
+        profile = memory.get_profile(user)
+    if key is not None and value is not None:
+        if as_json:
+            print(json.dumps({key: value or None}, ensure_ascii=False))
+        else:
+            console.print(
+                f"set {key} = {value}" if value else f"removed {key}", markup=False, soft_wrap=True
+            )
+        return
+    if key is not None:
+        if key not in profile:
+            errors.print(f"error: no profile entry {key!r}", markup=False, soft_wrap=True)
+            raise typer.Exit(2)
+        print(json.dumps({key: profile[key]}, ensure_ascii=False) if as_json else profile[key])
+        return
+    if as_json:
+        print(json.dumps(profile, ensure_ascii=False))
+        return
+    if not profile:
+        errors.print("the profile is empty", markup=False, soft_wrap=True)
+    for name, entry in sorted(profile.items()):
+        console.print(f"{name}: {entry}", markup=False, soft_wrap=True)
 
 
 def main() -> None:
