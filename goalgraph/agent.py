@@ -27,6 +27,7 @@ from langgraph.types import Command
 from goalgraph.checkpoint import open_sqlite_checkpointer
 from goalgraph.events import AgentEvent, events_from_update
 from goalgraph.graph import build_graph
+from goalgraph.memory.backend import MemoryBackend
 from goalgraph.resources import AgentResources, ToolSet
 from goalgraph.spec import AgentSpec
 from goalgraph.state import Counters, Observation, PlanStep, RunStatus
@@ -140,6 +141,7 @@ class Agent:
         tools: Sequence[BaseTool] | ToolSet | None = None,
         checkpointer: BaseCheckpointSaver[Any] | None = None,
         store: BaseStore | None = None,
+        memory: MemoryBackend | None = None,
         **spec_fields: Any,
     ) -> None:
         """Create an agent; nothing is loaded or started until the first run.
@@ -150,12 +152,14 @@ class Agent:
             tools: LangChain tools or a ``ToolSet`` instead of the spec's MCP servers.
             checkpointer: A LangGraph checkpointer; by default the spec's SQLite file.
             store: A LangGraph store that receives finished runs as episodes.
+            memory: A long-term memory backend instead of the spec's (``memory.backend``); the
+                caller keeps ownership and closes it.
             **spec_fields: ``AgentSpec`` fields, when ``spec`` is omitted.
         """
         if spec is not None and spec_fields:
             raise TypeError("pass either spec or spec fields, not both")
         self.spec = spec or AgentSpec(**spec_fields)
-        self._resources = AgentResources(self.spec, model=model, tools=tools)
+        self._resources = AgentResources(self.spec, model=model, tools=tools, memory=memory)
         self._checkpointer = checkpointer
         self._owns_checkpointer = checkpointer is None
         self._store = store

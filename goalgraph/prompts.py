@@ -50,6 +50,9 @@ TOOL_EXAMPLES: dict[str, ToolExample] = {
     "calculator": ToolExample("What is 7*(2+5)?", "Compute 7*(2+5)", {"expression": "7*(2+5)"}),
     "read_file": ToolExample("Show me todo.md", "Read todo.md", {"path": "todo.md"}),
     "list_files": ToolExample("Which files do I have?", "List the files", {"path": "."}),
+    "memory_search": ToolExample(
+        "What do my notes say about my sister?", "Search memory for my sister", {"query": "sister"}
+    ),
     "write_file": ToolExample(
         "Save 'buy milk' in list.txt",
         "Write buy milk to list.txt",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -19,12 +21,15 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from goalgraph.audit import AuditLog
+from goalgraph.memory.backend import MemoryBackend
 from goalgraph.risk import ToolTraits, tool_traits
-from goalgraph.spec import AgentSpec
+from goalgraph.spec import BUNDLED_MODEL, AgentSpec
 from goalgraph.tools.content import DEFAULT_MAX_OUTPUT_CHARS, ArtifactStore, content_to_text
 from goalgraph.tools.toolbox import ToolBox, ToolResult
 
 __all__ = ["ARTIFACTS_FOLDER", "AgentResources", "StaticToolSet", "ToolSet"]
+
+log = logging.getLogger(__name__)
 
 ARTIFACTS_FOLDER = ".goalgraph/artifacts"
 """Where, inside the workspace, tool outputs too large or binary for the prompt are kept (the
@@ -93,10 +98,16 @@ class AgentResources:
         *,
         model: BaseChatModel | None = None,
         tools: Sequence[BaseTool] | ToolSet | None = None,
+        memory: MemoryBackend | None = None,
     ) -> None:
-        """Hold ``spec``; ``model`` and ``tools`` override what the spec would build."""
+        """Hold ``spec``; ``model``, ``tools`` and ``memory`` override what the spec would build."""
         self.spec = spec
         self._model = model
+        self._model_given = model is not None
+        self._memory = memory
+        self._owns_memory = memory is None
+        self._memory_failed = False
+        self._memory_lock = threading.Lock()
         self._toolset: ToolSet | None = None
         if tools is not None:
             self._toolset = (
@@ -126,6 +137,32 @@ class AgentResources:
 
             self._model = LocalChatModel.from_spec(self.spec.model)
         return self._model
+
+    def memory(self) -> MemoryBackend | None:
+        """Return long-term memory, opening the spec's backend on first use.
+
+        ``None`` when memory is off, or when the backend cannot be opened: that is logged once
+        and the agent carries on without long-term memory rather than failing the run.
+        """
+        with self._memory_lock:
+            if self._memory is None and not self._memory_failed:
+                from goalgraph.memory.factory import open_memory
+                from goalgraph.memory.types import MemoryBackendError
+
+                try:
+                    self._memory = open_memory(self.spec.memory)
+                except MemoryBackendError as exc:
+                    log.warning("long-term memory is unavailable, carrying on without it: %s", exc)
+                    self._memory_failed = True
+            return self._memory
+
+    def recalls_into_prompt(self) -> bool:
+        """Tell whether plan and think get recalled memory in their prompts (``memory.recall``)."""
+        mode = self.spec.memory.recall
+        if mode != "auto":
+            return mode == "prompt"
+        bundled = self.spec.model.provider == "local" and self.spec.model.name == BUNDLED_MODEL
+        return self._model_given or not bundled  # a model passed in code is not the bundled one
 
     async def toolset(self) -> ToolSet:
         """Return the tool set, opening the spec's MCP servers on first use."""
@@ -162,7 +199,10 @@ class AgentResources:
         )
 
     async def aclose(self) -> None:
-        """Close MCP sessions (stopping their server processes)."""
+        """Close MCP sessions (stopping their server processes) and the memory we opened."""
+        if self._owns_memory and self._memory is not None:
+            memory, self._memory = self._memory, None
+            memory.close()
         stack, self._stack = self._stack, contextlib.AsyncExitStack()
         if self._owns_toolset:
             self._toolset = None  # Reopened on next use.

@@ -276,6 +276,12 @@ class MemorySpec(_Section):
     grammar (slower; falls back to the rules when the model's output is unusable)."""
     context_tokens: int = Field(default=384, ge=0)
     """Token budget of the memory context (profile, facts, past runs) given to plan and think."""
+    recall: Literal["auto", "prompt", "tool"] = "auto"
+    """How memory reaches the model: ``prompt`` puts what it recalls for the goal (profile,
+    lessons of similar runs, facts, excerpts) into the plan and think prompts; ``tool`` leaves
+    it to the ``memory_search`` tool. ``auto`` is ``tool`` for the bundled 135M model, which
+    copies recalled text into its plan steps instead of choosing tools (see the README), and
+    ``prompt`` for any other model."""
     turn_ttl_s: float | None = Field(default=None, gt=0)
     """Forget stored conversation turns (and facts learned only from them) after this long."""
     profile_ttl_s: float | None = Field(default=None, gt=0)
@@ -381,9 +387,17 @@ class AgentSpec(BaseSettings):
                     "--workspace",
                     str(self.workspace),
                     *self.tools.server_args(),
+                    *self._memory_server_args(),
                 ],
             )
         return servers
+
+    def _memory_server_args(self) -> list[str]:
+        """Return the flags that give goalgraph's MCP server the agent's memory (if on)."""
+        if self.memory.backend == "none":
+            return []
+        memory = self.memory.model_copy(update={"path": self.memory.resolved_path()})
+        return ["--memory", memory.model_dump_json()]
 
     def resolved_checkpoint_path(self) -> Path:
         """Return the SQLite checkpoint file this spec uses."""

@@ -188,6 +188,9 @@ class AgentState(TypedDict):
     """The tool call whose output was flagged as prompt injection, if any."""
     summary: NotRequired[str]
     """Running summary of messages folded out of ``messages``."""
+    recalled: NotRequired[str]
+    """What long-term memory held about the goal when the run was planned (profile, lessons of
+    similar runs, facts and excerpts), as prompt text."""
     route: NotRequired[str]
     """reflect's routing decision: ``continue``, ``next``, ``replan`` or ``end``."""
     feedback: NotRequired[str]

@@ -18,10 +18,13 @@ from goalgraph.tools.calculator import calculate
 
 @pytest.fixture(autouse=True)
 def _isolated_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep every test's checkpoints, workspace, audit log and cache out of the user's data dir."""
+    """Keep every test's checkpoints, workspace, audit log, memory and cache out of the data dir."""
     monkeypatch.setenv("GOALGRAPH_CHECKPOINT_PATH", str(tmp_path / "checkpoints.sqlite"))
     monkeypatch.setenv("GOALGRAPH_WORKSPACE", str(tmp_path / "workspace"))
     monkeypatch.setenv("GOALGRAPH_SAFETY__AUDIT_DIR", str(tmp_path / "audit"))
+    monkeypatch.setenv("GOALGRAPH_MEMORY__PATH", str(tmp_path / "memory.sqlite"))
+    # Memory runs lexical-only in most tests (MiniLM costs a model load); its own tests enable it.
+    monkeypatch.setenv("GOALGRAPH_MEMORY__EMBEDDINGS", "false")
     # Agent tests exercise the model itself; the generation cache has tests of its own.
     monkeypatch.setenv("GOALGRAPH_MODEL__CACHE__ENABLED", "false")
 

@@ -179,7 +179,7 @@ _RULES: tuple[_Rule, ...] = (
         "has a pet named",
     ),
 )
-_MY_NAME = re.compile(r"\bmy name is\s+(?P<obj>" + _NAME + ")", re.IGNORECASE)
+_MY_NAME = re.compile(r"(?i:\bmy name is|\bcall me)\s+(?P<obj>" + _NAME + ")")
 _AGE = re.compile(
     r"(?P<subj>\bI\b|" + _NAME + r")(?:['’]m|\s+am|\s+is|\s+just\s+turned|\s+turned)\s+"
     r"(?P<obj>\d{1,3})(?:\s+years?\s+old|\b)",
@@ -238,6 +238,23 @@ class RuleExtractor:
         """Return the facts stated in ``turns``."""
         facts: list[ExtractedFact] = []
         for turn in turns:
+            named = _MY_NAME.search(turn.text)
+            if named:
+                # "My name is Ada": the name comes first, so that graph memory makes it an
+                # alias of the speaker before the turn's other facts refer to Ada.
+                name = named.group("obj")
+                facts.append(
+                    ExtractedFact(
+                        subject=turn.speaker,
+                        predicate="name",
+                        object=name,
+                        text=f"{turn.speaker} is called {name}",
+                        source=turn.id,
+                        valid_at=turn.at,
+                        exclusive=True,
+                    )
+                )
+                turn = TurnText(turn.id, name, turn.text, turn.at)
             for sentence in _SENTENCE.findall(turn.text):
                 facts.extend(self._from_sentence(sentence.strip(), turn))
         return facts
@@ -275,8 +292,6 @@ class RuleExtractor:
                     exclusive=rule.exclusive,
                     negated=rule.negated,
                 )
-        if named := _MY_NAME.search(sentence):
-            add("I", "name", named.group("obj"), "{subject} is called {object}", exclusive=True)
         for match in _AGE.finditer(sentence):
             add(match.group("subj"), "age", match.group("obj"), "{subject} is {object} years old",
                 exclusive=True)  # fmt: skip

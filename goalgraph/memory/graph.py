@@ -66,6 +66,8 @@ CANDIDATES = 200
 """How many turns each ranking contributes before fusion."""
 NEIGHBOUR_SHARE = 0.3
 """The share of a turn's score its neighbours in the conversation receive."""
+RUN_SIMILARITY = 0.5
+"""Lowest cosine similarity of two goals for a past run to count as similar by meaning alone."""
 ENTITY_BONUS = 0.002
 """Added to a turn that names (or is spoken by) an entity the query names: a tie-breaker."""
 
@@ -578,6 +580,8 @@ class GraphMemory:
         """Insert ``fact``, or cite its source on an equal fact; close what it contradicts."""
         subject_id = self._entity(db, fact.subject, now)
         object_key = normalise_name(fact.object)
+        if fact.predicate == "name" and not fact.negated:
+            self._name_entity(db, subject_id, fact.object)
         object_id = self._entity(db, fact.object, now) if fact.object[:1].isupper() else None
         valid_at = (fact.valid_at or now).timestamp()
         current = db.execute(
@@ -626,6 +630,18 @@ class GraphMemory:
         )
         self._cite(db, fact_id, fact.source)
         return fact_id
+
+    def _name_entity(self, db: sqlite3.Connection, entity_id: int, name: str) -> None:
+        """Make ``name`` an alias of the entity, and its display name if it had only a role."""
+        db.execute(
+            "INSERT OR IGNORE INTO aliases(alias, entity_id) VALUES (?, ?)",
+            (normalise_name(name), entity_id),
+        )
+        db.execute(
+            "UPDATE entities SET name = ? WHERE rowid = ? AND lower(name) IN"
+            " ('user', 'human', 'me', 'assistant', 'ai')",
+            (name, entity_id),
+        )
 
     def _cite(self, db: sqlite3.Connection, fact_id: str, turn_id: str) -> None:
         if turn_id:
@@ -868,8 +884,9 @@ class GraphMemory:
         if not rows:
             return []
         matrix = np.stack([np.frombuffer(row[1], dtype="float32") for row in rows])
-        order = np.argsort(-(matrix @ vector))[:50]
-        return [int(rows[i][0]) for i in order]
+        similarity = matrix @ vector
+        order = np.argsort(-similarity)[:50]
+        return [int(rows[i][0]) for i in order if similarity[i] >= RUN_SIMILARITY]
 
 
 _FACT_SELECT = (

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 
+from goalgraph.memory.recall import recall, remember_run
 from goalgraph.state import AgentState, Counters, PlanStep
+
+if TYPE_CHECKING:
+    from goalgraph.resources import AgentResources
 
 __all__ = [
     "bump",
     "current_step",
     "goal_problem",
     "new_counters",
+    "recall_for",
+    "remember_for",
     "thread_id_of",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def new_counters() -> Counters:
@@ -53,3 +63,33 @@ def goal_problem(goal: object, max_chars: int) -> str | None:
 def thread_id_of(config: RunnableConfig) -> str:
     """Return the run's thread id (``default`` when run without a checkpointer)."""
     return str((config.get("configurable") or {}).get("thread_id") or "default")
+
+
+async def recall_for(res: AgentResources, goal: str) -> str:
+    """Return what long-term memory recalls for ``goal`` for the prompts; ``""`` when memory is
+    off, reaches the model only as a tool (``memory.recall``), or fails.
+
+    Memory is an aid, not a dependency: an error is logged and the run goes on without it.
+    """
+    budget = res.spec.memory.context_tokens
+    if budget <= 0 or not res.recalls_into_prompt():
+        return ""
+    memory = await asyncio.to_thread(res.memory)
+    if memory is None:
+        return ""
+    try:
+        return await asyncio.to_thread(recall, memory, goal, budget_tokens=budget)
+    except Exception as exc:
+        log.warning("memory recall failed (%s: %s); planning without it", type(exc).__name__, exc)
+        return ""
+
+
+async def remember_for(res: AgentResources, state: Mapping[str, Any], thread_id: str) -> None:
+    """Keep a finished run in long-term memory; a failure is logged, never raised."""
+    memory = await asyncio.to_thread(res.memory)
+    if memory is None:
+        return
+    try:
+        await asyncio.to_thread(remember_run, memory, state, thread_id)
+    except Exception as exc:
+        log.warning("could not keep the run in memory (%s: %s)", type(exc).__name__, exc)

@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
-from goalgraph.nodes.common import goal_problem, new_counters
+from goalgraph.nodes.common import goal_problem, new_counters, recall_for
 from goalgraph.plan import fallback_plan, next_step_id, plan_schema, steps_from_output
 from goalgraph.prompts import PLAN_INSTRUCTIONS, plan_examples, render_tool_catalog
 from goalgraph.resources import AgentResources
@@ -27,8 +27,12 @@ __all__ = ["make_plan_node", "plan_messages"]
 log = logging.getLogger(__name__)
 
 
-def plan_messages(goal: str, tools: Sequence[BaseTool]) -> list[BaseMessage]:
-    """Return the planner's prompt for ``goal`` with ``tools`` available."""
+def plan_messages(goal: str, tools: Sequence[BaseTool], *, recalled: str = "") -> list[BaseMessage]:
+    """Return the planner's prompt for ``goal`` with ``tools`` available.
+
+    What memory ``recalled`` goes in the user turn, not the system turn, so the system turn (and
+    its cached prefix) stays the same from run to run.
+    """
     # One example, the one most related to the goal: the bundled model copies the tool of the
     # nearest example, and several examples in chat turns made it pick the wrong one.
     examples = "".join(
@@ -36,7 +40,8 @@ def plan_messages(goal: str, tools: Sequence[BaseTool]) -> list[BaseMessage]:
         for example_goal, example_plan in plan_examples(goal, tools, limit=1)
     )
     system = PLAN_INSTRUCTIONS.format(tools=render_tool_catalog(tools), examples=examples)
-    return [SystemMessage(system), HumanMessage(f"Goal: {goal}")]
+    remembered = f"What you remember:\n{recalled}\n\n" if recalled else ""
+    return [SystemMessage(system), HumanMessage(f"{remembered}Goal: {goal}")]
 
 
 def make_plan_node(res: AgentResources) -> Any:
@@ -58,6 +63,7 @@ def make_plan_node(res: AgentResources) -> Any:
             "call_times": [],
             "tainted_by": None,
             "summary": "",
+            "recalled": "",
             "route": "",
             "feedback": "",
             "messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES)],
@@ -72,7 +78,8 @@ def make_plan_node(res: AgentResources) -> Any:
         except Exception as exc:  # A tool server that will not start ends the run cleanly.
             return {**fresh, "status": "failed", "status_reason": f"tools unavailable: {exc}"}
         names = [tool.name for tool in toolset.tools]
-        prompt = plan_messages(goal, toolset.tools)
+        recalled = await recall_for(res, goal)
+        prompt = plan_messages(goal, toolset.tools, recalled=recalled)
         try:
             planner = res.chat_model().with_structured_output(plan_schema(names))
             steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names)
@@ -81,6 +88,12 @@ def make_plan_node(res: AgentResources) -> Any:
             log.warning("planner failed (%s); pursuing the goal as one step", exc)
             steps = fallback_plan(goal)
             note = f"planner failed ({type(exc).__name__}: {exc}); using a one-step plan"
-        return {**fresh, "plan": steps, "current_step": next_step_id(steps), "feedback": note}
+        return {
+            **fresh,
+            "plan": steps,
+            "current_step": next_step_id(steps),
+            "feedback": note,
+            "recalled": recalled,
+        }
 
     return plan

@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, AnyMessage, RemoveMessage, ToolMe
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_store
 
+from goalgraph.nodes.common import remember_for, thread_id_of
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState
 
@@ -51,6 +52,7 @@ def make_summarize_memory_node(res: AgentResources) -> Any:
             update["messages"] = [RemoveMessage(id=m.id) for m in folded if m.id]
         if state.get("status", "running") != "running":
             await _store_episode(state, config)
+            await remember_for(res, state, thread_id_of(config))
         return update
 
     return summarize_memory

@@ -90,7 +90,10 @@ def action_from_message(message: BaseMessage) -> ProposedAction | None:
 def _context(state: AgentState) -> str:
     plan = state.get("plan") or []
     step = current_step(plan, state.get("current_step"))
-    parts = [f"Goal: {state['goal']}", "Plan:", render_plan(plan, state.get("current_step"))]
+    parts = [f"Goal: {state['goal']}"]
+    if state.get("recalled"):
+        parts += ["What you remember:", state["recalled"]]
+    parts += ["Plan:", render_plan(plan, state.get("current_step"))]
     if state.get("summary"):
         parts += ["Earlier:", state["summary"]]
     if step is not None:

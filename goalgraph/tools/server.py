@@ -1,4 +1,4 @@
-"""goalgraph's own MCP server: calculator, workspace files, search, SQLite, http_get and python.
+"""goalgraph's own MCP server: calculator, files, search, SQLite, http_get, python, memory.
 
 File tools are confined to one workspace folder, ``http_get`` to an allowlist of hosts, and
 ``python`` to a sandbox (``goalgraph.tools.sandbox``). Each tool declares its risk class in its MCP
@@ -23,8 +23,10 @@ from mcp.server.fastmcp.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from goalgraph.memory.backend import MemoryBackend
+from goalgraph.memory.types import MemoryBackendError
 from goalgraph.risk import tool_meta
-from goalgraph.spec import ToolsSpec
+from goalgraph.spec import MemorySpec, ToolsSpec
 from goalgraph.tools.calculator import CalculatorError, calculate
 from goalgraph.tools.sandbox import MAX_CODE_CHARS, run_python
 from goalgraph.tools.sqlite_query import SqliteQueryError
@@ -40,7 +42,8 @@ DEFAULT_PORT = 8765
 _INSTRUCTIONS = (
     "Tools for arithmetic, text files, search and read-only SQLite in one workspace folder, "
     "fetching allowlisted web pages, and running Python in a sandbox. "
-    "Paths are relative to the workspace, e.g. notes/todo.txt."
+    "Paths are relative to the workspace, e.g. notes/todo.txt. memory_search (when memory is "
+    "configured) searches the agent's long-term memory."
 )
 
 
@@ -55,6 +58,7 @@ def build_server(
     workspace: Workspace | str | os.PathLike[str],
     *,
     config: ToolsSpec | None = None,
+    memory: MemorySpec | None = None,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
 ) -> FastMCP:
@@ -63,6 +67,8 @@ def build_server(
     Args:
         workspace: The folder file tools are confined to (created when missing).
         config: Limits of the python sandbox and the http_get allowlist; defaults otherwise.
+        memory: Long-term memory for the ``memory_search`` tool; without it (or with backend
+            ``none``) the tool is not offered.
         host: Interface the HTTP transport listens on.
         port: Port the HTTP transport listens on.
 
@@ -244,7 +250,48 @@ def build_server(
             raise ToolError(f"{result.reason}\n{result.output}".rstrip())
         return result.output.rstrip() or "(no output)"
 
+    if memory is not None and memory.backend != "none":
+        _add_memory_search(server, memory)
     return server
+
+
+def _add_memory_search(server: FastMCP, spec: MemorySpec) -> None:
+    """Offer ``memory_search`` over the memory ``spec`` names, opened on the first call."""
+    opened: list[MemoryBackend] = []
+
+    def search(query: str, budget_tokens: int) -> str:
+        from goalgraph.memory.factory import open_memory
+
+        if not opened:
+            backend = open_memory(spec)
+            assert backend is not None
+            opened.append(backend)
+        found = opened[0].search(query, budget_tokens=budget_tokens)
+        return found.render() if found else f"nothing in memory about {query!r}"
+
+    @server.tool(
+        description=(
+            "Search long-term memory: what the user told you, their notes and documents, facts "
+            "and past conversations. Returns facts with dates and excerpts with their source."
+        ),
+        annotations=READ_ONLY,
+        meta=tool_meta("read"),
+        structured_output=False,
+    )
+    async def memory_search(
+        query: Annotated[
+            str,
+            Field(description="What to look for, e.g. where does Ada live", min_length=1,
+                  max_length=500),
+        ],
+        budget_tokens: Annotated[
+            int, Field(description="Most tokens of memory returned", ge=32, le=4000)
+        ] = 400,
+    ) -> str:  # fmt: skip
+        try:
+            return await anyio.to_thread.run_sync(search, query, budget_tokens)
+        except MemoryBackendError as exc:
+            raise ToolError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -279,6 +326,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         help='JSON of the python and http settings, e.g. \'{"http": {"allow_hosts": ["x.org"]}}\'',
     )
     parser.add_argument(
+        "--memory",
+        default=None,
+        help="JSON of the memory settings (MemorySpec); enables the memory_search tool",
+    )
+    parser.add_argument(
         "--allow-host",
         action="append",
         default=[],
@@ -289,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         workspace = Workspace(args.workspace)
         config = ToolsSpec.model_validate_json(args.config) if args.config else ToolsSpec()
+        memory = MemorySpec.model_validate_json(args.memory) if args.memory else None
     except WorkspaceError as exc:
         parser.exit(2, f"goalgraph.tools.server: {exc}\n")
     except ValueError as exc:
@@ -298,7 +351,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         config = config.model_copy(
             update={"http": config.http.model_copy(update={"allow_hosts": hosts})}
         )
-    server = build_server(workspace, config=config, host=args.host, port=args.port)
+    server = build_server(workspace, config=config, memory=memory, host=args.host, port=args.port)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop it
         server.run(transport=args.transport)
 
