@@ -5,10 +5,11 @@ with ``valid_at`` / ``invalid_at`` and the ids of the turns it came from. A newe
 contradicts an older one (an *exclusive* predicate such as ``lives_in`` with a new object, or a
 negation) closes the older fact's validity and points at its successor; nothing is overwritten.
 
-Retrieval fuses BM25 (FTS5) over turns and facts, MiniLM similarity when an embedder is given,
-entity linking (names in the query pull in the facts about them), and the conversation graph (a
-turn lends part of its score to its neighbours, a fact to its source turns), filters by time, and
-packs the result into a token budget. See ``goalgraph.memory.retrieve``.
+Retrieval fuses BM25 (FTS5) and MiniLM similarity (when an embedder is given) over turns,
+spreads part of each turn's score to its neighbours in the conversation, favours turns that name
+an entity the query names, ranks facts by BM25 (a fact must share a word with the query beyond
+its names), filters by time and TTL, and packs the result into a token budget. See
+``goalgraph.memory.retrieve``.
 
 The file is in WAL mode with a busy timeout, so several processes may read and write it at once.
 """
@@ -386,10 +387,7 @@ class GraphMemory:
         with self._read() as db:
             entity_ids = self._link_query(db, query)
             turn_scores = self._rank_turns(db, query, query_vector, session_id, when, now)
-            fact_rows = self._candidate_facts(db, query, entity_ids, when, now)
-            for fact_row in fact_rows:  # a fact lends its rank to the turns it came from
-                for source in fact_row["source_rowids"]:
-                    turn_scores[source] = turn_scores.get(source, 0.0) + fact_row["score"] * 0.5
+            facts = self._candidate_facts(db, query, entity_ids, when, now)
             turn_scores = spread_to_neighbours(
                 turn_scores, self._neighbours(db, turn_scores), share=NEIGHBOUR_SHARE
             )
@@ -397,7 +395,6 @@ class GraphMemory:
                 for rowid in self._turns_naming(db, entity_ids, turn_scores):
                     turn_scores[rowid] += ENTITY_BONUS
             turns = self._load_turns(db, turn_scores, session_id, when, now)
-        facts = [(row["score"], row["fact"]) for row in fact_rows]
         kept_facts, kept_turns, tokens = pack_context(
             facts, turns, budget_tokens=budget_tokens, count_tokens=self._count
         )
@@ -673,6 +670,11 @@ class GraphMemory:
                     fact_chunk,
                 ).rowcount
             removed += db.execute(f"DELETE FROM turns WHERE id IN ({marks})", chunk).rowcount
+        if turn_ids:
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('turn_deletions', 1)"
+                " ON CONFLICT(key) DO UPDATE SET value = value + 1"
+            )
         return removed
 
     def _fact(self, db: sqlite3.Connection, row: sqlite3.Row) -> Fact:
@@ -747,33 +749,36 @@ class GraphMemory:
         entity_ids: list[int],
         when: datetime | None,
         now: datetime,
-    ) -> list[dict[str, Any]]:
-        """Rank facts by BM25 and by naming a linked entity, keeping those valid at ``when``."""
+    ) -> list[tuple[float, Fact]]:
+        """Rank the facts valid at ``when`` that share a word with the query beyond its names.
+
+        A name alone does not make a fact relevant: "What did Caroline paint?" must not fill the
+        context with every fact about Caroline. Only a query that is nothing but names ("Tell me
+        about Ada") returns the newest facts about them.
+        """
+        names = self._alias_words(db, entity_ids)
+        required = fts_query(query, without=names)
         rankings: list[list[int]] = []
-        match = fts_query(query)
-        if match:
-            rankings.append(
-                [
-                    row[0]
-                    for row in db.execute(
-                        "SELECT rowid FROM facts_fts WHERE facts_fts MATCH ?"
-                        " ORDER BY bm25(facts_fts) LIMIT 50",
-                        (match,),
-                    )
-                ]
-            )
-        if entity_ids:
+        if required:
+            # Filter on the words beyond names; rank on every word, names included.
+            match = f"({required}) AND ({fts_query(query)})"
+            hits = db.execute(
+                "SELECT f.rowid, f.subject_id, f.object_id FROM facts_fts"
+                " JOIN facts f ON f.rowid = facts_fts.rowid WHERE facts_fts MATCH ?"
+                " ORDER BY bm25(facts_fts) LIMIT 50",
+                (match,),
+            ).fetchall()
+            rankings.append([row[0] for row in hits])
+            linked = set(entity_ids)
+            rankings.append([row[0] for row in hits if {row[1], row[2]} & linked])
+        elif entity_ids:
             marks = ",".join("?" * len(entity_ids))
-            rankings.append(
-                [
-                    row[0]
-                    for row in db.execute(
-                        f"SELECT rowid FROM facts WHERE subject_id IN ({marks})"
-                        f" OR object_id IN ({marks}) ORDER BY valid_at DESC LIMIT 50",
-                        entity_ids + entity_ids,
-                    )
-                ]
+            newest = db.execute(
+                f"SELECT rowid FROM facts WHERE subject_id IN ({marks})"
+                f" OR object_id IN ({marks}) ORDER BY valid_at DESC LIMIT 50",
+                entity_ids + entity_ids,
             )
+            rankings.append([row[0] for row in newest])
         scores = reciprocal_rank_fusion(rankings)
         if not scores:
             return []
@@ -786,24 +791,15 @@ class GraphMemory:
             " AND (f.invalid_at IS NULL OR f.invalid_at > ?)",
             (*scores, now.timestamp(), at, at),
         ).fetchall()
-        found = []
-        for row in rows:
-            sources = [
-                source[0]
-                for source in db.execute(
-                    "SELECT t.rowid FROM fact_sources s JOIN turns t ON t.id = s.turn_id"
-                    " WHERE s.fact_id = ?",
-                    (row["id"],),
-                )
-            ]
-            found.append(
-                {
-                    "score": scores[row["rowid"]],
-                    "fact": self._fact(db, row),
-                    "source_rowids": sources,
-                }
-            )
-        return sorted(found, key=lambda item: -item["score"])
+        found = [(scores[row["rowid"]], self._fact(db, row)) for row in rows]
+        return sorted(found, key=lambda pair: -pair[0])
+
+    def _alias_words(self, db: sqlite3.Connection, entity_ids: list[int]) -> set[str]:
+        if not entity_ids:
+            return set()
+        marks = ",".join("?" * len(entity_ids))
+        rows = db.execute(f"SELECT alias FROM aliases WHERE entity_id IN ({marks})", entity_ids)
+        return {word for (alias,) in rows for word in alias.split()}
 
     def _neighbours(
         self, db: sqlite3.Connection, scores: dict[int, float]
@@ -910,41 +906,40 @@ def _run(row: sqlite3.Row, score: float) -> RunRecord:
 class _VectorIndex:
     """Turn embeddings held in memory for exact cosine search, refreshed from the database.
 
-    New rows are appended incrementally; any deletion (the count drops) reloads the whole index.
-    At 100,000 turns the matrix is 154 MB and a query costs a few milliseconds.
+    A refresh costs two indexed lookups when nothing changed: the highest turn rowid, and the
+    count of deletions kept in ``meta``. New turns are appended; any deletion (by this process or
+    another) reloads the whole index. At 100,000 turns the matrix is 154 MB.
     """
 
     def __init__(self) -> None:
         self.rowids = np.zeros(0, dtype="int64")
         self.matrix = np.zeros((0, 0), dtype="float32")
-        self._seen = (0, 0)
+        self._seen: tuple[int, int] = (0, -1)
 
     def refresh(self, db: sqlite3.Connection) -> None:
-        count, top = db.execute(
-            "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM turns WHERE embedding IS NOT NULL"
-        ).fetchone()
-        if (count, top) == self._seen:
+        """Bring the index up to date with the turns table."""
+        top = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM turns").fetchone()[0]
+        deletions = deletion_count(db)
+        if (top, deletions) == self._seen:
             return
-        seen_count, seen_top = self._seen
-        grew_only = count - seen_count == _count_above(db, seen_top) and count >= seen_count
-        since = seen_top if grew_only and seen_count else 0
+        seen_top, seen_deletions = self._seen
+        since = seen_top if deletions == seen_deletions else 0
         rows = db.execute(
             "SELECT rowid, embedding FROM turns WHERE embedding IS NOT NULL AND rowid > ?"
             " ORDER BY rowid",
             (since,),
         ).fetchall()
         rowids = np.array([row[0] for row in rows], dtype="int64")
-        matrix = (
-            np.stack([np.frombuffer(row[1], dtype="float32") for row in rows])
-            if rows
-            else np.zeros((0, self.matrix.shape[1] if self.matrix.size else 0), dtype="float32")
-        )
-        if since:
+        if rows:
+            matrix = np.stack([np.frombuffer(row[1], dtype="float32") for row in rows])
+        else:
+            matrix = np.zeros((0, self.matrix.shape[1]), dtype="float32")
+        if since and len(self.rowids):
             self.rowids = np.concatenate([self.rowids, rowids])
             self.matrix = np.concatenate([self.matrix, matrix])
         else:
             self.rowids, self.matrix = rowids, matrix
-        self._seen = (count, top)
+        self._seen = (top, deletions)
 
     def nearest(self, vector: np.ndarray, limit: int) -> list[int]:
         if not len(self.rowids):
@@ -956,9 +951,7 @@ class _VectorIndex:
         return [int(rowid) for rowid in self.rowids[top]]
 
 
-def _count_above(db: sqlite3.Connection, rowid: int) -> int:
-    return int(
-        db.execute(
-            "SELECT COUNT(*) FROM turns WHERE embedding IS NOT NULL AND rowid > ?", (rowid,)
-        ).fetchone()[0]
-    )
+def deletion_count(db: sqlite3.Connection) -> int:
+    """Return how many times turns were deleted from this database (by any process)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'turn_deletions'").fetchone()
+    return int(row[0]) if row else 0

@@ -60,13 +60,14 @@ def query_terms(text: str) -> list[str]:
     return list(seen)
 
 
-def fts_query(text: str) -> str | None:
+def fts_query(text: str, *, without: Iterable[str] = ()) -> str | None:
     """Build an FTS5 ``MATCH`` expression that ORs the quoted content words of ``text``.
 
-    Quoting makes every word a plain string, so user text can never inject FTS5 syntax.
-    Returns ``None`` when nothing is left to search for.
+    Quoting makes every word a plain string, so user text can never inject FTS5 syntax. Words in
+    ``without`` are left out. Returns ``None`` when nothing is left to search for.
     """
-    terms = query_terms(text)
+    skip = set(without)
+    terms = [term for term in query_terms(text) if term not in skip]
     return " OR ".join(f'"{term}"' for term in terms) if terms else None
 
 

@@ -1,9 +1,10 @@
 """The graph memory's SQLite schema, created on first open and versioned by ``user_version``.
 
-Tables: ``sessions`` and ``turns`` (the episodes), ``entities`` with ``aliases``, ``mentions``
-(which turn names which entity), ``facts`` (edges with validity and supersession) with
-``fact_sources`` (provenance), ``profile``, and ``runs`` (episodic memory of finished agent runs).
-``turns``, ``facts`` and ``runs`` have FTS5 indexes kept in step by triggers.
+Tables: ``meta`` (counters), ``sessions`` and ``turns`` (the episodes), ``entities`` with
+``aliases``, ``mentions`` (which turn names which entity), ``facts`` (edges with validity and
+supersession) with ``fact_sources`` (provenance), ``profile``, and ``runs`` (episodic memory of
+finished agent runs). ``turns``, ``facts`` and ``runs`` have FTS5 indexes kept in step by
+triggers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ __all__ = ["SCHEMA_VERSION", "create_schema"]
 SCHEMA_VERSION = 1
 
 _TABLES = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     source TEXT NOT NULL,

@@ -99,3 +99,25 @@ def test_embeddings_find_what_words_alone_miss(tmp_path, embedder):
     assert "beagle" in reopened.search(question, budget_tokens=20).render()
     reopened.close()
     lexical.close()
+
+
+def test_another_writers_deletions_reach_this_processs_vector_index(tmp_path, embedder):
+    """SQLite reuses the rowid of a deleted last row; a stale index would mismatch vectors."""
+    path = tmp_path / "memory.sqlite"
+    at = datetime(2024, 3, 1, tzinfo=UTC)
+    reader = GraphMemory(path, embedder=embedder)
+    reader.add_episode(
+        [Turn("Quarterly budget review notes.", speaker="Bob")], session_id="a", at=at
+    )
+    reader.add_episode([Turn("We adopted a beagle puppy!", speaker="Ada")], session_id="b", at=at)
+    assert "beagle" in reader.search("Does she have a dog?", budget_tokens=12).render()
+
+    writer = GraphMemory(path, embedder=embedder)
+    writer.forget(session_id="b")
+    writer.add_episode([Turn("The printer needs toner.", speaker="Cy")], session_id="c", at=at)
+    writer.close()
+
+    found = reader.search("Does she have a dog?", budget_tokens=12).render()
+    assert "beagle" not in found
+    assert "toner" in reader.search("office supplies for printing", budget_tokens=12).render()
+    reader.close()
