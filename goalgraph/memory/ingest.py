@@ -653,8 +653,8 @@ def ingest_document(
     document summary (speaker ``summary``, id ``<slug>#summary``), then for each section its chunks
     (speaker ``document``, id ``<slug>#p3-c2``, metadata ``path``, ``page``, ``section``) followed
     by the section's summary (speaker ``summary``, id ``<slug>#p3-summary``, metadata ``covers``:
-    the chunk ids it summarises). A section of one chunk that its summary would merely repeat gets
-    no summary turn.
+    the chunk ids it summarises). A section (or a whole document) of one chunk that its summary
+    would merely repeat gets no summary turn.
 
     Re-ingesting the same file (or any file with the same slug) REPLACES the earlier episode:
     the session is forgotten, with the facts learned only from it, before the new one is stored.
@@ -702,9 +702,9 @@ def ingest_document(
     )
     session_id = f"doc:{slug}"
     memory.forget(session_id=session_id)
-    turn_ids = memory.add_episode(
-        [summary_turn, *section_turns], session_id=session_id, source="document"
-    )
+    # A one-chunk document's summary would only repeat it, and cost every search its tokens.
+    turns = section_turns if _repeats(summary, chunks) else [summary_turn, *section_turns]
+    turn_ids = memory.add_episode(turns, session_id=session_id, source="document")
     if progress is not None:
         progress(len(chunks), len(chunks))
     return IngestReport(
