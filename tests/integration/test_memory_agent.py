@@ -71,3 +71,24 @@ def test_the_bundled_model_answers_from_an_ingested_document(spec):
     assert result.status == "done", result
     assert [o["tool"] for o in result.observations if o["ok"]] == ["memory_search"]
     assert "pelican" in (result.answer or "")
+
+
+@pytest.mark.model
+def test_the_bundled_model_extracts_only_facts_its_turn_supports():
+    from datetime import UTC, datetime
+
+    from goalgraph.llm import LocalChatModel
+    from goalgraph.memory.extract import ModelExtractor, TurnText
+
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    turns = [
+        TurnText("a", "Ada", "I moved to Lisbon last month.", at),
+        TurnText("b", "Bob", "My favourite book is Dune.", at),
+        TurnText("c", "Cy", "Thanks, see you soon!", at),
+    ]
+    extractor = ModelExtractor(LocalChatModel.from_spec(AgentSpec().model))
+    facts = extractor.extract(turns)
+    assert {f.source for f in facts} >= {"a", "b"}  # from the model, or the rules behind it
+    text = {turn.id: turn.text.lower() for turn in turns}
+    for fact in facts:
+        assert all(word in text[fact.source] for word in fact.object.lower().split()), fact
