@@ -37,6 +37,12 @@ def test_quick_benchmark_reports_every_method_and_budget(
         if method not in bench.GRAPH_METHODS:  # greedy packing of one ranking only grows
             assert overall == sorted(overall), method
 
+    asked = result["per_question"]
+    assert len(asked) == result["options"]["questions"]
+    for item in asked:
+        assert set(item["recall"]) == set(bench.METHODS)
+        assert all(0.0 <= r <= 1.0 for rows in item["recall"].values() for r in rows.values())
+
     search = result["latency"]["search"]
     for key in ("bm25", "minilm", "minilm_speaker", "graph", "graph_lexical"):
         assert search[key]["n"] == result["options"]["questions"] and search[key]["p50_ms"] > 0
@@ -87,3 +93,23 @@ def test_evidence_and_packing_helpers() -> None:
     assert bench.turn_text({"text": "Look!", "blip_caption": "a dog"}) == (
         "Look! [shares a photo: a dog]"
     )
+
+
+def test_lives_in_judge_tells_stale_and_missing_cities_apart() -> None:
+    bench = load_benchmark("memory_locomo")
+    from datetime import UTC, datetime
+
+    from goalgraph.memory.types import Fact, MemoryContext
+
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    person = bench.Person("Talor Venmik", ["Velmora", "Brastok"])
+
+    def lives(subject: str, city: str) -> Fact:
+        return Fact(city, subject, "lives_in", city, f"{subject} lives in {city}", now, None, now)
+
+    def judge(*facts: Fact) -> str:
+        return str(bench.judge_lives_in(MemoryContext(facts=facts), person))
+
+    assert judge(lives("Talor Venmik", "Brastok"), lives("Talor Venmik", "Velmora")) == "correct"
+    assert judge(lives("Talor Venmik", "Velmora"), lives("Talor Venmik", "Brastok")) == "wrong"
+    assert judge(lives("Talor Zorbin", "Brastok")) == "missing"
