@@ -12,6 +12,7 @@ import logging
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -24,7 +25,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 from langgraph.types import Command
 
-from goalgraph.checkpoint import open_sqlite_checkpointer
+from goalgraph.checkpoint import open_checkpointer
 from goalgraph.events import AgentEvent, events_from_update
 from goalgraph.graph import build_graph
 from goalgraph.memory.backend import MemoryBackend
@@ -150,7 +151,8 @@ class Agent:
             spec: The configuration; when omitted, built from ``spec_fields`` and environment.
             model: A chat model instead of the spec's (for example a ``ScriptedChatModel``).
             tools: LangChain tools or a ``ToolSet`` instead of the spec's MCP servers.
-            checkpointer: A LangGraph checkpointer; by default the spec's SQLite file.
+            checkpointer: A LangGraph checkpointer; by default the spec's ``checkpoint_url``
+                (PostgreSQL or SQLite) or else its SQLite file, opened on first use.
             store: A LangGraph store that receives finished runs as episodes.
             memory: A long-term memory backend instead of the spec's (``memory.backend``); the
                 caller keeps ownership and closes it.
@@ -161,7 +163,7 @@ class Agent:
         self.spec = spec or AgentSpec(**spec_fields)
         self._resources = AgentResources(self.spec, model=model, tools=tools, memory=memory)
         self._checkpointer = checkpointer
-        self._owns_checkpointer = checkpointer is None
+        self._checkpointer_stack: AsyncExitStack | None = None  # Closes the one we opened.
         self._store = store
         self._graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
         self._loop_lock = threading.Lock()
@@ -173,8 +175,9 @@ class Agent:
         """Return the compiled, checkpointed graph (opening the checkpointer on first use)."""
         if self._graph is None:
             if self._checkpointer is None:
-                path = self.spec.resolved_checkpoint_path()
-                self._checkpointer = await open_sqlite_checkpointer(path)
+                stack = AsyncExitStack()
+                self._checkpointer = await stack.enter_async_context(open_checkpointer(self.spec))
+                self._checkpointer_stack = stack
             self._graph = build_graph(
                 resources=self._resources, checkpointer=self._checkpointer, store=self._store
             )
@@ -267,12 +270,11 @@ class Agent:
     async def aclose(self) -> None:
         """Stop MCP servers and close the checkpoint database."""
         await self._resources.aclose()
-        if self._owns_checkpointer and self._checkpointer is not None:
-            conn = getattr(self._checkpointer, "conn", None)
-            if conn is not None:
-                await conn.close()
+        if self._checkpointer_stack is not None:
+            stack, self._checkpointer_stack = self._checkpointer_stack, None
             self._checkpointer = None
             self._graph = None
+            await stack.aclose()
 
     async def __aenter__(self) -> Agent:
         """Return the agent."""

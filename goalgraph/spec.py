@@ -332,7 +332,15 @@ class AgentSpec(BaseSettings):
     memory: MemorySpec = Field(default_factory=MemorySpec)
     """Memory settings."""
     checkpoint_path: Path | None = None
-    """SQLite checkpoint file; ``None`` means ``<data dir>/checkpoints.sqlite``."""
+    """SQLite checkpoint file; ``None`` means ``<data dir>/checkpoints.sqlite``. Ignored when
+    ``checkpoint_url`` is set."""
+    checkpoint_url: str | None = None
+    """Where checkpoints live, as a URL; it wins over ``checkpoint_path``. Either
+    ``postgresql://user:password@host:port/database`` (or ``postgres://``; libpq query options
+    such as ``?sslmode=require`` work) for a PostgreSQL server, whose tables are created on first
+    use, or ``sqlite:///relative/file.sqlite`` / ``sqlite:////absolute/file.sqlite`` for a SQLite
+    file. ``None`` (the default) uses the SQLite file ``checkpoint_path``. Environment:
+    ``GOALGRAPH_CHECKPOINT_URL``."""
 
     def __init__(self, **values: Any) -> None:
         """Validate ``values`` (plus environment), raising ``SpecError`` with every problem."""
