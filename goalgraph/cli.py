@@ -1,5 +1,5 @@
 """The ``goalgraph`` command line: run, resume, history, audit, tools, ingest, memory, mcp-server,
-serve-model."""
+serve-model, serve."""
 
 from __future__ import annotations
 
@@ -295,6 +295,33 @@ def serve_model(
 
     argv = ["--host", host, "--port", str(port), "--model", model, "--device", device]
     serve_main([*argv, "--max-new-tokens", str(max_new_tokens)])
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-key", help="A key /v1 routes accept (repeatable; also GOALGRAPH_API_KEYS)."
+        ),
+    ] = None,
+    spec: SpecOption = None,
+) -> None:
+    """Serve the agent as an HTTP task API (/v1/tasks) with approvals and event streams."""
+    import os
+
+    import uvicorn
+
+    from goalgraph.serve import api_keys_from, create_app
+
+    agent_spec = _load_spec(spec, {})
+    keys = api_keys_from(api_key, os.environ)
+    if not keys and host not in ("127.0.0.1", "localhost", "::1"):
+        errors.print(f"warning: serving on {host} without API keys", markup=False)
+    app_ = create_app(lambda: Agent(agent_spec), api_keys=keys)
+    uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
 # Long-term memory: ingest documents, search, list and forget facts, the profile. ---------------
