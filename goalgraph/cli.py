@@ -324,6 +324,30 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
+@app.command()
+def studio(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="TCP port (default: a free one).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="langgraph.json (default: ./langgraph.json or goalgraph's).")
+    ] = None,
+) -> None:
+    """Run LangGraph Studio's dev server offline (no analytics, version check or tracing)."""
+    import os
+
+    from goalgraph.serve.studio import studio_command
+
+    try:
+        argv, env, chosen = studio_command(host=host, port=port, config=config)
+    except FileNotFoundError as exc:
+        errors.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    errors.print(f"LangGraph dev server: http://{host}:{chosen} (Ctrl-C stops it)", markup=False)
+    sys.stderr.flush()
+    # Become the dev server, so that signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
+    os.execve(argv[0], argv, env)
+
+
 # Long-term memory: ingest documents, search, list and forget facts, the profile. ---------------
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -25,25 +24,15 @@ OFFLINE = {
 
 @pytest.fixture
 def dev_server(tmp_path):
-    cli = Path(sys.executable).with_name("langgraph")
-    if not cli.exists() and shutil.which("langgraph") is None:
-        pytest.fail("langgraph-cli[inmem] is not installed (it is part of the dev extra)")
+    """``goalgraph studio`` on a free port: it runs ``langgraph dev`` offline."""
     port = free_port()
-    env = {**os.environ, **OFFLINE, "GOALGRAPH_HOME": str(tmp_path)}
+    env = {**os.environ, "GOALGRAPH_HOME": str(tmp_path)}
+    for name in OFFLINE:  # goalgraph studio must set these itself
+        env.pop(name, None)
     log = (tmp_path / "dev.log").open("w")
+    goalgraph = Path(sys.executable).with_name("goalgraph")
     proc = subprocess.Popen(
-        [
-            str(cli),
-            "dev",
-            "--no-browser",
-            "--no-reload",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--config",
-            str(ROOT / "langgraph.json"),
-        ],
+        [str(goalgraph), "studio", "--port", str(port), "--config", str(ROOT / "langgraph.json")],
         cwd=ROOT,
         env=env,
         stdout=log,
