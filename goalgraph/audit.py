@@ -13,6 +13,7 @@ repeat is real history (a tool re-run after a crash did run twice) and is kept.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -51,6 +52,10 @@ class AuditLog:
         if not _SAFE_ID.match(thread_id) or thread_id in {".", ".."}:
             raise ValueError(f"invalid thread id for the audit log: {thread_id!r}")
         return self.folder / f"{thread_id}.jsonl"
+
+    async def awrite(self, thread_id: str, event: str, **fields: Any) -> None:
+        """Append one record from a worker thread (file I/O stays off the event loop)."""
+        await asyncio.to_thread(self.write, thread_id, event, **fields)
 
     def write(self, thread_id: str, event: str, **fields: Any) -> None:
         """Append one record ``{"ts", "thread_id", "event", **fields}``."""

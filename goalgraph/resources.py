@@ -138,6 +138,16 @@ class AgentResources:
             self._model = LocalChatModel.from_spec(self.spec.model)
         return self._model
 
+    async def achat_model(self) -> BaseChatModel:
+        """Return the chat model, loading it in a worker thread the first time.
+
+        Loading imports torch and reads weights for seconds; on the event loop that would stall
+        every other run (and ``langgraph dev`` interrupts such blocking calls mid-import).
+        """
+        if self._model is not None:
+            return self._model
+        return await asyncio.to_thread(self.chat_model)
+
     def memory(self) -> MemoryBackend | None:
         """Return long-term memory, opening the spec's backend on first use.
 

@@ -48,7 +48,7 @@ def make_act_node(res: AgentResources) -> Any:
             flags=flags,
         )
         if res.audit is not None:
-            res.audit.write(
+            await res.audit.awrite(
                 thread_id_of(config),
                 "result",
                 call_id=action["call_id"],

@@ -81,7 +81,7 @@ def make_plan_node(res: AgentResources) -> Any:
         recalled = await recall_for(res, goal)
         prompt = plan_messages(goal, toolset.tools, recalled=recalled)
         try:
-            planner = res.chat_model().with_structured_output(plan_schema(names))
+            planner = (await res.achat_model()).with_structured_output(plan_schema(names))
             steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names)
             note = ""
         except Exception as exc:  # The model degrades to a one-step plan, never crashes the run.

@@ -43,7 +43,7 @@ def make_replan_node(res: AgentResources) -> Any:
             ),
         ]
         try:
-            planner = res.chat_model().with_structured_output(plan_schema(names))
+            planner = (await res.achat_model()).with_structured_output(plan_schema(names))
             new_steps = steps_from_output(
                 await planner.ainvoke(prompt),
                 first_id=first_id,

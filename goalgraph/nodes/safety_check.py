@@ -52,7 +52,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
         )
         verdict = _decide(policy, action, state)
         if res.audit is not None:
-            res.audit.write(
+            await res.audit.awrite(
                 thread_id_of(config),
                 "verdict",
                 call_id=action["call_id"],

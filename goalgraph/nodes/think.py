@@ -153,7 +153,7 @@ def make_think_node(res: AgentResources) -> Any:
                 # Nothing for the model to decide: call the planned tool with its defaults.
                 message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
             else:
-                bound = res.chat_model().bind_tools(choices, tool_choice=tool_choice)
+                bound = (await res.achat_model()).bind_tools(choices, tool_choice=tool_choice)
                 prompt = [
                     SystemMessage(instructions),
                     HumanMessage(_context(state)),

@@ -26,7 +26,9 @@ OFFLINE = {
 def dev_server(tmp_path):
     """``goalgraph studio`` on a free port: it runs ``langgraph dev`` offline."""
     port = free_port()
-    env = {**os.environ, "GOALGRAPH_HOME": str(tmp_path)}
+    # The autouse fixture has already pointed checkpoints, workspace, memory and audit at
+    # tmp_path; the data dir stays the user's so the converted bundled model is reused.
+    env = {**os.environ, "GOALGRAPH_SAFETY__REQUIRE_APPROVAL": '["write_file"]'}
     for name in OFFLINE:  # goalgraph studio must set these itself
         env.pop(name, None)
     log = (tmp_path / "dev.log").open("w")
@@ -81,3 +83,28 @@ async def test_dev_server_serves_the_graph(dev_server):
     final = await client.runs.wait(thread["thread_id"], "goalgraph", input={"goal": "  "})
     assert final["status"] == "failed"
     assert "goal is empty" in final["status_reason"]
+
+
+@pytest.mark.model
+async def test_a_run_pauses_for_approval_resumes_and_keeps_its_history(dev_server, tmp_path):
+    """The bundled model on the dev server; the fixture makes write_file ask a human."""
+    client = get_client(url=dev_server)
+    thread = await client.threads.create()
+    thread_id = thread["thread_id"]
+    goal = {"goal": "Write hello to greeting.txt"}
+    values = await client.runs.wait(thread_id, "goalgraph", input=goal)
+
+    paused = await client.threads.get(thread_id)
+    assert paused["status"] == "interrupted", values
+    (interrupt,) = [i for items in paused["interrupts"].values() for i in items]
+    assert interrupt["value"]["tool"] == "write_file"
+    assert not (tmp_path / "workspace" / "greeting.txt").exists()
+
+    final = await client.runs.wait(
+        thread_id, "goalgraph", command={"resume": {"approve": True, "reason": "fine"}}
+    )
+    assert final["status"] == "done", final
+    assert "hello" in (tmp_path / "workspace" / "greeting.txt").read_text().lower()
+    history = await client.threads.get_history(thread_id, limit=100)
+    nodes = [step for state in history for step in state["next"]]
+    assert "safety_check" in nodes and "act" in nodes
