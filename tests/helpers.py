@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated
+from typing import Annotated, Any
 
 from langchain_core.tools import tool
 from pydantic import Field
@@ -46,6 +49,47 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 10) -> 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+RESUME_WORKER = Path(__file__).resolve().parent / "integration" / "resume_worker.py"
+
+
+def recorded_steps(path: Path) -> list[str]:
+    """Return the steps ``resume_worker.py`` has recorded so far, one per line."""
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def kill_mid_run_then_resume(env: dict[str, str], record: Path) -> dict[str, Any]:
+    """SIGKILL ``resume_worker.py run`` during step 2, resume it, and return the run's result.
+
+    The worker records each executed step in ``record``; ``env`` says where its checkpoints go.
+    """
+    worker = subprocess.Popen(
+        [sys.executable, str(RESUME_WORKER), "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while len(recorded_steps(record)) < 1:
+        assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+        assert time.monotonic() < deadline, "the worker never finished step 1"
+        time.sleep(0.02)
+    time.sleep(0.15)  # Now inside think's scripted 0.4 s for step 2: no tool call in flight.
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=10)
+    assert worker.returncode == -signal.SIGKILL
+    assert recorded_steps(record) == ["step-1"]
+
+    resumed = subprocess.run(
+        [sys.executable, str(RESUME_WORKER), "resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    return dict(json.loads(resumed.stdout.strip().splitlines()[-1]))
 
 
 @tool

@@ -6,19 +6,14 @@ Every Agent here opens its own connection, as separate processes would.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import free_port
+from helpers import free_port, kill_mid_run_then_resume, recorded_steps
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from postgres import PostgresServer, postgres_server
@@ -27,8 +22,6 @@ from goalgraph import Agent, AgentSpec
 from goalgraph.checkpoint import CheckpointError, checkpointer_from_url, make_checkpointer
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
 from goalgraph.tools.calculator import calculate
-
-WORKER = Path(__file__).with_name("resume_worker.py")
 
 
 @pytest.fixture(scope="session")
@@ -166,10 +159,6 @@ async def test_the_langgraph_json_factory_honours_the_environment(postgres_url, 
         assert type(saver).__name__ == "AsyncPostgresSaver"
 
 
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def test_sigkill_mid_run_then_resume_from_postgres(postgres_url, tmp_path):
     """As test_resume_after_crash, with the worker's checkpoints in PostgreSQL."""
     record = tmp_path / "record.txt"
@@ -180,34 +169,9 @@ def test_sigkill_mid_run_then_resume_from_postgres(postgres_url, tmp_path):
         "GOALGRAPH_CHECKPOINT_URL": postgres_url,
         "THREAD": _thread(),
     }
-    worker = subprocess.Popen(
-        [sys.executable, str(WORKER), "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while len(_lines(record)) < 1:
-        assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
-        assert time.monotonic() < deadline, "the worker never finished step 1"
-        time.sleep(0.02)
-    time.sleep(0.15)  # Now inside think's scripted 0.4 s for step 2: no tool call in flight.
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=10)
-    assert worker.returncode == -signal.SIGKILL
-    assert _lines(record) == ["step-1"]
-
-    resumed = subprocess.run(
-        [sys.executable, str(WORKER), "resume"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    result = json.loads(resumed.stdout.strip().splitlines()[-1])
+    result = kill_mid_run_then_resume(env, record)
     assert result["status"] == "done", result
-    assert _lines(record) == ["step-1", "step-2", "step-3"]
+    assert recorded_steps(record) == ["step-1", "step-2", "step-3"]
     assert [s["status"] for s in result["plan"]] == ["done"] * 3
     assert result["counters"]["tool_calls"] == 3
     assert not (tmp_path / "unused.sqlite").exists()
