@@ -22,7 +22,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,17 +382,26 @@ def chunk_text(
     """
     if chunk_tokens < 1:
         raise ValueError(f"chunk_tokens must be at least 1, not {chunk_tokens}")
-    chunks: list[str] = []
+    chunks = _join_within(_pieces(text, chunk_tokens, count_tokens), chunk_tokens, count_tokens)
+    return [Chunk(id="", text=chunk) for chunk in chunks]
+
+
+def _join_within(
+    pieces: Iterable[tuple[str, str]], budget_tokens: int, count_tokens: CountTokens
+) -> list[str]:
+    """Join ``(piece, separator before it)`` pairs greedily into texts of at most
+    ``budget_tokens`` (a single piece over the budget stands alone)."""
+    joined: list[str] = []
     current = ""
-    for piece, separator in _pieces(text, chunk_tokens, count_tokens):
+    for piece, separator in pieces:
         candidate = f"{current}{separator}{piece}" if current else piece
-        if current and count_tokens(candidate) > chunk_tokens:
-            chunks.append(current)
+        if current and count_tokens(candidate) > budget_tokens:
+            joined.append(current)
             candidate = piece
         current = candidate
     if current:
-        chunks.append(current)
-    return [Chunk(id="", text=chunk) for chunk in chunks]
+        joined.append(current)
+    return joined
 
 
 def _pieces(text: str, chunk_tokens: int, count_tokens: CountTokens) -> Iterator[tuple[str, str]]:
@@ -612,26 +621,12 @@ def summarize_within(
     """
     current = [text for text in texts if text.strip()]
     while len(current) > 1 and count_tokens("\n\n".join(current)) > budget_tokens:
-        batches = _pack(current, budget_tokens, count_tokens)
+        batches = _join_within(((text, "\n\n") for text in current), budget_tokens, count_tokens)
         shorter = [summarize(batch) for batch in batches]
         if count_tokens("\n\n".join(shorter)) >= count_tokens("\n\n".join(current)):
             break  # Not getting shorter; summarise what there is in one go.
         current = [text for text in shorter if text.strip()]
     return summarize("\n\n".join(current)) if current else ""
-
-
-def _pack(texts: Sequence[str], budget_tokens: int, count_tokens: CountTokens) -> list[str]:
-    batches: list[str] = []
-    current = ""
-    for text in texts:
-        candidate = f"{current}\n\n{text}" if current else text
-        if current and count_tokens(candidate) > budget_tokens:
-            batches.append(current)
-            candidate = text
-        current = candidate
-    if current:
-        batches.append(current)
-    return batches
 
 
 # Ingest ----------------------------------------------------------------------------------------
