@@ -65,6 +65,7 @@ from zep_python.core.api_error import ApiError
 from zep_python.types import Fact as ZepFact
 from zep_python.types import Message, Session, SessionSearchResult, User
 
+from goalgraph.memory.retrieve import pack_context
 from goalgraph.memory.types import (
     CountTokens,
     Fact,
@@ -589,23 +590,16 @@ class ZepMemory:
         return list((response and response.results) or [])
 
     def _pack(self, facts: list[Fact], turns: list[StoredTurn], budget: int) -> MemoryContext:
-        """Keep facts, then turns, in order, each only if the rendered context still fits."""
-        kept_facts: list[Fact] = []
-        kept_turns: list[StoredTurn] = []
-        for fact in facts:
-            if self._cost([*kept_facts, fact], kept_turns) <= budget:
-                kept_facts.append(fact)
-        for turn in turns:
-            if self._cost(kept_facts, [*kept_turns, turn]) <= budget:
-                kept_turns.append(turn)
-        return MemoryContext(
-            facts=tuple(kept_facts),
-            turns=tuple(kept_turns),
-            tokens=self._cost(kept_facts, kept_turns),
+        """Keep facts, then turns, in Zep's order, while the rendered context fits ``budget``."""
+        total = len(facts) + len(turns)  # facts rank above every turn; no share cap on facts
+        kept_facts, kept_turns, tokens = pack_context(
+            [(total - i, fact) for i, fact in enumerate(facts)],
+            [(len(turns) - i, turn) for i, turn in enumerate(turns)],
+            budget_tokens=budget,
+            count_tokens=self._count,
+            fact_share=1.0,
         )
-
-    def _cost(self, facts: list[Fact], turns: list[StoredTurn]) -> int:
-        return self._count(MemoryContext(facts=tuple(facts), turns=tuple(turns)).render())
+        return MemoryContext(facts=kept_facts, turns=kept_turns, tokens=tokens)
 
     def _rank_runs_locally(self, goal: str) -> list[RunRecord]:
         """Score the latest recorded runs by word overlap with ``goal`` (no message search)."""
