@@ -1,5 +1,5 @@
 """The ``goalgraph`` command line: run, resume, history, audit, tools, ingest, memory, mcp-server,
-serve-model, serve."""
+serve-model, serve, studio and eval."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.progress import Progress
 
 from goalgraph.agent import Agent, RunResult
 from goalgraph.checkpoint import CheckpointError
+from goalgraph.eval.cli import eval_app
 from goalgraph.events import AgentEvent
 from goalgraph.spec import AgentSpec, SpecError
 from goalgraph.tools.toolbox import ToolServerError
@@ -480,6 +481,8 @@ memory_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(memory_app, name="memory")
+
+app.add_typer(eval_app, name="eval")
 
 
 def _iso(value: Any) -> str | None:

@@ -1,0 +1,1 @@
+"""Evaluation: tool-calling accuracy on BFCL and the agent task suite (``goalgraph eval``)."""
