@@ -33,7 +33,7 @@ from goalgraph.resources import AgentResources, ToolSet
 from goalgraph.spec import AgentSpec
 from goalgraph.state import Counters, Observation, PlanStep, RunStatus
 
-__all__ = ["Agent", "HistoryEntry", "RunResult"]
+__all__ = ["Agent", "HistoryEntry", "RunResult", "has_work_left"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -225,7 +225,7 @@ class Agent:
     async def aresult(self, thread_id: str) -> RunResult:
         """Return the current result of a thread without running anything."""
         graph = await self.graph()
-        snapshot = await graph.aget_state(self._config(thread_id))
+        snapshot = await graph.aget_state(self.run_config(thread_id))
         if not snapshot.values:
             raise ValueError(f"no run with thread id {thread_id!r}")
         return _result_from_snapshot(thread_id, snapshot)
@@ -234,7 +234,7 @@ class Agent:
         """Return the thread's checkpoints, newest first."""
         graph = await self.graph()
         entries = []
-        async for snap in graph.aget_state_history(self._config(thread_id)):
+        async for snap in graph.aget_state_history(self.run_config(thread_id)):
             metadata = cast(dict[str, Any], snap.metadata or {})
             writes = metadata.get("writes") or {}
             node = next(iter(writes), None) or str(metadata.get("source", ""))
@@ -255,13 +255,13 @@ class Agent:
     async def astate(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
         """Return the thread's state values, now or at ``checkpoint_id``."""
         graph = await self.graph()
-        snapshot = await graph.aget_state(self._config(thread_id, checkpoint_id))
+        snapshot = await graph.aget_state(self.run_config(thread_id, checkpoint_id))
         return dict(snapshot.values or {})
 
     async def areplay(self, thread_id: str, checkpoint_id: str) -> RunResult:
         """Time travel: continue the thread from an earlier checkpoint, forking its history."""
         graph = await self.graph()
-        config = self._config(thread_id, checkpoint_id)
+        config = self.run_config(thread_id, checkpoint_id)
         snapshot = await graph.aget_state(config)
         if not snapshot.values:
             raise ValueError(f"no checkpoint {checkpoint_id!r} in thread {thread_id!r}")
@@ -337,7 +337,12 @@ class Agent:
 
     # ----- internals -------------------------------------------------------------------------
 
-    def _config(self, thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+    def run_config(self, thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+        """Return the LangGraph config for a run of ``thread_id`` (at ``checkpoint_id``).
+
+        It carries the agent's recursion bound; use it to drive ``await agent.graph()``
+        directly, e.g. ``graph.aget_state(agent.run_config(thread_id))``.
+        """
         limits = self.spec.limits
         configurable: dict[str, Any] = {"thread_id": thread_id}
         if checkpoint_id:
@@ -348,7 +353,7 @@ class Agent:
 
     async def _resume_input(self, thread_id: str, approve: bool | None, reason: str) -> Any:
         graph = await self.graph()
-        snapshot = await graph.aget_state(self._config(thread_id))
+        snapshot = await graph.aget_state(self.run_config(thread_id))
         if not snapshot.values:
             raise ValueError(f"no run with thread id {thread_id!r}")
         if snapshot.interrupts:
@@ -365,7 +370,7 @@ class Agent:
         self, graph_input: Any, thread_id: str, *, config: RunnableConfig | None = None
     ) -> AsyncIterator[AgentEvent]:
         graph = await self.graph()
-        config = config or self._config(thread_id)
+        config = config or self.run_config(thread_id)
         plan: list[Any] = []
         error: str | None = None
         try:
@@ -381,7 +386,7 @@ class Agent:
         except Exception as exc:  # Report, keep the checkpoint; the run can be resumed.
             log.debug("run %s raised", thread_id, exc_info=True)
             error = f"{type(exc).__name__}: {exc}"
-        snapshot = await graph.aget_state(self._config(thread_id))
+        snapshot = await graph.aget_state(self.run_config(thread_id))
         result = _result_from_snapshot(thread_id, snapshot)
         if error == "stopped_limit":
             result = _replace(result, status="stopped_limit", message="graph step bound reached")
@@ -428,6 +433,16 @@ def _replace(result: RunResult, **changes: Any) -> RunResult:
     return RunResult(**{**result.__dict__, **changes})
 
 
+def has_work_left(snapshot: Any) -> bool:
+    """Tell whether a thread's latest checkpoint still has nodes to run or to commit.
+
+    ``snapshot.next`` alone is not enough: it leaves out a node that finished and whose writes
+    were saved when the process died before the next checkpoint. Such a run looks ended by
+    ``next`` but is not; resuming it applies those writes and carries on.
+    """
+    return bool(snapshot.next) or bool(snapshot.tasks)
+
+
 def _result_from_snapshot(thread_id: str, snapshot: Any) -> RunResult:
     values = snapshot.values or {}
     pending = None
@@ -437,7 +452,7 @@ def _result_from_snapshot(thread_id: str, snapshot: Any) -> RunResult:
         pending = dict(snapshot.interrupts[0].value)
         status = "awaiting_approval"
         message = f"waiting for approval of {pending.get('tool')}"
-    elif snapshot.next and status == "running":
+    elif has_work_left(snapshot) and status == "running":
         status, message = "failed", "the run was interrupted; `resume` continues it"
     return RunResult(
         thread_id=thread_id,

@@ -84,7 +84,7 @@ class GraphRunnable(Runnable[dict[str, Any], dict[str, Any]]):
     def _config(agent: Agent, config: RunnableConfig | None) -> RunnableConfig:
         config = config or {}
         thread_id = str(config.get("configurable", {}).get("thread_id") or uuid.uuid4().hex)
-        base = agent._config(thread_id)  # The agent's recursion bound, as in Agent.run.
+        base = agent.run_config(thread_id)  # The recursion bound, as in Agent.run.
         configurable = {**config.get("configurable", {}), **base["configurable"]}
         return {**config, **base, "configurable": configurable}
 
