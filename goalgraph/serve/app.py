@@ -9,6 +9,9 @@ Endpoints (all under ``/v1`` need an API key when keys are configured):
 * ``DELETE /v1/tasks/{id}``: cancel a task.
 * ``GET /v1/tasks/{id}/events``: the task's events as server-sent events.
 * ``/agent/invoke``, ``/agent/stream``, ``/agent/playground/``: the graph through LangServe.
+
+Tasks are kept in a SQLite registry (``goalgraph.serve.registry``) beside the checkpoints, and the
+app brings them back at startup (``TaskManager.recover``): a restart or a crash loses no task.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
@@ -24,7 +28,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from goalgraph.agent import Agent
+from goalgraph.paths import data_dir
 from goalgraph.serve.auth import KeyChecker
+from goalgraph.serve.registry import TaskRegistry, registry_path_for
 from goalgraph.serve.routes import add_agent_routes
 from goalgraph.serve.tasks import Task, TaskConflict, TaskManager, task_summary
 
@@ -51,6 +57,8 @@ def create_app(
     api_keys: Collection[str] | None = None,
     max_concurrent: int | None = None,
     agent_routes: bool = True,
+    registry_path: str | Path | None = None,
+    durable_tasks: bool = True,
 ) -> FastAPI:
     """Build the app over one agent; the app opens it at startup and closes it at shutdown.
 
@@ -60,6 +68,10 @@ def create_app(
         max_concurrent: Most tasks running at once; others wait as ``queued``.
         agent_routes: Also serve the graph through LangServe at ``/agent`` (invoke, stream,
             playground); see ``goalgraph.serve.routes``.
+        registry_path: The SQLite task registry; by default ``<checkpoint file>.tasks.sqlite``
+            beside the SQLite checkpoints, or ``<data dir>/tasks.sqlite`` with ``checkpoint_url``.
+        durable_tasks: Keep tasks in the registry and bring them back at startup; ``False``
+            keeps them in memory only (a restart forgets them).
 
     Returns:
         The FastAPI application, to serve with uvicorn.
@@ -69,11 +81,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = agent() if callable(agent) and not isinstance(agent, Agent) else agent
         await built.graph()  # Opens the checkpointer once, before concurrent runs race to it.
-        app.state.tasks = TaskManager(built, max_concurrent=max_concurrent)
+        registry = TaskRegistry(_registry_path(built, registry_path)) if durable_tasks else None
         try:
-            yield
+            app.state.tasks = TaskManager(built, max_concurrent=max_concurrent, registry=registry)
+            await app.state.tasks.recover()
+            try:
+                yield
+            finally:
+                await app.state.tasks.aclose()
         finally:
-            await app.state.tasks.aclose()
+            if registry is not None:
+                registry.close()
             await built.aclose()
 
     app = FastAPI(
@@ -148,6 +166,14 @@ def create_app(
     if agent_routes:
         add_agent_routes(app, _owner)
     return app
+
+
+def _registry_path(agent: Agent, given: str | Path | None) -> Path:
+    if given is not None:
+        return Path(given)
+    if agent.spec.checkpoint_url is None:
+        return registry_path_for(agent.spec.resolved_checkpoint_path())
+    return data_dir() / "tasks.sqlite"
 
 
 def _owner(request: Request) -> str | None:
