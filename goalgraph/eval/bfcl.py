@@ -1,0 +1,319 @@
+"""BFCL tool-calling accuracy of goalgraph's model layer: ``goalgraph eval bfcl``.
+
+Runs BFCL's simple_python, multiple and irrelevance categories through the same
+``LocalChatModel`` in two modes: ``constrained`` (the agent's grammar-bound tool calls, with an
+explicit early no-call decision) and ``plain`` (a BFCL-style prompt, parsed leniently). Answers
+are scored with BFCL's AST-match rules (``goalgraph.eval.bfcl_scoring``). Loading, sampling and
+schema conversion live in ``bfcl_data``, the modes in ``bfcl_modes``, the tables and the plot in
+``bfcl_report``. torch and transformers are imported only when a run starts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
+
+import typer
+
+from goalgraph.eval.bfcl_data import CATEGORIES, BfclDataError, BfclItem, load_items, sample_items
+from goalgraph.eval.bfcl_modes import (
+    MODES,
+    Attempt,
+    ConstrainedSettings,
+    run_constrained,
+    run_plain,
+)
+from goalgraph.eval.bfcl_report import render_markdown, render_table, summarize, write_plot
+from goalgraph.eval.bfcl_scoring import FailureKind, Verdict, check_calls, check_irrelevance
+from goalgraph.llm.grammar import NoCallStyle
+
+if TYPE_CHECKING:
+    from goalgraph.llm.chat import LocalChatModel
+
+__all__ = [
+    "DEFAULT_DATA",
+    "DEFAULT_LIMIT",
+    "DEFAULT_MAX_NEW_TOKENS",
+    "QUICK_LIMIT",
+    "BfclOptions",
+    "bfcl_command",
+    "judge",
+    "load_chat",
+    "load_sample",
+    "run_bfcl",
+    "stderr_progress",
+    "write_outputs",
+]
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bfcl"
+"""``../shared/data/bfcl`` beside the repository."""
+DEFAULT_LIMIT = 30
+"""Items per category by default: both modes on the three categories took ~20-25 minutes on
+this shared 2-core CPU (constrained ~5 s an item, plain ~11 s: it rambles to the token limit)."""
+QUICK_LIMIT = 3
+"""Items per category with ``--quick``."""
+DEFAULT_MAX_NEW_TOKENS = 128
+"""Tokens per answer; a call with several arguments takes 25-60."""
+
+Progress = Callable[[int, int, str], None]
+"""A progress callback: ``progress(done, total, label)``."""
+
+
+@dataclass(frozen=True)
+class BfclOptions:
+    """What one BFCL run evaluates and how."""
+
+    data: Path = DEFAULT_DATA
+    """The BFCL data folder."""
+    categories: tuple[str, ...] = CATEGORIES
+    """Categories to run."""
+    modes: tuple[str, ...] = MODES
+    """Modes to run: ``constrained`` and/or ``plain``."""
+    model: str = "smollm2"
+    """A model name, local model folder or GGUF file (see ``load_local_model``)."""
+    limit: int | None = DEFAULT_LIMIT
+    """Items per category (a fixed-seed sample); ``None`` for all."""
+    seed: int = 0
+    """Seed of the sample."""
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    """Tokens per answer, both modes."""
+    threads: int | None = 1
+    """torch CPU threads; one by default: on a 2-core machine shared with another busy process,
+    two threads made decoding 3-5 times slower here (``None``: torch's default)."""
+    no_call: NoCallStyle = "decision"
+    """How constrained mode offers the no-call choice (see ``tool_call_schema``)."""
+    constrained: ConstrainedSettings = field(default_factory=ConstrainedSettings)
+    """Schema presentation in constrained mode."""
+
+    def __post_init__(self) -> None:
+        """Reject unknown categories and modes with a one-line message."""
+        for category in self.categories:
+            if category not in CATEGORIES:
+                known = ", ".join(CATEGORIES)
+                raise BfclDataError(f"unknown BFCL category {category!r}; known: {known}")
+        for mode in self.modes:
+            if mode not in MODES:
+                raise BfclDataError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+
+
+def load_sample(options: BfclOptions) -> dict[str, list[BfclItem]]:
+    """Load each requested category and draw its fixed-seed sample."""
+    return {
+        category: sample_items(load_items(options.data, category), options.limit, seed=options.seed)
+        for category in options.categories
+    }
+
+
+def load_chat(options: BfclOptions) -> LocalChatModel:
+    """Load the model once for both modes: greedy, no generation or prefix cache, no thought.
+
+    Raises:
+        ModelLoadError: The model cannot be loaded.
+    """
+    from goalgraph.llm.chat import LocalChatModel
+    from goalgraph.spec import CacheSpec, ModelSpec
+
+    spec = ModelSpec(
+        name=options.model,
+        max_new_tokens=options.max_new_tokens,
+        temperature=0.0,
+        threads=options.threads,
+        thought=False,
+        cache=CacheSpec(enabled=False),
+        # Every item has its own system turn, so a prefix KV cache would never be reused.
+        prefix_cache=False,
+    )
+    return LocalChatModel.from_spec(spec, no_call=options.no_call)
+
+
+def judge(item: BfclItem, attempt: Attempt) -> Verdict:
+    """Score one answer with BFCL's rules; an unreadable answer is a failure of its own kind."""
+    if item.category == "irrelevance":
+        if attempt.cut_off_call:
+            # The grammar had already committed to this function when the token limit struck.
+            return check_irrelevance([{attempt.cut_off_call: {}}])
+        # As in BFCL, an answer that cannot be read as a call counts as no call.
+        return check_irrelevance(attempt.calls or [])
+    if attempt.calls is None:
+        kind: FailureKind = "token_limit" if attempt.hit_token_limit else "unparsable"
+        return Verdict(ok=False, kind=kind, detail=attempt.raw[:120])
+    assert item.accepted is not None
+    return check_calls(item.functions, attempt.calls, item.accepted)
+
+
+def _answer(chat: LocalChatModel, item: BfclItem, mode: str, options: BfclOptions) -> Attempt:
+    if mode == "constrained":
+        return run_constrained(
+            chat, item, max_new_tokens=options.max_new_tokens, settings=options.constrained
+        )
+    return run_plain(chat, item, max_new_tokens=options.max_new_tokens)
+
+
+def _record(item: BfclItem, mode: str, attempt: Attempt, verdict: Verdict) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "category": item.category,
+        "mode": mode,
+        "ok": verdict.ok,
+        "kind": verdict.kind,
+        "detail": verdict.detail,
+        "parsable": attempt.parsable,
+        "hit_token_limit": attempt.hit_token_limit,
+        "cut_off_call": attempt.cut_off_call,
+        "seconds": round(attempt.seconds, 4),
+        "output_tokens": attempt.output_tokens,
+        "calls": attempt.calls,
+        "raw": attempt.raw,
+    }
+
+
+def run_bfcl(
+    options: BfclOptions,
+    *,
+    chat: LocalChatModel | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run every requested mode on every sampled item and return records plus a summary.
+
+    Args:
+        options: What to run.
+        chat: An already loaded model (else ``load_chat(options)``).
+        progress: Called as ``progress(done, total, label)`` after each item.
+
+    Raises:
+        BfclDataError: The data is missing or malformed.
+        ModelLoadError: The model cannot be loaded.
+    """
+    sample = load_sample(options)
+    chat = chat or load_chat(options)
+    total = len(options.modes) * sum(len(items) for items in sample.values())
+    records: list[dict[str, Any]] = []
+    for mode in options.modes:
+        for category, items in sample.items():
+            for item in items:
+                attempt = _answer(chat, item, mode, options)
+                records.append(_record(item, mode, attempt, judge(item, attempt)))
+                if progress:
+                    progress(len(records), total, f"{mode} {category}")
+    settings = {
+        **asdict(options),
+        "data": str(options.data),
+        "sample_sizes": {category: len(items) for category, items in sample.items()},
+    }
+    return {"options": settings, "summary": summarize(records), "items": records}
+
+
+def write_outputs(result: dict[str, Any], out: Path, *, command: str) -> list[Path]:
+    """Write the results JSON to ``out`` and, beside it, the plot (.png) and a markdown table."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n")
+    title = _title(result)
+    plot, markdown = out.with_suffix(".png"), out.with_suffix(".md")
+    write_plot(result["summary"], plot, title=title)
+    markdown.write_text(render_markdown(result["summary"], title=title, command=command))
+    return [out, plot, markdown]
+
+
+def _title(result: dict[str, Any]) -> str:
+    options = result["options"]
+    sizes = ", ".join(f"{c} {n}" for c, n in options["sample_sizes"].items())
+    return f"BFCL ({sizes} items, seed {options['seed']}), model {options['model']}"
+
+
+def stderr_progress(done: int, total: int, label: str) -> None:
+    """Report ``done`` of ``total`` items on stderr: one updating line on a terminal."""
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        print(f"\r  item {done}/{total} ({label})".ljust(50), end=end, file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 20) == 0:
+        print(f"  item {done}/{total} ({label})", file=sys.stderr, flush=True)
+
+
+def _split(values: str, name: str) -> tuple[str, ...]:
+    parts = tuple(v.strip() for v in values.split(",") if v.strip())
+    if not parts:
+        raise BfclDataError(f"--{name} is empty")
+    return parts
+
+
+def _command_line(argv: Sequence[str]) -> str:
+    """Return the command that reproduces this run, for the markdown table."""
+    args = list(argv[1:])
+    if "bfcl" in args:
+        args = args[args.index("bfcl") + 1 :]
+    return " ".join(["goalgraph eval bfcl", *args])
+
+
+def _no_call_style(value: str) -> NoCallStyle:
+    if value not in get_args(NoCallStyle):
+        known = ", ".join(get_args(NoCallStyle))
+        raise BfclDataError(f"unknown no-call style {value!r}; known: {known}")
+    return cast(NoCallStyle, value)
+
+
+def bfcl_command(
+    data: Annotated[Path, typer.Option(help="BFCL data folder.")] = DEFAULT_DATA,
+    categories: Annotated[str, typer.Option(help="Comma-separated categories.")] = ",".join(
+        CATEGORIES
+    ),
+    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = ",".join(MODES),
+    model: Annotated[
+        str, typer.Option(help="smollm2 (bundled), a local model folder or a GGUF file.")
+    ] = "smollm2",
+    limit: Annotated[
+        int | None, typer.Option(help="Items per category (fixed-seed sample); 0 for all.")
+    ] = DEFAULT_LIMIT,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    quick: Annotated[
+        bool, typer.Option(help=f"{QUICK_LIMIT} items per category: a smoke test.")
+    ] = False,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Tokens per answer.")
+    ] = DEFAULT_MAX_NEW_TOKENS,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 1,
+    no_call: Annotated[
+        str, typer.Option(help="Constrained no-call style: decision, option or response.")
+    ] = "decision",
+    out: Annotated[
+        Path | None, typer.Option(help="Write results JSON here, plus .png and .md beside it.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Progress on stderr.")] = True,
+) -> None:
+    """Score the model's tool calls on BFCL, grammar-constrained and plain, per category."""
+    from goalgraph.llm.loader import ModelLoadError
+
+    try:
+        options = BfclOptions(
+            data=data,
+            categories=_split(categories, "categories"),
+            modes=_split(modes, "modes"),
+            model=model,
+            limit=QUICK_LIMIT if quick else (limit or None),
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            threads=threads or None,
+            no_call=_no_call_style(no_call),
+        )
+        result = run_bfcl(options, progress=stderr_progress if progress else None)
+    except (BfclDataError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    print("\n".join(render_table(result["summary"])))
+    if out is not None:
+        for path in write_outputs(result, out, command=_command_line(sys.argv)):
+            print(f"wrote {path}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``bfcl_command`` as a stand-alone program (for ``python -m goalgraph.eval.bfcl``)."""
+    app = typer.Typer(add_completion=False)
+    app.command()(bfcl_command)
+    app(args=list(argv) if argv is not None else None)
+
+
+if __name__ == "__main__":
+    main()
