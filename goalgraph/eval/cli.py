@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from goalgraph.eval.bfcl import bfcl_command
+from goalgraph.eval.tasks import tasks_command
 
 __all__ = ["eval_app"]
 
@@ -17,3 +18,4 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 eval_app.command("bfcl")(bfcl_command)
+eval_app.command("tasks")(tasks_command)

@@ -1,0 +1,287 @@
+"""The agent task suite as data: YAML files of tasks, validated with pydantic.
+
+A suite file holds a list of tasks and, optionally, a default ``kind`` and spec overrides for all
+of them::
+
+    kind: arithmetic
+    tasks:
+      - id: product
+        goal: What is 12*(3+4)?
+        check: {answer_number: 84}
+        script:
+          - plan: [{description: Compute 12*(3+4), tool: calculator}]
+          - {tool: calculator, args: {expression: 12*(3+4)}}
+
+Each task has an id, a kind, a goal, seed files (``files``; ``databases`` for SQLite files built
+from SQL), optional ``spec`` overrides (for example ``safety: {require_approval: [write_file]}``),
+the ``approval`` decision the runner gives when the run asks for one, a deterministic ``check``
+(``goalgraph.eval.checks``) and a ``script``: the ideal trajectory for the scripted model, so
+that a scripted run tests the runner, the checks and the graph end to end.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import yaml
+from langchain_core.messages import AIMessage
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from goalgraph.eval.checks import CheckSpec
+from goalgraph.testing import ScriptedChatModel, final_answer, plan, step_done, tool_call
+
+__all__ = [
+    "PlanStepSpec",
+    "ScriptTurn",
+    "SuiteError",
+    "SuiteFile",
+    "TaskSpec",
+    "default_suite_dir",
+    "load_suite",
+    "merge_overrides",
+    "scripted_model",
+    "seed_workspace",
+]
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file, the task and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanStepSpec(_Strict):
+    """One step of a scripted plan."""
+
+    description: str = Field(min_length=1)
+    """What the step does."""
+    tool: str = "none"
+    """The tool the step uses, or ``none``."""
+    depends_on: list[int] = Field(default_factory=list)
+    """1-based numbers of earlier steps of the same plan."""
+
+
+class ScriptTurn(_Strict):
+    """One scripted model turn: exactly one of ``plan``, ``tool``, ``step_done``, ``final_answer``.
+
+    A ``plan`` answers the planner (and the replanner); the others answer think.
+    """
+
+    plan: list[PlanStepSpec] | None = None
+    """The steps of a plan."""
+    tool: str | None = None
+    """The name of a tool to call, with ``args``."""
+    args: dict[str, Any] = Field(default_factory=dict)
+    """The tool call's arguments."""
+    step_done: str | None = None
+    """Finish the current step with this result."""
+    final_answer: str | None = None
+    """Answer the goal."""
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> ScriptTurn:
+        given = [
+            name
+            for name in ("plan", "tool", "step_done", "final_answer")
+            if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "a script turn needs exactly one of plan, tool, step_done, final_answer "
+                f"(got {', '.join(given) or 'none'})"
+            )
+        if self.args and self.tool is None:
+            raise ValueError("args belong to a tool turn")
+        return self
+
+    def to_message(self) -> AIMessage:
+        """Return the ``AIMessage`` the scripted model answers with."""
+        if self.plan is not None:
+            return plan(*(step.model_dump() for step in self.plan))
+        if self.tool is not None:
+            return tool_call(self.tool, **self.args)
+        if self.step_done is not None:
+            return step_done(self.step_done)
+        assert self.final_answer is not None
+        return final_answer(self.final_answer)
+
+
+class TaskSpec(_Strict):
+    """One task: a goal, its workspace, its settings, its check and its ideal trajectory."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Unique within the suite; names the task in tables and results."""
+    kind: str = ""
+    """The group it is reported in (``arithmetic``, ``files``...); defaults to the file's."""
+    goal: str = Field(min_length=1)
+    """What the user asks."""
+    files: dict[str, str] = Field(default_factory=dict)
+    """Seed text files: workspace path to content."""
+    databases: dict[str, str] = Field(default_factory=dict)
+    """Seed SQLite files: workspace path to the SQL script that builds it."""
+    spec: dict[str, Any] = Field(default_factory=dict)
+    """``AgentSpec`` overrides, merged over the suite's (e.g. ``limits``, ``safety``)."""
+    approval: Literal["approve", "deny"] = "deny"
+    """What the runner answers when the run asks for approval."""
+    check: CheckSpec
+    """What must hold after the run."""
+    needs_tools: list[str] | None = None
+    """Tools a solution needs, for failure analysis; default: the tools the script calls."""
+    script: list[ScriptTurn] = Field(default_factory=list)
+    """The ideal trajectory for the scripted model."""
+
+    @field_validator("files", "databases")
+    @classmethod
+    def _relative_paths(cls, paths: dict[str, str]) -> dict[str, str]:
+        for name in paths:
+            pure = PurePosixPath(name)
+            if pure.is_absolute() or ".." in pure.parts or not name.strip():
+                raise ValueError(f"seed path {name!r} must be relative, inside the workspace")
+        return paths
+
+    def required_tools(self) -> list[str]:
+        """Return ``needs_tools``, or else the tools the script calls, in order."""
+        if self.needs_tools is not None:
+            return list(self.needs_tools)
+        names: list[str] = []
+        for turn in self.script:
+            if turn.tool is not None and turn.tool not in names:
+                names.append(turn.tool)
+        return names
+
+
+class SuiteFile(_Strict):
+    """The top level of a suite file."""
+
+    kind: str | None = None
+    """The default kind of its tasks."""
+    spec: dict[str, Any] = Field(default_factory=dict)
+    """``AgentSpec`` overrides for every task of the file."""
+    tasks: list[TaskSpec] = Field(min_length=1)
+    """The tasks."""
+
+
+def default_suite_dir() -> Path | None:
+    """Return ``benchmarks/tasks/`` of the source checkout goalgraph runs from, if there is one."""
+    folder = Path(__file__).resolve().parents[2] / "benchmarks" / "tasks"
+    return folder if folder.is_dir() else None
+
+
+def load_suite(paths: Iterable[str | Path]) -> list[TaskSpec]:
+    """Load and validate tasks from YAML files and folders (every ``*.yaml`` in a folder).
+
+    Returns the tasks in file order, each with its kind filled in and the file's ``spec``
+    merged under its own.
+
+    Raises:
+        SuiteError: If a file is missing, not YAML, does not match the schema, or two tasks
+            share an id.
+    """
+    tasks: list[TaskSpec] = []
+    for file in _suite_files(paths):
+        tasks.extend(_load_file(file))
+    seen: dict[str, int] = {}
+    for task in tasks:
+        seen[task.id] = seen.get(task.id, 0) + 1
+    duplicates = sorted(name for name, count in seen.items() if count > 1)
+    if duplicates:
+        raise SuiteError(f"task ids must be unique; repeated: {', '.join(duplicates)}")
+    return tasks
+
+
+def _suite_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+            if not found:
+                raise SuiteError(f"no *.yaml suite files in {path}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SuiteError(f"suite file {path} does not exist")
+    if not files:
+        raise SuiteError("no suite files given")
+    return files
+
+
+def _load_file(path: Path) -> list[TaskSpec]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SuiteError(f"cannot read suite file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"suite file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(
+            f"suite file {path} must hold a mapping with a 'tasks' list, not {type(data).__name__}"
+        )
+    try:
+        suite = SuiteFile.model_validate(data)
+    except ValidationError as exc:
+        raise SuiteError(f"invalid suite file {path}:\n{_describe(exc, data)}") from None
+    tasks = []
+    for task in suite.tasks:
+        kind = task.kind or suite.kind
+        if not kind:
+            raise SuiteError(f"{path}: task {task.id!r} has no kind and the file sets none")
+        spec = merge_overrides(suite.spec, task.spec)
+        tasks.append(task.model_copy(update={"kind": kind, "spec": spec}))
+    return tasks
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    """Render validation errors one per line, naming the task by its id where possible."""
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ".".join(str(part) for part in loc) or "file"
+        if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+            raw = (data.get("tasks") or [])[loc[1]]
+            task_id = raw.get("id") if isinstance(raw, dict) else None
+            rest = ".".join(str(part) for part in loc[2:]) or "task"
+            where = f"task {task_id or '#' + str(loc[1] + 1)!s}: {rest}"
+        lines.append(f"  {where}: {err['msg']} (got {_short(err.get('input'))})")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def merge_overrides(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge nested dicts: ``override`` wins; nested mappings merge key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def seed_workspace(task: TaskSpec, workspace: Path) -> None:
+    """Write the task's seed files and build its SQLite databases under ``workspace``."""
+    for name, text in task.files.items():
+        target = workspace / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    for name, sql in task.databases.items():
+        target = workspace / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(target) as connection:
+            connection.executescript(sql)
+        connection.close()
+
+
+def scripted_model(turns: Sequence[ScriptTurn]) -> ScriptedChatModel:
+    """Return a ``ScriptedChatModel`` that replays ``turns``."""
+    return ScriptedChatModel(responses=[turn.to_message() for turn in turns])

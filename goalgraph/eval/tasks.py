@@ -1,0 +1,407 @@
+"""The agent task suite runner and ``goalgraph eval tasks``.
+
+Each task runs through the real agent (the seven-node graph, goalgraph's own MCP server, the
+safety layer) in a fresh temporary folder: its own workspace seeded with the task's files, its own
+checkpoint file and audit log, and long-term memory off unless the task turns it on, so tasks
+cannot leak into each other. The run is bounded by ``EVAL_LIMITS`` (a task's ``spec`` may change
+them) and by a wall-clock guard. When the run asks for approval, the runner answers with the task's
+``approval`` decision. The run's events are recorded (``goalgraph.eval.records``), the task's check
+is evaluated against the record and the workspace, and a failed run gets a failure cause
+(``goalgraph.eval.checks``).
+
+The model is ``scripted`` (each task's ``script`` replayed by ``ScriptedChatModel``: it tests the
+harness, the checks and the graph), ``bundled`` (SmolLM2-135M), or any model folder or GGUF file.
+A local model is loaded once and shared by every task; its generation cache is off, so that every
+task is really generated and timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from langchain_core.language_models import BaseChatModel
+
+from goalgraph.agent import Agent
+from goalgraph.eval.checks import FAILURE_CAUSES, classify_failure, evaluate
+from goalgraph.eval.records import TaskRun, record_event
+from goalgraph.eval.suite import (
+    SuiteError,
+    TaskSpec,
+    default_suite_dir,
+    load_suite,
+    merge_overrides,
+    scripted_model,
+    seed_workspace,
+)
+from goalgraph.llm.loader import ModelLoadError
+from goalgraph.spec import BUNDLED_MODEL, AgentSpec, SpecError
+
+__all__ = [
+    "EVAL_LIMITS",
+    "MAX_APPROVALS",
+    "SuiteResult",
+    "arun_task",
+    "load_model",
+    "run_suite",
+    "summary_rows",
+    "summary_table",
+    "task_spec",
+    "tasks_command",
+]
+
+EVAL_LIMITS: dict[str, Any] = {"max_steps": 10, "max_seconds": 300.0}
+"""Limits of every task run unless its ``spec`` says otherwise: fewer steps than the agent's
+default (20), so that a lost run ends soon; the time limit is generous, so that a busy machine
+slows runs down without failing them."""
+MAX_APPROVALS = 5
+"""Approval requests the runner answers in one run before it gives up on the run."""
+_GUARD_SLACK_S = 60.0
+
+ModelFactory = Callable[[TaskSpec], BaseChatModel]
+Progress = Callable[[int, int, TaskRun], None]
+
+
+def load_model(name: str) -> tuple[str, ModelFactory]:
+    """Return a label and a per-task model factory for ``scripted``, ``bundled`` or a model path.
+
+    A local model is loaded here, once (torch and transformers are imported only now), with its
+    generation cache off; ``GOALGRAPH_MODEL__*`` environment variables (``THREADS``, ``DTYPE``,
+    ``DEVICE``...) apply to it as to any agent.
+
+    Raises:
+        ModelLoadError: If the local model cannot be loaded.
+    """
+    if name == "scripted":
+        return "scripted", lambda task: scripted_model(task.script)
+    from goalgraph.llm import LocalChatModel  # Heavy: torch and transformers.
+
+    # Through AgentSpec, so that GOALGRAPH_MODEL__* (threads, dtype, device...) applies.
+    model_name = BUNDLED_MODEL if name == "bundled" else name
+    model_spec = AgentSpec(model={"name": model_name, "cache": {"enabled": False}}).model
+    model = LocalChatModel.from_spec(model_spec)
+    return name, lambda task: model
+
+
+def task_spec(task: TaskSpec, root: Path) -> AgentSpec:
+    """Return the agent spec of one task run whose files live under ``root``.
+
+    Raises:
+        SpecError: If the task's ``spec`` overrides are invalid.
+    """
+    base: dict[str, Any] = {
+        "workspace": str(root / "workspace"),
+        "checkpoint_path": str(root / "checkpoints.sqlite"),
+        "limits": dict(EVAL_LIMITS),
+        "safety": {"audit_dir": str(root / "audit")},
+        "memory": {"backend": "none", "path": str(root / "memory.sqlite")},
+    }
+    return AgentSpec(**merge_overrides(base, task.spec))
+
+
+def _check_specs(tasks: Sequence[TaskSpec]) -> None:
+    """Raise ``SuiteError`` naming the first task whose spec overrides are invalid."""
+    for task in tasks:
+        try:
+            task_spec(task, Path(tempfile.gettempdir()) / "goalgraph-eval-check")
+        except SpecError as exc:
+            raise SuiteError(f"task {task.id!r}: {exc}") from None
+
+
+async def arun_task(
+    task: TaskSpec, model: BaseChatModel, label: str, *, keep_in: Path | None = None
+) -> TaskRun:
+    """Run one task in a fresh temporary folder and return its checked record.
+
+    Args:
+        task: The task.
+        model: The chat model the agent thinks with.
+        label: The model's name in the record.
+        keep_in: An empty folder to run in and keep (workspace, checkpoints, audit log) for
+            inspection; by default a temporary folder, removed afterwards.
+    """
+    run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal)
+    with contextlib.ExitStack() as stack:
+        root = keep_in or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix=f"goalgraph-task-{task.id}-"))
+        )
+        workspace = root / "workspace"
+        workspace.mkdir()
+        seed_workspace(task, workspace)
+        spec = task_spec(task, root)
+        started = time.perf_counter()
+        guard_s = spec.limits.max_seconds + _GUARD_SLACK_S
+        try:
+            async with asyncio.timeout(guard_s):
+                await _drive(task, Agent(spec, model=model), run)
+        except TimeoutError:
+            run.status = "stopped_limit"
+            run.message = f"time limit reached (the runner's wall-clock guard, {guard_s:g} s)"
+        except Exception as exc:  # A crash is a result to count, not a reason to stop the suite.
+            run.error = f"{type(exc).__name__}: {exc}"
+        run.wall_s = time.perf_counter() - started
+        run.check_failures = evaluate(task.check, run, workspace)
+    if run.error:
+        run.check_failures.insert(0, f"the runner stopped on {run.error}")
+    run.success = not run.check_failures
+    run.failure_cause = classify_failure(
+        run, needed_tools=task.required_tools(), expects_refusal=task.check.expects_refusal()
+    )
+    return run
+
+
+async def _drive(task: TaskSpec, agent: Agent, run: TaskRun) -> None:
+    """Run the goal, answering approval requests with the task's decision, and record it all."""
+    try:
+        events = agent.astream(task.goal)
+        while True:
+            status, thread_id = "", ""
+            async for event in events:
+                record_event(run, event)
+                if event.kind == "end" and event.result is not None:
+                    status, thread_id = event.result.status, event.result.thread_id
+            if status != "awaiting_approval" or run.approvals > MAX_APPROVALS:
+                return
+            approve = task.approval == "approve"
+            reason = "" if approve else "the task's approver denies this call"
+            events = agent.astream_resume(thread_id, approve=approve, reason=reason)
+    finally:
+        await agent.aclose()
+
+
+@dataclass
+class SuiteResult:
+    """The records of one suite run with one model."""
+
+    model: str
+    """The model's label."""
+    runs: list[TaskRun]
+    """One record per task, in suite order."""
+    skipped: list[str] = field(default_factory=list)
+    """Tasks not run (the scripted model cannot run a task without a script)."""
+    wall_s: float = 0.0
+    """Seconds the whole suite took, model loading included."""
+
+    def failure_counts(self) -> dict[str, int]:
+        """Return how many failed runs each cause explains, in ``FAILURE_CAUSES`` order."""
+        counts = Counter(run.failure_cause for run in self.runs if run.failure_cause)
+        return {cause: counts[cause] for cause in FAILURE_CAUSES if counts[cause]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the summary, the failure counts and every record, JSON-serialisable."""
+        return {
+            "model": self.model,
+            "wall_s": round(self.wall_s, 2),
+            "summary": summary_rows(self.runs),
+            "failure_causes": self.failure_counts(),
+            "skipped": self.skipped,
+            "runs": [run.to_dict() for run in self.runs],
+        }
+
+
+def run_suite(
+    tasks: Sequence[TaskSpec],
+    model: str,
+    *,
+    progress: Progress | None = None,
+    concurrency: int = 1,
+) -> SuiteResult:
+    """Run ``tasks`` with ``model`` and return the records, in suite order.
+
+    Args:
+        tasks: The tasks (``load_suite``).
+        model: ``scripted``, ``bundled``, or a model folder or GGUF file.
+        progress: Called after each task with (done, total, record).
+        concurrency: Tasks run at once; only the scripted model may run more than one (a
+            local model is one shared model on the CPU). Wall times then include contention.
+
+    Raises:
+        SuiteError: If a task's spec overrides are invalid (before anything runs).
+        ValueError: If ``concurrency`` is above 1 for a real model.
+    """
+    if concurrency < 1 or (concurrency > 1 and model != "scripted"):
+        raise ValueError("concurrency above 1 is for the scripted model only")
+    _check_specs(tasks)
+    started = time.perf_counter()
+    label, factory = load_model(model)
+    runnable = [task for task in tasks if label != "scripted" or task.script]
+    skipped = [task.id for task in tasks if task not in runnable]
+
+    async def run_all() -> list[TaskRun]:
+        slots = asyncio.Semaphore(concurrency)
+        finished = 0
+
+        async def run_one(task: TaskSpec) -> TaskRun:
+            nonlocal finished
+            async with slots:
+                run = await arun_task(task, factory(task), label)
+            finished += 1
+            if progress is not None:
+                progress(finished, len(runnable), run)
+            return run
+
+        return list(await asyncio.gather(*(run_one(task) for task in runnable)))
+
+    runs = asyncio.run(run_all())
+    return SuiteResult(label, runs, skipped, time.perf_counter() - started)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _summary_row(kind: str, runs: Sequence[TaskRun]) -> dict[str, Any]:
+    total_calls = sum(run.calls_total for run in runs)
+    walls = [run.wall_s for run in runs]
+    return {
+        "kind": kind,
+        "tasks": len(runs),
+        "succeeded": sum(run.success for run in runs),
+        "success_rate": sum(run.success for run in runs) / len(runs),
+        "mean_think_steps": statistics.fmean(run.think_steps for run in runs),
+        "calls_total": total_calls,
+        "calls_valid": sum(run.calls_valid for run in runs),
+        "validity": sum(run.calls_valid for run in runs) / total_calls if total_calls else None,
+        "wall_p50_s": _percentile(walls, 50),
+        "wall_p95_s": _percentile(walls, 95),
+    }
+
+
+def summary_rows(runs: Sequence[TaskRun]) -> list[dict[str, Any]]:
+    """Return one summary row per kind (in first-seen order) and an ``overall`` row.
+
+    Tool-call validity is pooled: valid calls over all calls of the kind's runs.
+    """
+    if not runs:
+        return []
+    kinds = list(dict.fromkeys(run.kind for run in runs))
+    rows = [_summary_row(kind, [run for run in runs if run.kind == kind]) for kind in kinds]
+    return [*rows, _summary_row("overall", runs)]
+
+
+def summary_table(result: SuiteResult) -> list[str]:
+    """Return the per-kind table and the failure causes as plain-text lines."""
+    header = ["kind", "tasks", "success", "think steps", "valid calls", "wall p50", "wall p95"]
+    body = [
+        [
+            row["kind"],
+            str(row["tasks"]),
+            f"{row['succeeded']}/{row['tasks']} ({row['success_rate']:.0%})",
+            f"{row['mean_think_steps']:.1f}",
+            "-"
+            if row["validity"] is None
+            else f"{row['calls_valid']}/{row['calls_total']} ({row['validity']:.0%})",
+            f"{row['wall_p50_s']:.1f} s",
+            f"{row['wall_p95_s']:.1f} s",
+        ]
+        for row in summary_rows(result.runs)
+    ]
+    lines = [f"model: {result.model}", *_columns(header, body)]
+    counts = result.failure_counts()
+    if counts:
+        lines += ["", "failure causes:"]
+        lines += [f"  {cause:<18}{n:>3}  {FAILURE_CAUSES[cause]}" for cause, n in counts.items()]
+    if result.skipped:
+        lines.append(f"skipped (no script): {', '.join(result.skipped)}")
+    return lines
+
+
+def _columns(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join(cells).rstrip()
+
+    return [line(header), "  ".join("-" * width for width in widths), *map(line, body)]
+
+
+def _report_progress(done: int, total: int, run: TaskRun) -> None:
+    verdict = "ok  " if run.success else f"FAIL ({run.failure_cause})"
+    print(
+        f"[{done}/{total}] {run.task_id}: {verdict} {run.status}, {run.wall_s:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def tasks_command(
+    suites: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Suite YAML files or folders (default: benchmarks/tasks/)."),
+    ] = None,
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="scripted, bundled, or a model folder or GGUF file."),
+    ] = "bundled",
+    task_ids: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="Run only this task (repeatable).")
+    ] = None,
+    kinds: Annotated[
+        list[str] | None, typer.Option("--kind", "-k", help="Run only this kind (repeatable).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write every record as JSON here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the results, as JSON.")] = (
+        False
+    ),
+) -> None:
+    """Run the agent task suite and print success, steps, tool-call validity and wall time."""
+    try:
+        tasks = _select(load_suite(suites or _default_suites()), task_ids, kinds)
+        result = run_suite(tasks, model, progress=_report_progress)
+    except (SuiteError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    data = result.to_dict()
+    if output is not None:
+        output.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        print("\n".join(summary_table(result)))
+
+
+def _default_suites() -> list[Path]:
+    folder = default_suite_dir()
+    if folder is None:
+        raise SuiteError(
+            "no suite given and no benchmarks/tasks/ folder found next to this goalgraph "
+            "(it ships with the source checkout): pass suite files, "
+            "e.g. goalgraph eval tasks my_suite.yaml"
+        )
+    return [folder]
+
+
+def _select(
+    tasks: list[TaskSpec], task_ids: list[str] | None, kinds: list[str] | None
+) -> list[TaskSpec]:
+    chosen = [
+        task
+        for task in tasks
+        if (not task_ids or task.id in task_ids) and (not kinds or task.kind in kinds)
+    ]
+    unknown = sorted(set(task_ids or []) - {task.id for task in tasks})
+    if unknown:
+        raise SuiteError(f"no task with id {', '.join(unknown)} in the suite")
+    if not chosen:
+        raise SuiteError("no task matches the --task and --kind filters")
+    return chosen
