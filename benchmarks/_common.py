@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from goalgraph.eval.tables import text_table
+
 __all__ = ["environment", "percentile", "stderr_progress", "text_table"]
 
 
@@ -38,20 +40,6 @@ def environment(packages: Sequence[str]) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "packages": versions,
     }
-
-
-def text_table(header: Sequence[str], body: Sequence[Sequence[str]], left: set[int]) -> list[str]:
-    """Lay out rows in columns; columns in ``left`` are flush left, the others flush right."""
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *map(line, body)]
 
 
 def stderr_progress(done: int, total: int, label: str, *, unit: str = "run") -> None:

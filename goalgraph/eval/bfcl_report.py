@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from goalgraph.eval.bfcl_scoring import FAILURE_KINDS
+from goalgraph.eval.tables import text_table
 
 __all__ = [
     "percentile",
@@ -83,19 +84,6 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _table(header: Sequence[str], body: Sequence[Sequence[str]], left: set[int]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [
-            cell.ljust(width) if i in left else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return [line(header), "  ".join("-" * w for w in widths), *map(line, body)]
-
-
 def _rows(summary: Mapping[str, Any]) -> list[list[str]]:
     body = []
     for mode, result in summary.items():
@@ -120,7 +108,7 @@ _HEADER = ("category", "mode", "n", "accuracy", "parsable", "p50 s", "p95 s", "t
 
 def render_table(summary: Mapping[str, Any]) -> list[str]:
     """Return the plain-text report: per-category rows, the means, and failure counts."""
-    lines = _table(_HEADER, _rows(summary), left={0, 1})
+    lines = text_table(_HEADER, _rows(summary), left={0, 1})
     lines.append("")
     means = [
         [
@@ -132,7 +120,7 @@ def render_table(summary: Mapping[str, Any]) -> list[str]:
         ]
         for mode, result in summary.items()
     ]
-    lines += _table(
+    lines += text_table(
         ("mode", "relevance", "irrelevance", "rel/irrel mean", "parsable"), means, left={0}
     )
     lines.append("")

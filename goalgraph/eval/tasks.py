@@ -46,6 +46,7 @@ from goalgraph.eval.suite import (
     scripted_model,
     seed_workspace,
 )
+from goalgraph.eval.tables import text_table
 from goalgraph.llm.loader import ModelLoadError
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec, SpecError
 
@@ -312,7 +313,7 @@ def summary_table(result: SuiteResult) -> list[str]:
         ]
         for row in summary_rows(result.runs)
     ]
-    lines = [f"model: {result.model}", *_columns(header, body)]
+    lines = [f"model: {result.model}", *text_table(header, body, left={0})]
     counts = result.failure_counts()
     if counts:
         lines += ["", "failure causes:"]
@@ -320,17 +321,6 @@ def summary_table(result: SuiteResult) -> list[str]:
     if result.skipped:
         lines.append(f"skipped (no script): {', '.join(result.skipped)}")
     return lines
-
-
-def _columns(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [row[0].ljust(widths[0])]
-        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        return "  ".join(cells).rstrip()
-
-    return [line(header), "  ".join("-" * width for width in widths), *map(line, body)]
 
 
 def _report_progress(done: int, total: int, run: TaskRun) -> None:
