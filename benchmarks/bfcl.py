@@ -1,15 +1,19 @@
-"""BFCL tool-calling accuracy of the bundled model: grammar-constrained against plain prompting.
+"""BFCL tool-calling accuracy of the bundled model: grammar-constrained (with and without the
+tool gate) against plain prompting.
 
 What is measured
 ----------------
 BFCL's simple_python, multiple and irrelevance categories (``../shared/data/bfcl``), a fixed-seed
 sample of ``--limit`` items per category (default 30), answered by the same ``LocalChatModel``
-(greedy, no generation cache) in two modes:
+(greedy, no generation cache) in three modes:
 
 * ``constrained``: the item's functions bound with ``bind_tools``; the reply is decoded under
   the tool-call grammar, whose first field ``"use_tool": true|false`` makes the no-call choice
   explicit and early. Functions are shown as compact signatures; "can be X or Y" hints become
   enums; optional parameters the request does not mention are left out of the schema.
+* ``gated``: ``constrained`` behind the tool gate (``goalgraph.llm.tool_gate``): only functions
+  whose MiniLM similarity to the question reaches ``--tool-gate`` (0.4, chosen on BFCL items
+  outside the sample) are offered; with none left the model answers without a call.
 * ``plain``: the functions as JSON in a BFCL-style prompt asking for ``[func(a=1)]``; the text is
   parsed leniently (Python call syntax through ``ast``, else the first JSON call).
 
@@ -19,7 +23,7 @@ The work is done by ``goalgraph.eval.bfcl``, which ``goalgraph eval bfcl`` runs 
 
 Reproduce (from the repository root)::
 
-    .venv/bin/python benchmarks/bfcl.py            # both modes, 30 items a category, ~25 min
+    .venv/bin/python benchmarks/bfcl.py            # all modes, 30 items a category, ~30 min
     .venv/bin/python benchmarks/bfcl.py --quick    # 3 items a category, as the tests run it
 """
 
@@ -46,6 +50,7 @@ from goalgraph.eval.bfcl import (
 from goalgraph.eval.bfcl_data import CATEGORIES
 from goalgraph.eval.bfcl_modes import MODES
 from goalgraph.eval.bfcl_report import render_table
+from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE
 
 __all__ = ["DEFAULT_OUT", "main", "parse_args"]
 
@@ -64,6 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
+    parser.add_argument("--tool-gate", type=float, default=DEFAULT_TOOL_GATE, help="gated mode")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_LIMIT} items a category")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (+.png/.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
@@ -82,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         seed=args.seed,
         max_new_tokens=args.max_new_tokens,
         threads=args.threads or None,
+        tool_gate=args.tool_gate,
     )
     result = run_bfcl(options, progress=None if args.no_progress else stderr_progress)
     result["environment"] = environment(PACKAGES)

@@ -94,6 +94,10 @@ class ModelSpec(_Section):
     step, and the bundled 135M model copies arguments less reliably after one, so it is off."""
     threads: int | None = Field(default=None, gt=0)
     """CPU threads for torch; ``None`` keeps torch's default."""
+    tool_gate: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Where the model may answer instead of calling a tool, offer only the tools whose MiniLM
+    similarity to the request reaches this (0.4 suits BFCL-style descriptions); ``None`` offers
+    every tool. Off by default: the agent's steps already name their tool."""
 
     def model_post_init(self, __context: Any) -> None:
         """Check that an ``openai`` provider has a ``base_url``."""

@@ -30,6 +30,7 @@ from goalgraph.eval.bfcl_modes import (
 from goalgraph.eval.bfcl_report import render_markdown, render_table, summarize, write_plot
 from goalgraph.eval.bfcl_scoring import FailureKind, Verdict, check_calls, check_irrelevance
 from goalgraph.llm.grammar import NoCallStyle
+from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE
 
 if TYPE_CHECKING:
     from goalgraph.llm.chat import LocalChatModel
@@ -86,6 +87,9 @@ class BfclOptions:
     two threads made decoding 3-5 times slower here (``None``: torch's default)."""
     no_call: NoCallStyle = "decision"
     """How constrained mode offers the no-call choice (see ``tool_call_schema``)."""
+    tool_gate: float = DEFAULT_TOOL_GATE
+    """The ``gated`` mode's threshold: constrained decoding offered only the functions whose
+    MiniLM similarity to the question reaches it (see ``goalgraph.llm.tool_gate``)."""
     constrained: ConstrainedSettings = field(default_factory=ConstrainedSettings)
     """Schema presentation in constrained mode."""
 
@@ -146,9 +150,13 @@ def judge(item: BfclItem, attempt: Attempt) -> Verdict:
 
 
 def _answer(chat: LocalChatModel, item: BfclItem, mode: str, options: BfclOptions) -> Attempt:
-    if mode == "constrained":
+    if mode in ("constrained", "gated"):
+        gate = options.tool_gate if mode == "gated" else None
         return run_constrained(
-            chat, item, max_new_tokens=options.max_new_tokens, settings=options.constrained
+            chat.model_copy(update={"tool_gate": gate}),
+            item,
+            max_new_tokens=options.max_new_tokens,
+            settings=options.constrained,
         )
     return run_plain(chat, item, max_new_tokens=options.max_new_tokens)
 
@@ -278,12 +286,15 @@ def bfcl_command(
     no_call: Annotated[
         str, typer.Option(help="Constrained no-call style: decision, option or response.")
     ] = "decision",
+    tool_gate: Annotated[
+        float, typer.Option(help="Similarity threshold of the gated mode.")
+    ] = DEFAULT_TOOL_GATE,
     out: Annotated[
         Path | None, typer.Option(help="Write results JSON here, plus .png and .md beside it.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Progress on stderr.")] = True,
 ) -> None:
-    """Score the model's tool calls on BFCL, grammar-constrained and plain, per category."""
+    """Score the model's tool calls on BFCL per category: constrained, gated and plain."""
     from goalgraph.llm.loader import ModelLoadError
 
     try:
@@ -297,6 +308,7 @@ def bfcl_command(
             max_new_tokens=max_new_tokens,
             threads=threads or None,
             no_call=_no_call_style(no_call),
+            tool_gate=tool_gate,
         )
         result = run_bfcl(options, progress=stderr_progress if progress else None)
     except (BfclDataError, ModelLoadError) as exc:

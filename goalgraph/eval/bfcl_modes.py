@@ -36,7 +36,7 @@ __all__ = [
     "run_plain",
 ]
 
-MODES = ("constrained", "plain")
+MODES = ("constrained", "gated", "plain")
 """The answering modes, ours first."""
 
 CONSTRAINED_SYSTEM = (

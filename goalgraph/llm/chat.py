@@ -97,6 +97,10 @@ class LocalChatModel(BaseChatModel):
     """How a turn that may call a tool or answer marks the answer: ``response`` (its own
     ``"response"`` key), ``decision`` (a first ``"use_tool": true|false`` field) or ``option``
     (a pseudo-tool ``no_tool``); see ``goalgraph.llm.grammar.tool_call_schema``."""
+    tool_gate: float | None = None
+    """With ``tool_choice="auto"``, offer only the tools whose MiniLM similarity to the latest
+    user message reaches this threshold (``goalgraph.llm.tool_gate``; 0.4 was chosen on BFCL);
+    with none left the model answers without tools. ``None``: every bound tool is offered."""
     context_tokens: int | None = None
     """Context window in tokens; ``None`` reads the model config (8,192 for SmolLM2). Prompts
     are fitted to it minus ``max_new_tokens`` (see ``goalgraph.llm.budget``)."""
@@ -131,6 +135,7 @@ class LocalChatModel(BaseChatModel):
             "temperature": spec.temperature,
             "thought": spec.thought,
             "prefix_cache": spec.prefix_cache,
+            "tool_gate": spec.tool_gate,
             **overrides,
         }
         if "generation_cache" not in fields:
@@ -174,6 +179,7 @@ class LocalChatModel(BaseChatModel):
             "thought_max_length": self.thought_max_length,
             "thought_max_tokens": self.thought_max_tokens,
             "no_call": self.no_call,
+            "tool_gate": self.tool_gate,
         }
 
     @property
@@ -386,6 +392,15 @@ class LocalChatModel(BaseChatModel):
         vocab_size = getattr(config, "vocab_size", None) or config.get_text_config().vocab_size
         return GrammarCache.for_tokenizer(self.tokenizer, vocab_size=vocab_size)
 
+    def _gated(
+        self, tools: list[dict[str, Any]], messages: Sequence[BaseMessage]
+    ) -> list[dict[str, Any]]:
+        from goalgraph.llm.tool_gate import ToolGate
+
+        request = next((str(m.content) for m in reversed(messages) if m.type == "human"), "")
+        assert self.tool_gate is not None
+        return [dict(tool) for tool in ToolGate(self.tool_gate).select(request, tools)]
+
     def _tool_schema(self, tools: Sequence[Mapping[str, Any]], tool_choice: Any) -> dict[str, Any]:
         return tool_call_schema(
             tools,
@@ -409,7 +424,10 @@ class LocalChatModel(BaseChatModel):
         elif tools:
             tool_choice = kwargs.get("tool_choice")
             names = [tool["function"]["name"] for tool in tools]
-            if normalize_tool_choice(tool_choice, names)[0] != "none":
+            tool_mode = normalize_tool_choice(tool_choice, names)[0]
+            if tool_mode == "auto" and self.tool_gate is not None:
+                tools = self._gated(tools, messages)
+            if tools and tool_mode != "none":
                 mode, schema = "tools", self._tool_schema(tools, tool_choice)
                 instruction = tools_instruction(
                     tools, tool_choice, thought=self.thought, no_call=self.no_call

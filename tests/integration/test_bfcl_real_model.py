@@ -118,15 +118,15 @@ def result(options: BfclOptions, chat: LocalChatModel) -> dict[str, Any]:
     return run_bfcl(options, chat=chat)
 
 
-def test_every_item_is_answered_in_both_modes(result: dict[str, Any]) -> None:
+def test_every_item_is_answered_in_every_mode(result: dict[str, Any]) -> None:
     records = result["items"]
     assert result["options"]["sample_sizes"] == {
         "simple_python": 2,
         "multiple": 1,
         "irrelevance": 1,
     }
-    assert len(records) == 8
-    for mode in ("constrained", "plain"):
+    assert len(records) == 12
+    for mode in ("constrained", "gated", "plain"):
         mine = [r for r in records if r["mode"] == mode]
         assert [r["id"] for r in mine] == [
             "simple_python_0",
@@ -137,7 +137,7 @@ def test_every_item_is_answered_in_both_modes(result: dict[str, Any]) -> None:
         assert all(r["seconds"] > 0 and r["output_tokens"] > 0 for r in mine)
         assert all(r["ok"] == (r["kind"] is None) for r in mine)
     summary = result["summary"]
-    assert set(summary) == {"constrained", "plain"}
+    assert set(summary) == {"constrained", "gated", "plain"}
     for mode in summary.values():
         assert 0.0 <= mode["relevance_irrelevance_mean"] <= 1.0
         assert mode["latency_p95_s"] >= mode["latency_p50_s"] > 0
@@ -151,13 +151,20 @@ def test_constrained_output_always_parses_and_names_an_offered_function(
         for rows in ITEMS.values()
         for item, _ in rows
     }
-    for record in (r for r in result["items"] if r["mode"] == "constrained"):
+    for record in (r for r in result["items"] if r["mode"] in ("constrained", "gated")):
         assert record["parsable"], record
         assert record["kind"] not in ("unparsable", "token_limit"), record
         assert len(record["calls"]) <= 1
         for call in record["calls"]:
             (name,) = call
             assert name in offered[record["id"]], record
+
+
+def test_the_gate_keeps_the_square_function_from_a_question_about_moby_dick(
+    result: dict[str, Any],
+) -> None:
+    (gated,) = [r for r in result["items"] if r["mode"] == "gated" and r["id"] == "irrelevance_0"]
+    assert gated["calls"] == [] and gated["ok"], gated
 
 
 def test_plain_output_is_recorded_with_its_parsability(result: dict[str, Any]) -> None:
@@ -176,11 +183,25 @@ def test_benchmark_script_writes_json_plot_and_markdown(
     bench = load_benchmark("bfcl")
     args = ["--data", str(data), "--categories", "irrelevance", "--threads", "1"]
     result = bench.main([*args, "--quick", "--no-progress", "--out", str(out)])
-    assert set(result["summary"]) == {"constrained", "plain"}
+    assert set(result["summary"]) == {"constrained", "gated", "plain"}
     assert json.loads(out.read_text())["options"]["sample_sizes"] == {"irrelevance": 1}
     assert out.with_suffix(".png").stat().st_size > 1000
     assert "| irrelevance | constrained |" in out.with_suffix(".md").read_text()
     assert "rel/irrel mean" in capsys.readouterr().out
+
+
+def test_gate_benchmark_reports_auc_and_thresholds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_items(tmp_path / "data", per_category=2)
+    scores = load_benchmark("bfcl_gate").main(["--data", str(data), "--limit", "1", "--no-model"])
+    tuning = scores["tuning"]
+    assert len(tuning["simple_python"]["gate"]) == 1 and "model" not in tuning["irrelevance"]
+    # The hand-written relevant question is closer to its function than Moby Dick to a square.
+    relevant = scores["sample"]["simple_python"]["gate"] + tuning["simple_python"]["gate"]
+    assert min(relevant) > max(scores["sample"]["irrelevance"]["gate"])
+    out = capsys.readouterr().out
+    assert "AUC" in out and "irrelevant stopped" in out
 
 
 def test_cli_quick_run_exits_zero_and_prints_the_table(tmp_path: Path) -> None:

@@ -183,3 +183,23 @@ def test_cuda_path_uses_bf16_and_sdpa_and_calls_tools() -> None:
     assert reply.tool_calls, reply
     call = reply.tool_calls[0]
     jsonschema.validate(call["args"], SCHEMAS[call["name"]])
+
+
+def test_the_tool_gate_answers_off_topic_questions_without_a_call(chat: LocalChatModel) -> None:
+    from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE
+
+    gated = chat.model_copy(update={"tool_gate": DEFAULT_TOOL_GATE})
+    bound = gated.bind_tools([calculator, read_file], max_new_tokens=48)
+    off_topic = bound.invoke("Who wrote the play Hamlet?")
+    assert not off_topic.tool_calls and not off_topic.invalid_tool_calls
+    assert isinstance(off_topic.content, str) and off_topic.content.strip()
+    # What each request is offered (whether the model then calls is its own decision):
+    offered = to_openai_tools([calculator, read_file])
+    for request, names in [("What is 12*(3+4)?", ["calculator"]), ("Who wrote Hamlet?", [])]:
+        call = gated._prepare([HumanMessage(request)], None, {"tools": offered})
+        assert call.mode == ("tools" if names else "text")
+        assert (call.schema is not None) == bool(names) and all(n in call.prompt for n in names)
+        assert "read_file" not in call.prompt
+    required = {"tools": offered, "tool_choice": "required"}
+    forced = gated._prepare([HumanMessage("Who wrote Hamlet?")], None, required)
+    assert forced.mode == "tools" and "read_file" in forced.prompt  # The gate only filters auto.

@@ -1,0 +1,140 @@
+"""How well can a call/no-call choice separate BFCL's irrelevant questions from relevant ones?
+
+What is measured
+----------------
+Two scores per item, on BFCL items *outside* ``benchmarks/bfcl.py``'s evaluation sample (the
+tuning split, where the tool gate's threshold was chosen) and on the sample itself:
+
+* ``gate``: the tool gate's score, the largest all-MiniLM-L6-v2 cosine similarity between the
+  question and an offered function's name and description (``goalgraph.llm.tool_gate``).
+* ``model``: the bundled model's own preference, log P(``"use_tool": false``) minus
+  log P(``"use_tool": true``) right after the prompt of constrained mode (``--model-items`` per
+  category, as this needs two forward passes an item).
+
+For each it prints the AUC (the chance that a random irrelevant item scores as less relevant than
+a random relevant one) and, for the gate, what thresholds keep and stop.
+
+Reproduce (from the repository root)::
+
+    .venv/bin/python benchmarks/bfcl_gate.py              # ~6 min: both scores
+    .venv/bin/python benchmarks/bfcl_gate.py --no-model   # ~1 min: the gate only
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from _common import text_table
+
+from goalgraph.eval.bfcl import DEFAULT_DATA, DEFAULT_LIMIT, BfclOptions, load_chat
+from goalgraph.eval.bfcl_data import BfclItem, function_tool, load_items, sample_items
+from goalgraph.llm.tool_gate import ToolGate
+
+RELEVANT = ("simple_python", "multiple")
+THRESHOLDS = (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+
+
+def splits(data: Path, category: str, limit: int) -> dict[str, list[BfclItem]]:
+    """Return the evaluation ``sample`` (seed 0, as benchmarks/bfcl.py) and the ``tuning`` rest."""
+    items = load_items(data, category)
+    chosen = {item.id for item in sample_items(items, limit, seed=0)}
+    return {
+        "tuning": [item for item in items if item.id not in chosen],
+        "sample": [item for item in items if item.id in chosen],
+    }
+
+
+def gate_score(gate: ToolGate, item: BfclItem) -> float:
+    """The largest similarity between the question and an offered function."""
+    return max(gate.scores(item.question, [{"function": fn} for fn in item.functions]))
+
+
+def model_score(chat: Any, item: BfclItem) -> float:
+    """log P(no call) - log P(call) at the constrained turn's ``"use_tool"`` decision."""
+    import torch
+
+    from goalgraph.eval.bfcl_modes import CONSTRAINED_SYSTEM, _messages
+
+    tools = [
+        function_tool(fn, question=item.question, parameter_notes=False) for fn in item.functions
+    ]
+    call = chat._prepare(_messages(item, CONSTRAINED_SYSTEM), None, {"tools": tools})
+    head = chat.tokenizer(call.prompt + '{"use_tool":', add_special_tokens=False)["input_ids"]
+    logp = {}
+    for word in ("true", "false"):
+        text = call.prompt + '{"use_tool": ' + word
+        ids = chat.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            log_probs = torch.log_softmax(chat.hf_model(ids).logits[0].float(), -1)
+        logp[word] = sum(log_probs[t - 1, ids[0, t]].item() for t in range(len(head), ids.shape[1]))
+    return logp["false"] - logp["true"]
+
+
+def auc(low: Sequence[float], high: Sequence[float]) -> float:
+    """P(a random ``low`` score < a random ``high`` score), ties counting half."""
+    pairs = [(a < b) + 0.5 * (a == b) for a in low for b in high]
+    return sum(pairs) / len(pairs)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Score both splits, print the tables and return the scores."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BFCL data folder")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="evaluation sample size")
+    parser.add_argument("--model-items", type=int, default=30, help="per category and split")
+    parser.add_argument("--no-model", action="store_true", help="only the gate's score")
+    args = parser.parse_args(argv)
+    gate = ToolGate()
+    chat = None if args.no_model else load_chat(BfclOptions(data=args.data))
+    scores: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for category in (*RELEVANT, "irrelevance"):
+        for split, items in splits(args.data, category, args.limit).items():
+            print(f"{category} {split}: {len(items)} items", file=sys.stderr, flush=True)
+            row = scores.setdefault(split, {}).setdefault(category, {})
+            row["gate"] = [gate_score(gate, item) for item in items]
+            if chat is not None:
+                few = random.Random(7).sample(items, min(args.model_items, len(items)))
+                row["model"] = [model_score(chat, item) for item in few]
+    print_tables(scores)
+    return scores
+
+
+def print_tables(scores: dict[str, dict[str, dict[str, list[float]]]]) -> None:
+    """Print the AUC per split and score, then the gate's thresholds."""
+    body = []
+    for split, by_category in scores.items():
+        for score in ("gate", "model"):
+            if score not in by_category["irrelevance"]:
+                continue
+            relevant = [s for c in RELEVANT for s in by_category[c][score]]
+            irrelevant = by_category["irrelevance"][score]
+            if not relevant or not irrelevant:
+                continue
+            # The model score grows with "no call"; the gate's with relevance.
+            pair = (relevant, irrelevant) if score == "model" else (irrelevant, relevant)
+            body.append(
+                [split, score, str(len(relevant)), str(len(irrelevant)), f"{auc(*pair):.3f}"]
+            )
+    print("\n".join(text_table(["split", "score", "relevant", "irrelevant", "AUC"], body, {0, 1})))
+    print()
+    body = []
+    for split, by_category in scores.items():
+        relevant = [s for c in RELEVANT for s in by_category[c]["gate"]]
+        irrelevant = by_category["irrelevance"]["gate"]
+        if not relevant or not irrelevant:
+            continue
+        for threshold in THRESHOLDS:
+            kept = sum(s >= threshold for s in relevant) / len(relevant)
+            stopped = sum(s < threshold for s in irrelevant) / len(irrelevant)
+            body.append([split, f"{threshold:.2f}", f"{kept:.1%}", f"{stopped:.1%}"])
+    header = ["split", "gate", "relevant kept", "irrelevant stopped"]
+    print("\n".join(text_table(header, body, {0})))
+
+
+if __name__ == "__main__":
+    main()
