@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import sys
@@ -10,20 +9,9 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
-from goalgraph.eval.tables import text_table
+from goalgraph.eval.figures import percentile, text_table
 
 __all__ = ["environment", "percentile", "stderr_progress", "text_table"]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100) of ``values``, interpolating linearly."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def environment(packages: Sequence[str]) -> dict[str, Any]:

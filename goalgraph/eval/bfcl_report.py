@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from goalgraph.eval.bfcl_scoring import FAILURE_KINDS
-from goalgraph.eval.tables import text_table
+from goalgraph.eval.figures import percentile, text_table
 
 __all__ = [
-    "percentile",
     "render_markdown",
     "render_table",
     "summarize",
@@ -21,17 +19,6 @@ __all__ = [
 
 RELEVANT = ("simple_python", "multiple")
 """Categories where a call is expected."""
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Return the ``q``-th percentile (0-100) of ``values``, interpolating linearly."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _category_row(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from langchain_core.language_models import BaseChatModel
 
 from goalgraph.agent import Agent
 from goalgraph.eval.checks import FAILURE_CAUSES, classify_failure, evaluate
+from goalgraph.eval.figures import percentile, text_table
 from goalgraph.eval.records import TaskRun, record_event
 from goalgraph.eval.suite import (
     SuiteError,
@@ -46,7 +46,6 @@ from goalgraph.eval.suite import (
     scripted_model,
     seed_workspace,
 )
-from goalgraph.eval.tables import text_table
 from goalgraph.llm.loader import ModelLoadError
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec, SpecError
 
@@ -259,14 +258,6 @@ def run_suite(
     return SuiteResult(label, runs, skipped, time.perf_counter() - started)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _summary_row(kind: str, runs: Sequence[TaskRun]) -> dict[str, Any]:
     total_calls = sum(run.calls_total for run in runs)
     walls = [run.wall_s for run in runs]
@@ -279,8 +270,8 @@ def _summary_row(kind: str, runs: Sequence[TaskRun]) -> dict[str, Any]:
         "calls_total": total_calls,
         "calls_valid": sum(run.calls_valid for run in runs),
         "validity": sum(run.calls_valid for run in runs) / total_calls if total_calls else None,
-        "wall_p50_s": _percentile(walls, 50),
-        "wall_p95_s": _percentile(walls, 95),
+        "wall_p50_s": percentile(walls, 50),
+        "wall_p95_s": percentile(walls, 95),
     }
 
 

@@ -1,10 +1,23 @@
-"""Plain-text tables for the evaluations' and benchmarks' printed results."""
+"""Helpers for the printed figures of the evaluations and the benchmarks: percentiles and
+plain-text tables."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-__all__ = ["text_table"]
+__all__ = ["percentile", "text_table"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the ``q``-th percentile (0-100) of ``values``, linearly interpolated; NaN if empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def text_table(header: Sequence[str], body: Sequence[Sequence[str]], left: set[int]) -> list[str]:
