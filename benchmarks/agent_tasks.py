@@ -34,9 +34,14 @@ from typing import Any
 from _common import environment
 
 from goalgraph.eval.checks import FAILURE_CAUSES
-from goalgraph.eval.records import TaskRun
 from goalgraph.eval.suite import TaskSpec, load_suite
-from goalgraph.eval.tasks import EVAL_LIMITS, SuiteResult, run_suite, summary_table
+from goalgraph.eval.tasks import (
+    EVAL_LIMITS,
+    SuiteResult,
+    report_progress,
+    run_suite,
+    summary_table,
+)
 
 HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE / "tasks"
@@ -89,15 +94,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _run(tasks: list[TaskSpec], model: str, *, progress: bool) -> SuiteResult:
     print(f"{model}: {len(tasks)} tasks", file=sys.stderr, flush=True)
 
-    def report(done: int, total: int, run: TaskRun) -> None:
-        verdict = "ok" if run.success else f"FAIL {run.failure_cause}"
-        print(
-            f"  [{model} {done}/{total}] {run.task_id}: {verdict} ({run.wall_s:.1f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    return run_suite(tasks, model, progress=report if progress else None)
+    return run_suite(tasks, model, progress=report_progress if progress else None)
 
 
 def _results_data(tasks: list[TaskSpec], results: list[SuiteResult]) -> dict[str, Any]:

@@ -151,12 +151,8 @@ def judge(item: BfclItem, attempt: Attempt) -> Verdict:
 
 def _answer(chat: LocalChatModel, item: BfclItem, mode: str, options: BfclOptions) -> Attempt:
     if mode in ("constrained", "gated"):
-        gate = options.tool_gate if mode == "gated" else None
         return run_constrained(
-            chat.model_copy(update={"tool_gate": gate}),
-            item,
-            max_new_tokens=options.max_new_tokens,
-            settings=options.constrained,
+            chat, item, max_new_tokens=options.max_new_tokens, settings=options.constrained
         )
     return run_plain(chat, item, max_new_tokens=options.max_new_tokens)
 
@@ -201,9 +197,11 @@ def run_bfcl(
     total = len(options.modes) * sum(len(items) for items in sample.values())
     records: list[dict[str, Any]] = []
     for mode in options.modes:
+        gate = options.tool_gate if mode == "gated" else None
+        mode_chat = chat.model_copy(update={"tool_gate": gate})
         for category, items in sample.items():
             for item in items:
-                attempt = _answer(chat, item, mode, options)
+                attempt = _answer(mode_chat, item, mode, options)
                 records.append(_record(item, mode, attempt, judge(item, attempt)))
                 if progress:
                     progress(len(records), total, f"{mode} {category}")

@@ -55,6 +55,7 @@ __all__ = [
     "SuiteResult",
     "arun_task",
     "load_model",
+    "report_progress",
     "run_suite",
     "summary_rows",
     "summary_table",
@@ -314,7 +315,8 @@ def summary_table(result: SuiteResult) -> list[str]:
     return lines
 
 
-def _report_progress(done: int, total: int, run: TaskRun) -> None:
+def report_progress(done: int, total: int, run: TaskRun) -> None:
+    """Print one finished task on stderr: ``[3/38] task-id: ok   done, 12.3 s``."""
     verdict = "ok  " if run.success else f"FAIL ({run.failure_cause})"
     print(
         f"[{done}/{total}] {run.task_id}: {verdict} {run.status}, {run.wall_s:.1f} s",
@@ -348,7 +350,7 @@ def tasks_command(
     """Run the agent task suite and print success, steps, tool-call validity and wall time."""
     try:
         tasks = _select(load_suite(suites or _default_suites()), task_ids, kinds)
-        result = run_suite(tasks, model, progress=_report_progress)
+        result = run_suite(tasks, model, progress=report_progress)
     except (SuiteError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
