@@ -392,15 +392,6 @@ class LocalChatModel(BaseChatModel):
         vocab_size = getattr(config, "vocab_size", None) or config.get_text_config().vocab_size
         return GrammarCache.for_tokenizer(self.tokenizer, vocab_size=vocab_size)
 
-    def _gated(
-        self, tools: list[dict[str, Any]], messages: Sequence[BaseMessage]
-    ) -> list[dict[str, Any]]:
-        from goalgraph.llm.tool_gate import ToolGate
-
-        request = next((str(m.content) for m in reversed(messages) if m.type == "human"), "")
-        assert self.tool_gate is not None
-        return [dict(tool) for tool in ToolGate(self.tool_gate).select(request, tools)]
-
     def _tool_schema(self, tools: Sequence[Mapping[str, Any]], tool_choice: Any) -> dict[str, Any]:
         return tool_call_schema(
             tools,
@@ -426,7 +417,7 @@ class LocalChatModel(BaseChatModel):
             names = [tool["function"]["name"] for tool in tools]
             tool_mode = normalize_tool_choice(tool_choice, names)[0]
             if tool_mode == "auto" and self.tool_gate is not None:
-                tools = self._gated(tools, messages)
+                tools = _gated(tools, messages, self.tool_gate)
             if tools and tool_mode != "none":
                 mode, schema = "tools", self._tool_schema(tools, tool_choice)
                 instruction = tools_instruction(
@@ -570,6 +561,15 @@ class LocalChatModel(BaseChatModel):
             usage_metadata=usage,
             response_metadata=meta,
         )
+
+
+def _gated(
+    tools: list[dict[str, Any]], messages: Sequence[BaseMessage], threshold: float
+) -> list[dict[str, Any]]:
+    from goalgraph.llm.tool_gate import ToolGate
+
+    request = next((str(m.content) for m in reversed(messages) if m.type == "human"), "")
+    return [dict(tool) for tool in ToolGate(threshold).select(request, tools)]
 
 
 @dataclass
