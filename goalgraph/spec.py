@@ -98,6 +98,11 @@ class ModelSpec(_Section):
     """Where the model may answer instead of calling a tool, offer only the tools whose MiniLM
     similarity to the request reaches this (0.4 suits BFCL-style descriptions); ``None`` offers
     every tool. Off by default: the agent's steps already name their tool."""
+    ground_arguments: bool = False
+    """Where the model may answer instead of calling a tool, drop a call whose required values
+    appear nowhere in the conversation (``goalgraph.llm.grounding``): the model invented them,
+    which is what a small model does when no offered tool fits. Off by default: agent steps
+    legitimately compose values (code, file contents) that no message holds."""
 
     def model_post_init(self, __context: Any) -> None:
         """Check that an ``openai`` provider has a ``base_url``."""

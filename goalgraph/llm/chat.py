@@ -101,6 +101,10 @@ class LocalChatModel(BaseChatModel):
     """With ``tool_choice="auto"``, offer only the tools whose MiniLM similarity to the latest
     user message reaches this threshold (``goalgraph.llm.tool_gate``; 0.4 was chosen on BFCL);
     with none left the model answers without tools. ``None``: every bound tool is offered."""
+    ground_arguments: bool = False
+    """With ``tool_choice="auto"``, turn a call whose required, free-form values appear nowhere
+    in the conversation (``goalgraph.llm.grounding``) into an answer without a call; the dropped
+    call is kept in ``response_metadata["ungrounded_call"]``."""
     context_tokens: int | None = None
     """Context window in tokens; ``None`` reads the model config (8,192 for SmolLM2). Prompts
     are fitted to it minus ``max_new_tokens`` (see ``goalgraph.llm.budget``)."""
@@ -136,6 +140,7 @@ class LocalChatModel(BaseChatModel):
             "thought": spec.thought,
             "prefix_cache": spec.prefix_cache,
             "tool_gate": spec.tool_gate,
+            "ground_arguments": spec.ground_arguments,
             **overrides,
         }
         if "generation_cache" not in fields:
@@ -180,6 +185,7 @@ class LocalChatModel(BaseChatModel):
             "thought_max_tokens": self.thought_max_tokens,
             "no_call": self.no_call,
             "tool_gate": self.tool_gate,
+            "ground_arguments": self.ground_arguments,
         }
 
     @property
@@ -405,6 +411,7 @@ class LocalChatModel(BaseChatModel):
         self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> _Call:
         tools: list[dict[str, Any]] = list(kwargs.get("tools") or [])
+        grounding: _Grounding | None = None
         response_format = kwargs.get("response_format")
         mode: Mode = "text"
         schema: dict[str, Any] | None = None
@@ -420,6 +427,8 @@ class LocalChatModel(BaseChatModel):
                 tools = _gated(tools, messages, self.tool_gate)
             if tools and tool_mode != "none":
                 mode, schema = "tools", self._tool_schema(tools, tool_choice)
+                if tool_mode == "auto" and self.ground_arguments:
+                    grounding = _Grounding(tools, messages)
                 instruction = tools_instruction(
                     tools, tool_choice, thought=self.thought, no_call=self.no_call
                 )
@@ -462,6 +471,7 @@ class LocalChatModel(BaseChatModel):
             counter=counter,
             pipeline_kwargs=pipeline_kwargs,
             schema=schema,
+            grounding=grounding,
         )
 
     def _attach_prefix(self, call: _Call) -> None:
@@ -522,7 +532,7 @@ class LocalChatModel(BaseChatModel):
             "total_tokens": prompt_tokens + output_tokens,
         }
         finish = "length" if output_tokens >= call.max_new_tokens else "stop"
-        meta = {"model_name": self.model_name, "finish_reason": finish}
+        meta: dict[str, Any] = {"model_name": self.model_name, "finish_reason": finish}
         if call.mode != "tools":
             return AIMessage(content=text, usage_metadata=usage, response_metadata=meta)
         call_id = f"call_{uuid.uuid4().hex[:24]}"
@@ -554,9 +564,21 @@ class LocalChatModel(BaseChatModel):
                 usage_metadata=usage,
                 response_metadata=meta,
             )
+        arguments = decision.arguments or {}
+        invented = call.grounding.invented(decision.name, arguments) if call.grounding else []
+        if invented:
+            dropped = {"name": decision.name, "args": arguments, "invented": invented}
+            meta["ungrounded_call"] = dropped
+            missing = ", ".join(invented)
+            return AIMessage(
+                content=f"I did not call {decision.name}: nothing so far gives its {missing}.",
+                additional_kwargs=extra,
+                usage_metadata=usage,
+                response_metadata=meta,
+            )
         return AIMessage(
             content=decision.thought,
-            tool_calls=[tool_call(name=decision.name, args=decision.arguments or {}, id=call_id)],
+            tool_calls=[tool_call(name=decision.name, args=arguments, id=call_id)],
             additional_kwargs=extra,
             usage_metadata=usage,
             response_metadata=meta,
@@ -572,6 +594,23 @@ def _gated(
     return [dict(tool) for tool in ToolGate(threshold).select(request, tools)]
 
 
+class _Grounding:
+    """What a call's values must come from: the offered tools' schemas and the conversation."""
+
+    def __init__(self, tools: Sequence[Mapping[str, Any]], messages: Sequence[BaseMessage]):
+        self.parameters = {
+            tool["function"]["name"]: tool["function"].get("parameters") or {} for tool in tools
+        }
+        # The system turn holds instructions, not facts a value could be copied from.
+        self.context = "\n".join(str(m.text) for m in messages if not isinstance(m, SystemMessage))
+
+    def invented(self, name: str, arguments: Mapping[str, Any]) -> list[str]:
+        """Return the required arguments of ``name`` whose values the conversation lacks."""
+        from goalgraph.llm.grounding import ungrounded_arguments
+
+        return ungrounded_arguments(arguments, self.parameters.get(name) or {}, self.context)
+
+
 @dataclass
 class _Call:
     """Everything one generation needs, prepared from the messages and bound kwargs."""
@@ -583,6 +622,7 @@ class _Call:
     counter: _TokenCounter
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
+    grounding: _Grounding | None = None
 
 
 class _TokenCounter:

@@ -203,3 +203,45 @@ def test_the_tool_gate_answers_off_topic_questions_without_a_call(chat: LocalCha
     required = {"tools": offered, "tool_choice": "required"}
     forced = gated._prepare([HumanMessage("Who wrote Hamlet?")], None, required)
     assert forced.mode == "tools" and "read_file" in forced.prompt  # The gate only filters auto.
+
+
+@tool
+def big_five_traits(answers: list[int]) -> str:
+    """Score the big five personality traits from a questionnaire's answers (1-5 each)."""
+    return ""
+
+
+@tool
+def set_alarm(hour: int, minute: int) -> str:
+    """Set an alarm clock for the given time of day."""
+    return ""
+
+
+def test_argument_grounding_drops_calls_whose_values_were_invented(chat: LocalChatModel) -> None:
+    update = {"ground_arguments": True, "thought": False, "no_call": "decision"}
+    grounded = chat.model_copy(update=update)
+    system = SystemMessage("You turn the user's request into one function call.")
+
+    def ask(tools: list[Any], request: str) -> AIMessage:
+        return grounded.bind_tools(tools, max_new_tokens=64).invoke([system, HumanMessage(request)])
+
+    # Greedy SmolLM2 fills these calls with made-up values; grounding turns them into answers.
+    for tools, request in [
+        ([big_five_traits], "What type of personality am I?"),
+        ([set_alarm], "Wake me up early tomorrow."),
+    ]:
+        reply = ask(tools, request)
+        assert not reply.tool_calls, reply
+        dropped = reply.response_metadata["ungrounded_call"]
+        assert dropped["name"] == tools[0].name and dropped["invented"], dropped
+        assert f"did not call {tools[0].name}" in reply.text
+    # Values the request gives pass, including one split across words ("6:30").
+    assert ask([set_alarm], "Set an alarm for 6:30.").tool_calls[0]["args"] == {
+        "hour": 6,
+        "minute": 30,
+    }
+    answers = ask([big_five_traits], "My answers were 4, 2, 5, 3 and 1. Score my personality.")
+    assert answers.tool_calls[0]["args"] == {"answers": [4, 2, 5, 3, 1]}
+    # Only tool_choice="auto" may turn a call into an answer.
+    forced = grounded.bind_tools([set_alarm], tool_choice="any", max_new_tokens=64)
+    assert forced.invoke([system, HumanMessage("Wake me up early tomorrow.")]).tool_calls
