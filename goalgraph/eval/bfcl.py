@@ -73,7 +73,7 @@ class BfclOptions:
     categories: tuple[str, ...] = CATEGORIES
     """Categories to run."""
     modes: tuple[str, ...] = MODES
-    """Modes to run: ``constrained`` and/or ``plain``."""
+    """Modes to run (see ``goalgraph.eval.bfcl_modes.MODES``)."""
     model: str = "smollm2"
     """A model name, local model folder or GGUF file (see ``load_local_model``)."""
     limit: int | None = DEFAULT_LIMIT
@@ -88,8 +88,8 @@ class BfclOptions:
     no_call: NoCallStyle = "decision"
     """How constrained mode offers the no-call choice (see ``tool_call_schema``)."""
     tool_gate: float = DEFAULT_TOOL_GATE
-    """The ``gated`` mode's threshold: constrained decoding offered only the functions whose
-    MiniLM similarity to the question reaches it (see ``goalgraph.llm.tool_gate``)."""
+    """The threshold of the ``gated`` and ``grounded`` modes: constrained decoding is offered only
+    the functions whose MiniLM similarity to the question reaches it (``llm.tool_gate``)."""
     constrained: ConstrainedSettings = field(default_factory=ConstrainedSettings)
     """Schema presentation in constrained mode."""
 
@@ -150,7 +150,7 @@ def judge(item: BfclItem, attempt: Attempt) -> Verdict:
 
 
 def _answer(chat: LocalChatModel, item: BfclItem, mode: str, options: BfclOptions) -> Attempt:
-    if mode in ("constrained", "gated"):
+    if mode != "plain":
         return run_constrained(
             chat, item, max_new_tokens=options.max_new_tokens, settings=options.constrained
         )
@@ -168,6 +168,7 @@ def _record(item: BfclItem, mode: str, attempt: Attempt, verdict: Verdict) -> di
         "parsable": attempt.parsable,
         "hit_token_limit": attempt.hit_token_limit,
         "cut_off_call": attempt.cut_off_call,
+        "dropped_call": attempt.dropped_call,
         "seconds": round(attempt.seconds, 4),
         "output_tokens": attempt.output_tokens,
         "calls": attempt.calls,
@@ -197,8 +198,9 @@ def run_bfcl(
     total = len(options.modes) * sum(len(items) for items in sample.values())
     records: list[dict[str, Any]] = []
     for mode in options.modes:
-        gate = options.tool_gate if mode == "gated" else None
-        mode_chat = chat.model_copy(update={"tool_gate": gate})
+        gate = options.tool_gate if mode in ("gated", "grounded") else None
+        grounded = mode == "grounded"
+        mode_chat = chat.model_copy(update={"tool_gate": gate, "ground_arguments": grounded})
         for category, items in sample.items():
             for item in items:
                 attempt = _answer(mode_chat, item, mode, options)
@@ -285,14 +287,14 @@ def bfcl_command(
         str, typer.Option(help="Constrained no-call style: decision, option or response.")
     ] = "decision",
     tool_gate: Annotated[
-        float, typer.Option(help="Similarity threshold of the gated mode.")
+        float, typer.Option(help="Similarity threshold of the gated and grounded modes.")
     ] = DEFAULT_TOOL_GATE,
     out: Annotated[
         Path | None, typer.Option(help="Write results JSON here, plus .png and .md beside it.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Progress on stderr.")] = True,
 ) -> None:
-    """Score the model's tool calls on BFCL per category: constrained, gated and plain."""
+    """Score the model's tool calls on BFCL per category: constrained, gated, grounded, plain."""
     from goalgraph.llm.loader import ModelLoadError
 
     try:

@@ -36,8 +36,9 @@ __all__ = [
     "run_plain",
 ]
 
-MODES = ("constrained", "gated", "plain")
-"""The answering modes, ours first."""
+MODES = ("constrained", "gated", "grounded", "plain")
+"""The answering modes, ours first: ``gated`` adds the tool gate to ``constrained``, ``grounded``
+adds argument grounding to ``gated``."""
 
 CONSTRAINED_SYSTEM = (
     "You turn the user's request into one function call. Copy argument values from the request."
@@ -90,6 +91,8 @@ class Attempt:
     """Generated tokens."""
     cut_off_call: str | None = None
     """The function a constrained turn had chosen before ``max_new_tokens`` cut it off."""
+    dropped_call: dict[str, Any] | None = None
+    """A call argument grounding turned into no call (``response_metadata["ungrounded_call"]``)."""
 
     @property
     def parsable(self) -> bool:
@@ -162,6 +165,7 @@ def run_constrained(
         seconds=seconds,
         output_tokens=tokens,
         cut_off_call=cut_off,
+        dropped_call=message.response_metadata.get("ungrounded_call"),
     )
 
 

@@ -125,8 +125,8 @@ def test_every_item_is_answered_in_every_mode(result: dict[str, Any]) -> None:
         "multiple": 1,
         "irrelevance": 1,
     }
-    assert len(records) == 12
-    for mode in ("constrained", "gated", "plain"):
+    assert len(records) == 16
+    for mode in ("constrained", "gated", "grounded", "plain"):
         mine = [r for r in records if r["mode"] == mode]
         assert [r["id"] for r in mine] == [
             "simple_python_0",
@@ -137,7 +137,7 @@ def test_every_item_is_answered_in_every_mode(result: dict[str, Any]) -> None:
         assert all(r["seconds"] > 0 and r["output_tokens"] > 0 for r in mine)
         assert all(r["ok"] == (r["kind"] is None) for r in mine)
     summary = result["summary"]
-    assert set(summary) == {"constrained", "gated", "plain"}
+    assert set(summary) == {"constrained", "gated", "grounded", "plain"}
     for mode in summary.values():
         assert 0.0 <= mode["relevance_irrelevance_mean"] <= 1.0
         assert mode["latency_p95_s"] >= mode["latency_p50_s"] > 0
@@ -151,10 +151,13 @@ def test_constrained_output_always_parses_and_names_an_offered_function(
         for rows in ITEMS.values()
         for item, _ in rows
     }
-    for record in (r for r in result["items"] if r["mode"] in ("constrained", "gated")):
+    for record in (r for r in result["items"] if r["mode"] != "plain"):
         assert record["parsable"], record
         assert record["kind"] not in ("unparsable", "token_limit"), record
         assert len(record["calls"]) <= 1
+        if record["dropped_call"]:  # Argument grounding turned an invented call into no call.
+            assert record["mode"] == "grounded" and record["calls"] == [], record
+            assert record["dropped_call"]["invented"], record
         for call in record["calls"]:
             (name,) = call
             assert name in offered[record["id"]], record
@@ -183,7 +186,7 @@ def test_benchmark_script_writes_json_plot_and_markdown(
     bench = load_benchmark("bfcl")
     args = ["--data", str(data), "--categories", "irrelevance", "--threads", "1"]
     result = bench.main([*args, "--quick", "--no-progress", "--out", str(out)])
-    assert set(result["summary"]) == {"constrained", "gated", "plain"}
+    assert set(result["summary"]) == {"constrained", "gated", "grounded", "plain"}
     assert json.loads(out.read_text())["options"]["sample_sizes"] == {"irrelevance": 1}
     assert out.with_suffix(".png").stat().st_size > 1000
     assert "| irrelevance | constrained |" in out.with_suffix(".md").read_text()
