@@ -1,11 +1,11 @@
-"""BFCL tool-calling accuracy of the bundled model: grammar-constrained (with and without the
-tool gate) against plain prompting.
+"""BFCL tool-calling accuracy of the bundled model: grammar-constrained (alone, behind the tool
+gate, and with argument grounding too) against plain prompting.
 
 What is measured
 ----------------
 BFCL's simple_python, multiple and irrelevance categories (``../shared/data/bfcl``), a fixed-seed
 sample of ``--limit`` items per category (default 30), answered by the same ``LocalChatModel``
-(greedy, no generation cache) in three modes:
+(greedy, no generation cache) in four modes:
 
 * ``constrained``: the item's functions bound with ``bind_tools``; the reply is decoded under
   the tool-call grammar, whose first field ``"use_tool": true|false`` makes the no-call choice
@@ -14,6 +14,8 @@ sample of ``--limit`` items per category (default 30), answered by the same ``Lo
 * ``gated``: ``constrained`` behind the tool gate (``goalgraph.llm.tool_gate``): only functions
   whose MiniLM similarity to the question reaches ``--tool-gate`` (0.4, chosen on BFCL items
   outside the sample) are offered; with none left the model answers without a call.
+* ``grounded``: ``gated`` plus argument grounding (``goalgraph.llm.grounding``): a call whose
+  required, free-form values appear nowhere in the question becomes no call.
 * ``plain``: the functions as JSON in a BFCL-style prompt asking for ``[func(a=1)]``; the text is
   parsed leniently (Python call syntax through ``ast``, else the first JSON call).
 
@@ -25,13 +27,17 @@ Reproduce (from the repository root)::
 
     .venv/bin/python benchmarks/bfcl.py            # all modes, 30 items a category, ~30 min
     .venv/bin/python benchmarks/bfcl.py --quick    # 3 items a category, as the tests run it
+    .venv/bin/python benchmarks/bfcl.py --modes grounded --merge   # rerun one mode, keep the rest
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +55,7 @@ from goalgraph.eval.bfcl import (
 )
 from goalgraph.eval.bfcl_data import CATEGORIES
 from goalgraph.eval.bfcl_modes import MODES
-from goalgraph.eval.bfcl_report import render_table
+from goalgraph.eval.bfcl_report import render_table, summarize
 from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE
 
 __all__ = ["DEFAULT_OUT", "main", "parse_args"]
@@ -73,6 +79,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_LIMIT} items a category")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (+.png/.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only these modes' rows in an existing --out (run with the same options)",
+    )
     return parser.parse_args(argv)
 
 
@@ -90,13 +101,52 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         threads=args.threads or None,
         tool_gate=args.tool_gate,
     )
+    command = " ".join([".venv/bin/python benchmarks/bfcl.py", *(argv or sys.argv[1:])])
+    earlier = json.loads(args.out.read_text()) if args.merge and args.out.exists() else None
+    if earlier is not None:  # Refuse before a long run, not after it.
+        _check_mergeable(earlier["options"], {**asdict(options), "data": str(options.data)})
     result = run_bfcl(options, progress=None if args.no_progress else stderr_progress)
     result["environment"] = environment(PACKAGES)
+    when = time.strftime("%Y-%m-%d %H:%M")
+    result["runs"] = [{"modes": list(options.modes), "command": command, "when": when}]
+    if earlier is not None:
+        result = merged(earlier, result)
     print("\n".join(render_table(result["summary"])))
-    command = " ".join([".venv/bin/python benchmarks/bfcl.py", *(argv or sys.argv[1:])])
     for path in write_outputs(result, args.out, command=command):
         print(f"wrote {path}", file=sys.stderr)
     return result
+
+
+def merged(earlier: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Return ``earlier`` with the rows of ``new``'s modes replaced by ``new``'s.
+
+    Raises:
+        SystemExit: The two runs differ in anything but their modes (they would not compare).
+    """
+    new = json.loads(json.dumps(new, default=str))  # tuples become lists, as in the file
+    _check_mergeable(earlier["options"], new["options"])
+    modes = [m for m in MODES if m in earlier["options"]["modes"] or m in new["options"]["modes"]]
+    kept = [r for r in earlier["items"] if r["mode"] not in new["options"]["modes"]]
+    items = sorted([*kept, *new["items"]], key=lambda r: modes.index(r["mode"]))
+    runs = [r for r in earlier.get("runs", []) if set(r["modes"]) - set(new["options"]["modes"])]
+    return {
+        **new,
+        "options": {**new["options"], "modes": modes},
+        "summary": summarize(items),
+        "items": items,
+        "runs": [*runs, *new["runs"]],
+    }
+
+
+def _check_mergeable(earlier: dict[str, Any], new: dict[str, Any]) -> None:
+    new = json.loads(json.dumps(new, default=str))
+    differ = [
+        key
+        for key in ("data", "categories", "model", "limit", "seed", "max_new_tokens", "no_call")
+        if earlier.get(key) != new.get(key)
+    ]
+    if differ:
+        raise SystemExit(f"error: cannot merge runs whose {', '.join(differ)} differ")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ value of every required, free-form argument appears in the conversation:
 * a list or object, when all of its values are grounded.
 
 Values the grammar already confines (enums, booleans, ``const``) and optional arguments are not
-checked. On BFCL's accepted answers, 87% of the correct calls are grounded by these rules; the
-rest need a fact the request leaves out (gravity is 9.81, a deck has 52 cards).
+checked. Of BFCL's accepted calls, 90% (simple_python) and 91.5% (multiple) pass these rules;
+the rest need a fact the request leaves out (gravity is 9.81, a deck has 52 cards, "US dollars"
+is USD). ``benchmarks/bfcl_grounding.py`` measures that and what the rules stop.
 
 Example:
     >>> schema = {"properties": {"x": {"type": "number"}}, "required": ["x"]}

@@ -207,6 +207,26 @@ def test_gate_benchmark_reports_auc_and_thresholds(
     assert "AUC" in out and "irrelevant stopped" in out
 
 
+def test_grounding_benchmark_counts_accepted_answers_and_stopped_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_items(tmp_path / "data", per_category=2)
+    bench = load_benchmark("bfcl_grounding")
+    figures = bench.main(["--data", str(data), "--limit", "1", "--model-items", "1"])
+    # Every hand-written accepted call copies its values from the question.
+    assert figures["accepted"] == {
+        "simple_python": {"calls": 2, "grounded": 2},
+        "multiple": {"calls": 1, "grounded": 1},
+    }
+    # Only simple_python has an item outside the (1-item) sample.
+    (row,) = figures["model"]["simple_python"]
+    assert set(row) == {"called", "correct", "stopped"}
+    assert figures["model"]["irrelevance"] == []
+    assert not (row["stopped"] and row["correct"]), row
+    out = capsys.readouterr().out
+    assert "accepted calls" in out and "wrong stopped" in out
+
+
 def test_cli_quick_run_exits_zero_and_prints_the_table(tmp_path: Path) -> None:
     data = write_items(tmp_path / "data", per_category=1)
     command = [sys.executable, "-m", "goalgraph.cli", "eval", "bfcl", "--quick"]
