@@ -39,7 +39,8 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     Each mode gets ``categories`` (per-category rows), ``relevance`` (the mean accuracy of the
     categories that expect a call), ``irrelevance``, ``relevance_irrelevance_mean`` (their mean,
-    when both were run), ``failures`` (counts by kind) and overall latency percentiles.
+    when both were run), ``failures`` (counts by kind), ``calls_dropped_by_grounding`` and
+    overall latency percentiles.
     """
     summary: dict[str, Any] = {}
     for mode in dict.fromkeys(str(r["mode"]) for r in records):
@@ -61,6 +62,7 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "relevance_irrelevance_mean": both,
             "parsable": sum(bool(r["parsable"]) for r in mine) / len(mine),
             "failures": {kind: kinds[kind] for kind in FAILURE_KINDS if kinds[kind]},
+            "calls_dropped_by_grounding": sum(bool(r.get("dropped_call")) for r in mine),
             "latency_p50_s": percentile(seconds, 50),
             "latency_p95_s": percentile(seconds, 95),
         }
@@ -114,7 +116,10 @@ def render_table(summary: Mapping[str, Any]) -> list[str]:
     lines.append("failures by kind:")
     for mode, result in summary.items():
         kinds = ", ".join(f"{k} {n}" for k, n in result["failures"].items()) or "none"
-        lines.append(f"  {mode}: {kinds}")
+        dropped = result.get("calls_dropped_by_grounding")
+        lines.append(
+            f"  {mode}: {kinds}" + (f" (grounding dropped {dropped} calls)" if dropped else "")
+        )
     return lines
 
 
