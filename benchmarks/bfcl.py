@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if earlier is not None:
         result = merged(earlier, result)
     print("\n".join(render_table(result["summary"])))
-    for path in write_outputs(result, args.out, command=command):
+    every_run = " && ".join(run["command"] for run in result["runs"])  # merged runs, in order
+    for path in write_outputs(result, args.out, command=every_run):
         print(f"wrote {path}", file=sys.stderr)
     return result
 
