@@ -8,11 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from goalgraph.cues import STRONG_CUES, cue_clause
 from goalgraph.state import PlanStep
 
 __all__ = [
     "MAX_PLAN_STEPS",
     "NO_TOOL",
+    "add_cued_steps",
     "fallback_plan",
     "next_step_id",
     "plan_schema",
@@ -108,6 +110,45 @@ def steps_from_output(
         )
     if not steps:
         raise ValueError("the plan has no step with a description")
+    return steps
+
+
+def add_cued_steps(steps: list[PlanStep], goal: str, tool_names: Sequence[str]) -> list[PlanStep]:
+    """Return ``steps`` plus a step for each tool the goal strongly cues but no step uses.
+
+    A small model plans "Compute 37*43 and write the result to result.txt" as one calculator step,
+    so the file is never written. A strong cue (a file to write to, a database, a URL, "mentions")
+    of an available tool that no step names adds a step doing the goal's clause with that cue,
+    after the last step and in the goal's order, as long as the plan stays within
+    ``MAX_PLAN_STEPS``; a tool-less step that already is that clause gets the tool instead.
+    """
+    missing = []
+    for tool, cue in STRONG_CUES.items():
+        found = cue.search(goal)
+        if found and tool in tool_names and all(step["tool"] != tool for step in steps):
+            missing.append((found.start(), tool))
+    steps = [PlanStep(**step) for step in steps]
+    for _, tool in sorted(missing):
+        description = (cue_clause(goal, STRONG_CUES[tool]) or goal)[:160]
+        same = [step for step in steps if not step["tool"] and step["description"] == description]
+        if same:  # The step is planned, without its tool: give it the tool, not a copy.
+            same[0]["tool"] = tool
+            continue
+        if not steps or len(steps) >= MAX_PLAN_STEPS:
+            continue
+        last = steps[-1]
+        steps.append(
+            PlanStep(
+                id=last["id"] + 1,
+                description=description,
+                tool=tool,
+                depends_on=[last["id"]],
+                success_criteria=f"{tool} succeeds",
+                status="pending",
+                attempts=0,
+                result=None,
+            )
+        )
     return steps
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 
+from goalgraph.cues import cued_actions
+
 __all__ = [
     "CALL_INSTRUCTIONS",
     "FINISH_INSTRUCTIONS",
@@ -44,11 +46,17 @@ class ToolExample:
     """The plan step for it."""
     args: dict[str, Any]
     """The arguments the step's call takes."""
+    then: str = ""
+    """The step when it follows another step and uses its result; ``step`` when empty."""
 
 
 TOOL_EXAMPLES: dict[str, ToolExample] = {
-    "calculator": ToolExample("What is 7*(2+5)?", "Compute 7*(2+5)", {"expression": "7*(2+5)"}),
-    "read_file": ToolExample("Show me todo.md", "Read todo.md", {"path": "todo.md"}),
+    "calculator": ToolExample(
+        "What is 7*(2+5)?", "Compute 7*(2+5)", {"expression": "7*(2+5)"}, "Add up the numbers"
+    ),
+    "read_file": ToolExample(
+        "Show me todo.md", "Read todo.md", {"path": "todo.md"}, "Read the file it found"
+    ),
     "list_files": ToolExample("Which files do I have?", "List the files", {"path": "."}),
     "memory_search": ToolExample(
         "What do my notes say about my sister?", "Search memory for my sister", {"query": "sister"}
@@ -57,9 +65,30 @@ TOOL_EXAMPLES: dict[str, ToolExample] = {
         "Save 'buy milk' in list.txt",
         "Write buy milk to list.txt",
         {"path": "list.txt", "content": "buy milk"},
+        "Write the result to out.txt",
+    ),
+    "search_files": ToolExample(
+        "Which notes contain the word invoice?",
+        "Search the files for invoice",
+        {"query": "invoice"},
+    ),
+    "sqlite_query": ToolExample(
+        "List the names in the users table of app.db",
+        "Select the names from users in app.db",
+        {"database": "app.db", "sql": "SELECT name FROM users"},
+    ),
+    "http_get": ToolExample(
+        "What does https://example.com say?",
+        "Fetch https://example.com",
+        {"url": "https://example.com"},
+    ),
+    "python": ToolExample(
+        "Use Python to list the even numbers below 20",
+        "Print the even numbers below 20 in Python",
+        {"code": "print([n for n in range(20) if n % 2 == 0])"},
     ),
 }
-"""Examples for goalgraph's own tools; a few-shot prompt only shows those of available tools."""
+"""Examples for every tool of goalgraph's own MCP server; a prompt shows only available ones."""
 
 REPLAN_INSTRUCTIONS = """A step of the plan failed. Write new steps for the rest of the goal.
 Do not repeat what failed; try another way or another tool.
@@ -125,9 +154,11 @@ def _words(text: str) -> set[str]:
 def plan_examples(goal: str, tools: Sequence[BaseTool], *, limit: int = 2) -> list[tuple[str, str]]:
     """Return ``(goal, plan JSON)`` demonstrations for the tools most related to ``goal``.
 
-    A small model copies the tool of the nearest example, so examples are chosen by word overlap
-    between ``goal`` and each tool's name (counted twice), description and example, and the most
-    related one is put last, right before the real goal.
+    A small model copies the tool of the nearest example, so the most related example is put last,
+    right before the real goal. It is the tool the goal's cue words name (``goalgraph.cues``), or
+    for a goal joining two cued actions ("Compute 37*43 and write it to a.txt") a two-step example
+    whose second step depends on the first. Without a cue, and for the other examples, tools rank
+    by word overlap between ``goal`` and each tool's name (counted twice), description and example.
     """
     goal_words = _words(goal)
 
@@ -138,15 +169,29 @@ def plan_examples(goal: str, tools: Sequence[BaseTool], *, limit: int = 2) -> li
         return len(goal_words & _words(about)) + len(goal_words & name_words)
 
     known = [tool for tool in tools if tool.name in TOOL_EXAMPLES]
-    ranked = sorted(known, key=overlap)[-limit:]
-    pairs = []
-    for tool in ranked:
-        example = TOOL_EXAMPLES[tool.name]
-        step = {
-            "description": example.step,
-            "tool": tool.name,
-            "depends_on": [],
-            "success_criteria": f"{tool.name} succeeds",
+    ranked: list[tuple[str, ...]] = [(tool.name,) for tool in sorted(known, key=overlap)]
+    cued = tuple(cued_actions(goal, [tool.name for tool in known]))
+    if cued:
+        ranked = [names for names in ranked if names != cued[:1]] + [cued]
+    return [_example(names) for names in ranked[-limit:]] if limit > 0 else []
+
+
+def _example(tools: Sequence[str]) -> tuple[str, str]:
+    """Return the ``(goal, plan JSON)`` example of one tool, or of two in a row."""
+    first, *rest = [TOOL_EXAMPLES[name] for name in tools]
+    descriptions = [first.step, *(example.then or example.step for example in rest)]
+    goal = " and ".join([descriptions[0], *map(_lower, descriptions[1:])]) if rest else first.goal
+    steps = [
+        {
+            "description": description,
+            "tool": name,
+            "depends_on": [number] if number else [],
+            "success_criteria": f"{name} succeeds",
         }
-        pairs.append((example.goal, json.dumps({"steps": [step]}, separators=(",", ":"))))
-    return pairs
+        for number, (name, description) in enumerate(zip(tools, descriptions, strict=True))
+    ]
+    return goal, json.dumps({"steps": steps}, separators=(",", ":"))
+
+
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]

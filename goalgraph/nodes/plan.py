@@ -17,7 +17,13 @@ from langchain_core.tools import BaseTool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from goalgraph.nodes.common import goal_problem, new_counters, recall_for
-from goalgraph.plan import fallback_plan, next_step_id, plan_schema, steps_from_output
+from goalgraph.plan import (
+    add_cued_steps,
+    fallback_plan,
+    next_step_id,
+    plan_schema,
+    steps_from_output,
+)
 from goalgraph.prompts import PLAN_INSTRUCTIONS, plan_examples, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState
@@ -83,6 +89,8 @@ def make_plan_node(res: AgentResources) -> Any:
         try:
             planner = (await res.achat_model()).with_structured_output(plan_schema(names))
             steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names)
+            # Not for the fallback plan: its one step already pursues the whole goal.
+            steps = add_cued_steps(steps, goal, names)
             note = ""
         except Exception as exc:  # The model degrades to a one-step plan, never crashes the run.
             log.warning("planner failed (%s); pursuing the goal as one step", exc)

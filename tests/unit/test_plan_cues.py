@@ -1,0 +1,290 @@
+"""Tool cues: the planning example they choose and the plan check that adds a missing step."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import jsonschema
+import pytest
+from langchain_core.tools import BaseTool, StructuredTool, tool
+from langgraph.checkpoint.memory import InMemorySaver
+
+from goalgraph import Agent, AgentSpec
+from goalgraph.cues import STRONG_CUES, cue_clause, cued_actions
+from goalgraph.nodes.plan import plan_messages
+from goalgraph.plan import MAX_PLAN_STEPS, add_cued_steps, fallback_plan, steps_from_output
+from goalgraph.prompts import TOOL_EXAMPLES, plan_examples
+from goalgraph.spec import MemorySpec
+from goalgraph.testing import ScriptedChatModel, final_answer, garbage, plan, tool_call
+from goalgraph.tools.server import build_server
+
+ALL = list(TOOL_EXAMPLES)
+
+
+@pytest.fixture(scope="module")
+def server_tools(tmp_path_factory) -> list[BaseTool]:
+    """The builtin MCP server's tools (memory_search too), as LangChain tools with their schemas."""
+    root = tmp_path_factory.mktemp("ws")
+    server = build_server(root, memory=MemorySpec(path=root / "memory.sqlite"))
+    listed = asyncio.run(server.list_tools())
+    return [
+        StructuredTool(
+            name=item.name,
+            description=item.description or "",
+            args_schema=item.inputSchema,
+            func=lambda **_: "",
+        )
+        for item in listed
+    ]
+
+
+def _only(tools: list[BaseTool], *names: str) -> list[BaseTool]:
+    return [item for item in tools if item.name in names]
+
+
+def _example_tools(goal: str, tools: list[BaseTool]) -> list[str]:
+    """The tools of the one example the planner is shown, step by step."""
+    ((_, plan_json),) = plan_examples(goal, tools, limit=1)
+    return [step["tool"] for step in json.loads(plan_json)["steps"]]
+
+
+# ----- examples ----------------------------------------------------------------------------------
+
+
+def test_every_builtin_tool_has_an_example_with_valid_arguments(server_tools):
+    assert {item.name for item in server_tools} == set(TOOL_EXAMPLES)
+    for item in server_tools:
+        example = TOOL_EXAMPLES[item.name]
+        jsonschema.validate(example.args, item.args_schema)
+        assert example.goal and example.step
+
+
+@pytest.mark.parametrize(
+    ("goal", "tools"),
+    [
+        ("Which of my files mention TODO?", ["search_files"]),
+        ("Search the project for the word deadline", ["search_files"]),
+        ("Compute 37*43 and write the result to result.txt", ["calculator", "write_file"]),
+        ("Read costs.txt and add up the costs", ["read_file", "calculator"]),
+        ("Find the file that mentions the lease, then read it", ["search_files", "read_file"]),
+        (
+            "Count the rows in sales.db and save the count to count.txt",
+            ["sqlite_query", "write_file"],
+        ),
+        ("What tables does the inventory database have?", ["sqlite_query"]),
+        ("Get https://example.org/status and tell me what it says", ["http_get"]),
+        ("Use Python to shuffle the letters of 'hello'", ["python"]),
+        ("Save the poem in poem.md", ["write_file"]),
+        ("What is 3**4 - 1?", ["calculator"]),
+        ("Open docs/setup.txt", ["read_file"]),
+        ("List what is in the photos folder", ["list_files"]),
+        ("What did I tell you to remember about my car?", ["memory_search"]),
+    ],
+)
+def test_the_example_is_chosen_by_cue_words(server_tools, goal, tools):
+    assert _example_tools(goal, server_tools) == tools
+
+
+def test_a_two_action_goal_gets_a_two_step_example_whose_second_step_needs_the_first(
+    server_tools,
+):
+    ((example_goal, plan_json),) = plan_examples(
+        "Compute 37*43 and write the result to result.txt", server_tools, limit=1
+    )
+    first, second = json.loads(plan_json)["steps"]
+    assert (first["tool"], first["depends_on"]) == ("calculator", [])
+    assert (second["tool"], second["depends_on"]) == ("write_file", [1])
+    assert " and " in example_goal and "37*43" not in example_goal  # generic, not the goal
+
+
+def test_the_cued_example_comes_last_and_is_not_repeated(server_tools):
+    pairs = plan_examples("Which of my files mention TODO?", server_tools, limit=3)
+    tools = [[step["tool"] for step in json.loads(plan_json)["steps"]] for _, plan_json in pairs]
+    assert len(tools) == 3 and tools[-1] == ["search_files"]
+    assert ["search_files"] not in tools[:-1]
+
+
+def test_cues_count_only_for_available_tools(server_tools):
+    no_search = [item for item in server_tools if item.name != "search_files"]
+    assert _example_tools("Which of my files mention TODO?", no_search) != ["search_files"]
+    no_write = [item for item in server_tools if item.name != "write_file"]
+    goal = "Compute 37*43 and write the result to result.txt"
+    assert _example_tools(goal, no_write) == ["calculator"]
+    assert cued_actions("Fetch https://example.org", ["calculator", "http_get"]) == ["http_get"]
+    assert cued_actions("Fetch https://example.org", ["calculator"]) == []
+
+
+def test_a_tool_without_an_example_is_never_shown(server_tools):
+    @tool
+    def fetch(url: str) -> str:
+        """Fetch a URL."""
+        return url
+
+    assert _example_tools(
+        "Fetch https://example.org", [fetch, *_only(server_tools, "calculator")]
+    ) == ["calculator"]
+    assert plan_examples("Fetch https://example.org", [fetch]) == []
+
+
+@pytest.mark.parametrize(
+    ("goal", "expected"),
+    [
+        ("What do my notes say about my sister?", "memory_search"),  # "sister" is in its example
+        ("Evaluate this expression: seven squared", "calculator"),  # words of its description
+        ("Tell me a joke", "list_files"),  # no overlap at all: the last tool
+    ],
+)
+def test_goals_without_cues_fall_back_to_word_overlap(server_tools, goal, expected):
+    by_name = {item.name: item for item in server_tools}
+    tools = [by_name[name] for name in ("calculator", "memory_search", "list_files")]
+    assert cued_actions(goal, ALL) == []
+    assert _example_tools(goal, tools) == [expected]
+
+
+def test_the_planner_prompt_shows_one_example_of_the_cued_tool(server_tools):
+    system, user = plan_messages("Which of my files mention TODO?", server_tools)
+    assert system.content.count("Example plan:") == 1
+    assert '"tool":"search_files"' in system.content
+    assert user.content == "Goal: Which of my files mention TODO?"
+
+
+# ----- the plan check ----------------------------------------------------------------------------
+
+
+def _steps(*pairs: tuple[str, str | None]) -> list:
+    return steps_from_output(
+        {
+            "steps": [
+                {"description": d, "tool": t or "none", "depends_on": [], "success_criteria": ""}
+                for d, t in pairs
+            ]
+        },
+        tool_names=ALL,
+    )
+
+
+def test_a_missing_write_step_is_appended_after_the_last_step():
+    steps = _steps(("Compute 37*43", "calculator"))
+    goal = "Compute 37*43 and write the result to result.txt"
+    checked = add_cued_steps(steps, goal, ALL)
+    assert [(s["id"], s["tool"], s["depends_on"]) for s in checked] == [
+        (1, "calculator", []),
+        (2, "write_file", [1]),
+    ]
+    assert checked[1]["description"] == "Write the result to result.txt"
+    assert checked[1]["status"] == "pending"
+    assert len(steps) == 1  # The input is not changed.
+
+
+def test_missing_steps_follow_the_goal_order_and_a_matching_toolless_step_gets_its_tool():
+    goal = "Count the orders in shop.db and write the number to orders.txt"
+    checked = add_cued_steps(_steps(("Count the orders in shop.db", None)), goal, ALL)
+    assert [(s["tool"], s["description"]) for s in checked] == [
+        ("sqlite_query", "Count the orders in shop.db"),
+        ("write_file", "Write the number to orders.txt"),
+    ]
+    checked = add_cued_steps(_steps(("Do it", None)), goal, ALL)
+    assert [(s["id"], s["tool"], s["depends_on"]) for s in checked] == [
+        (1, None, []),
+        (2, "sqlite_query", [1]),
+        (3, "write_file", [2]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("goal", "tool", "clause"),
+    [
+        (
+            "Fetch https://example.org/a and sum the numbers",
+            "http_get",
+            "Fetch https://example.org/a",
+        ),
+        ("Which notes mention Paris? Read the first", "search_files", "Which notes mention Paris"),
+        ("Save milk and eggs in list.txt", "write_file", "Save milk and eggs in list.txt"),
+    ],
+)
+def test_each_strong_cue_adds_its_clause(goal, tool, clause):
+    checked = add_cued_steps(_steps(("Think", None)), goal, ALL)
+    assert [(s["tool"], s["description"]) for s in checked[1:]] == [(tool, clause)]
+
+
+@pytest.mark.parametrize(
+    ("goal", "steps", "tools"),
+    [
+        ("Write hi to a.txt", [("Write hi to a.txt", "write_file")], ALL),  # already planned
+        ("Write hi to a.txt", [("Write hi", "calculator")], ["calculator"]),  # not available
+        ("What is 12*(3+4)?", [("Compute 12*(3+4)", "calculator")], ALL),  # no cue
+        ("Read report.txt", [("Read report.txt", "read_file")], ALL),  # no strong cue
+        ("Search the files for TODO", [("Read notes.txt", "read_file")], ALL),  # a weak cue
+        ("Write hello", [("Say hello", None)], ALL),  # no file to write to
+    ],
+)
+def test_no_step_is_added_without_a_missing_strong_cue(goal, steps, tools):
+    before = _steps(*steps)
+    assert add_cued_steps(before, goal, tools) == before
+
+
+def test_the_plan_never_grows_past_its_maximum():
+    full = _steps(*[(f"Step {n}", "calculator") for n in range(1, MAX_PLAN_STEPS + 1)])
+    goal = "Compute it three ways and write the result to out.txt"
+    assert add_cued_steps(full, goal, ALL) == full
+    two = _steps(*[(f"Step {n}", "calculator") for n in range(1, MAX_PLAN_STEPS)])
+    goal = "Query shop.db, fetch https://example.org and write the result to out.txt"
+    assert len(add_cued_steps(two, goal, ALL)) == MAX_PLAN_STEPS
+
+
+def test_cue_clause_stops_at_joins_and_sentence_ends():
+    write = STRONG_CUES["write_file"]
+    assert cue_clause("Compute 2*3, then save it to x.txt.", write) == "Save it to x.txt"
+    assert cue_clause("What is 2*3?", write) is None
+
+
+# ----- in the graph ------------------------------------------------------------------------------
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression."""
+    return "1591" if expression == "37*43" else "?"
+
+
+WRITES: list[tuple[str, str]] = []
+
+
+@tool
+def write_file(path: str, content: str) -> str:
+    """Write text to a file."""
+    WRITES.append((path, content))
+    return f"wrote {path}"
+
+
+def _agent(model: ScriptedChatModel) -> Agent:
+    spec = AgentSpec(builtin_tools=False, final_answer="model")
+    return Agent(spec, model=model, tools=[calculator, write_file], checkpointer=InMemorySaver())
+
+
+def test_the_plan_node_adds_the_missing_write_and_the_run_writes_the_file():
+    WRITES.clear()
+    model = ScriptedChatModel(
+        responses=[
+            plan(("Compute 37*43", "calculator")),
+            tool_call("calculator", expression="37*43"),
+            tool_call("write_file", path="result.txt", content="1591"),
+            final_answer("1591"),
+        ]
+    )
+    with _agent(model) as agent:
+        result = agent.run("Compute 37*43 and write the result to result.txt")
+    assert [step["tool"] for step in result.plan] == ["calculator", "write_file"]
+    assert result.status == "done" and WRITES == [("result.txt", "1591")]
+    assert model.tool_names[2] == ["write_file"]  # the added step offers its tool first
+
+
+def test_the_fallback_plan_stays_one_step():
+    model = ScriptedChatModel(responses=[garbage(), final_answer("done")])
+    with _agent(model) as agent:
+        result = agent.run("Compute 37*43 and write the result to result.txt")
+    assert [(s["description"], s["tool"]) for s in result.plan] == [
+        (fallback_plan("Compute 37*43 and write the result to result.txt")[0]["description"], None)
+    ]
