@@ -32,7 +32,10 @@ TOOL_CUES: dict[str, re.Pattern[str]] = {
     "http_get": _cue(_URL),
     "python": _cue(_PYTHON),
     "sqlite_query": _cue(rf"{_DATABASE}|\bsql\b|\btables?\b"),
-    "memory_search": _cue(r"\b(?:memory|memories|remember\w*|recall\w*)\b|\bi told you\b"),
+    # "my notes" without a file name are what the user told or gave the agent: its memory.
+    "memory_search": _cue(
+        r"\b(?:memory|memories|remember\w*|recall\w*)\b|\bi told you\b|\bmy notes\b(?!\.)"
+    ),
     "search_files": _cue(rf"{_MENTION}|\bsearch\w*|\bgrep\b|\blook for\b"),
     "write_file": _cue(_WRITE),
     "read_file": _cue(rf"\b(?:read|open)\b|(?<!\bto )(?<!\binto ){_FILE}"),  # not a target

@@ -80,6 +80,7 @@ def test_every_builtin_tool_has_an_example_with_valid_arguments(server_tools):
         ("Open docs/setup.txt", ["read_file"]),
         ("List what is in the photos folder", ["list_files"]),
         ("What did I tell you to remember about my car?", ["memory_search"]),
+        ("Search my notes for the launch code word", ["memory_search"]),
     ],
 )
 def test_the_example_is_chosen_by_cue_words(server_tools, goal, tools):
@@ -130,7 +131,7 @@ def test_a_tool_without_an_example_is_never_shown(server_tools):
 @pytest.mark.parametrize(
     ("goal", "expected"),
     [
-        ("What do my notes say about my sister?", "memory_search"),  # "sister" is in its example
+        ("Who is my sister?", "memory_search"),  # "sister" is in its example
         ("Evaluate this expression: seven squared", "calculator"),  # words of its description
         ("Tell me a joke", "list_files"),  # no overlap at all: the last tool
     ],
