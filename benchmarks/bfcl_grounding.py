@@ -40,7 +40,7 @@ def accepted_grounded(item: BfclItem) -> list[bool]:
 
     An argument BFCL lets the call leave out (``""`` among its accepted values) is left out.
     """
-    functions = {fn["name"]: fn.get("parameters") or {} for fn in item.functions}
+    functions = _parameters(item)
     verdicts = []
     for call in item.accepted or []:
         ((name, accepted),) = call.items()
@@ -54,7 +54,7 @@ def model_calls(chat: Any, item: BfclItem, options: BfclOptions) -> dict[str, An
     attempt = run_constrained(
         chat, item, max_new_tokens=options.max_new_tokens, settings=options.constrained
     )
-    functions = {fn["name"]: fn.get("parameters") or {} for fn in item.functions}
+    functions = _parameters(item)
     invented = [
         name
         for call in attempt.calls or []
@@ -66,6 +66,11 @@ def model_calls(chat: Any, item: BfclItem, options: BfclOptions) -> dict[str, An
         "correct": judge(item, attempt).ok,
         "stopped": bool(invented),
     }
+
+
+def _parameters(item: BfclItem) -> dict[str, Any]:
+    """Each offered function's parameter schema, by function name."""
+    return {fn["name"]: fn.get("parameters") or {} for fn in item.functions}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-__all__ = ["STRONG_CUES", "TOOL_CUES", "cue_clause", "cued_actions", "cued_tool"]
+__all__ = ["ARITHMETIC", "STRONG_CUES", "TOOL_CUES", "cue_clause", "cued_actions", "cued_tool"]
 
 _FILE = r"(?<![\w./-])[\w./-]*\.[a-z][a-z0-9]{0,5}\b"
 """A file name with an extension, e.g. ``notes/todo.txt`` or ``../.bashrc``."""
@@ -20,7 +20,8 @@ _DATABASE = r"\.(?:db|sqlite3?)\b|\bdatabases?\b"
 _MENTION = r"\b(?:mention|contain)\w*"
 _WRITE = rf"\b(?:write|save|store)\b[^?!\n]*?\b(?:to|in|into)\s+{_FILE}|\boverwrite\s+{_FILE}"
 _PYTHON = r"\bpython\b(?!\s+files?\b)|\bscript\b(?!\.\w)|\b(?:run|execute)\b[\w ]{0,12}\bcode\b"
-_ARITHMETIC = r"\d\s*(?:\*\*|[-+*/%^])\s*[\d(]|\d\s*%"
+ARITHMETIC = re.compile(r"\d\s*(?:\*\*|[-+*/%^])\s*[\d(]")
+"""An arithmetic expression: a digit, an operator, then a digit or a bracket (``2**10``)."""
 _MATH_WORDS = r"\b(?:compute|calculate|add up|sum|total|average|square root|sqrt|percent)\b"
 
 
@@ -39,7 +40,7 @@ TOOL_CUES: dict[str, re.Pattern[str]] = {
     "search_files": _cue(rf"{_MENTION}|\bsearch\w*|\bgrep\b|\blook for\b"),
     "write_file": _cue(_WRITE),
     "read_file": _cue(rf"\b(?:read|open)\b|(?<!\bto )(?<!\binto ){_FILE}"),  # not a target
-    "calculator": _cue(rf"{_ARITHMETIC}|{_MATH_WORDS}"),
+    "calculator": _cue(rf"{ARITHMETIC.pattern}|\d\s*%|{_MATH_WORDS}"),
     "list_files": _cue(
         r"\blist\w*|\b(?:which|what) (?:of (?:my|the) )?files\b|\bfolders?\b|\bdirector(?:y|ies)\b"
     ),
@@ -51,9 +52,9 @@ listing, and "Use Python to compute 2**100" is python, not calculator.
 """
 
 STRONG_CUES: dict[str, re.Pattern[str]] = {
-    "write_file": _cue(_WRITE),
+    "write_file": TOOL_CUES["write_file"],
     "sqlite_query": _cue(_DATABASE),
-    "http_get": _cue(_URL),
+    "http_get": TOOL_CUES["http_get"],
     "search_files": _cue(_MENTION),
 }
 """Cues so unambiguous that a plan without their tool is missing a step."""

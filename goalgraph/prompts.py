@@ -15,7 +15,7 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 
-from goalgraph.cues import cued_actions
+from goalgraph.cues import ARITHMETIC, cued_actions
 
 __all__ = [
     "CALL_INSTRUCTIONS",
@@ -140,13 +140,10 @@ _STOPWORDS = {
 }
 
 
-_ARITHMETIC = re.compile(r"\d\s*(\*\*|[-+*/%^])\s*[\d(]")
-
-
 def _words(text: str) -> set[str]:
     words = re.findall(r"[a-z]+", text.lower())
     found = {word.rstrip("s") for word in words if len(word) > 2 and word not in _STOPWORDS}
-    if _ARITHMETIC.search(text):
+    if ARITHMETIC.search(text):
         found.add("arithmetic")  # "2**10" relates a goal to an arithmetic tool.
     return found
 

@@ -92,14 +92,14 @@ def ungrounded_arguments(
     properties = parameters.get("properties") or {}
     required = set(parameters.get("required") or [])
     grounds = _Grounds(context)
-    return [
-        name
-        for name, value in arguments.items()
-        if name in required
-        and not _confined(properties.get(name) or {})
-        and value != (properties.get(name) or {}).get("default", object())
-        and not grounds.holds(value)
-    ]
+    invented = []
+    for name, value in arguments.items():
+        schema = properties.get(name) or {}
+        if name not in required or _confined(schema) or value == schema.get("default", object()):
+            continue
+        if not grounds.holds(value):
+            invented.append(name)
+    return invented
 
 
 def _confined(schema: Mapping[str, Any]) -> bool:
