@@ -5,10 +5,11 @@ Nothing here calls a model or touches state storage, so every rule is unit-testa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from goalgraph.cues import STRONG_CUES, cue_clause
+from goalgraph.cues import STRONG_CUES, TOOL_CUES, cue_clause
 from goalgraph.state import PlanStep
 
 __all__ = [
@@ -19,11 +20,19 @@ __all__ = [
     "next_step_id",
     "plan_schema",
     "render_plan",
+    "restated_as_action",
     "steps_from_output",
 ]
 
 MAX_PLAN_STEPS = 3
 NO_TOOL = "none"
+
+_STATEMENT = re.compile(
+    r"^\W*(?:the|a|an|this|that|these|those|it|its|there|their|here)\b|:\s*$|^[^a-z]*$",
+    re.IGNORECASE,
+)
+"""A step that states instead of acts: it opens like a sentence about a thing ("The square root
+of 1764 is 176.4", "A jacket costs 80 dollars"), ends in a colon, or has no words at all."""
 
 
 def plan_schema(tool_names: Sequence[str]) -> dict[str, Any]:
@@ -64,13 +73,20 @@ def plan_schema(tool_names: Sequence[str]) -> dict[str, Any]:
 
 
 def steps_from_output(
-    output: Any, *, first_id: int = 1, known_ids: Iterable[int] = (), tool_names: Sequence[str]
+    output: Any,
+    *,
+    first_id: int = 1,
+    known_ids: Iterable[int] = (),
+    tool_names: Sequence[str],
+    goal: str | None = None,
 ) -> list[PlanStep]:
     """Turn a model's plan output into sanitised ``PlanStep``s numbered from ``first_id``.
 
     A dependency is kept only when it points at a known step or an earlier step of this output
     (``depends_on`` is numbered within the output, 1-based), so the plan can never deadlock.
-    Unknown tools become ``None``; empty and repeated descriptions are dropped.
+    Unknown tools become ``None``; empty and repeated descriptions are dropped, and a dependency on
+    a repeat points at the step it repeats. With ``goal``, a step that states an answer instead of
+    an action is restated in the goal's words (``restated_as_action``).
 
     Raises:
         ValueError: if the output holds no usable step.
@@ -78,29 +94,35 @@ def steps_from_output(
     raw_steps = output.get("steps") if isinstance(output, dict) else None
     if not isinstance(raw_steps, list):
         raise ValueError("the plan has no 'steps' list")
+    raw_steps = [raw for raw in raw_steps[:MAX_PLAN_STEPS] if isinstance(raw, dict)]
     known = set(known_ids)
     steps: list[PlanStep] = []
-    for raw in raw_steps[:MAX_PLAN_STEPS]:
-        if not isinstance(raw, dict):
-            continue
+    id_at: dict[int, int] = {}  # 1-based position in the output -> the id of its step
+    for position, raw in enumerate(raw_steps, start=1):
+        tool = raw.get("tool") if raw.get("tool") in tool_names else None
         description = str(raw.get("description") or "").strip()
-        if not description or any(step["description"] == description for step in steps):
-            continue  # A repeated step is a small model padding the plan, not a new step.
+        if description and goal is not None:
+            description = restated_as_action(description, tool, goal, alone=len(raw_steps) == 1)
+        if not description:
+            continue
+        repeated = [step for step in steps if step["description"] == description]
+        if repeated:  # A repeated step is a small model padding the plan, not a new step.
+            id_at[position] = repeated[0]["id"]
+            continue
         step_id = first_id + len(steps)
-        local_to_id = {n: first_id + n - 1 for n in range(1, len(steps) + 1)}
+        id_at[position] = step_id
         depends: list[int] = []
         for dep in raw.get("depends_on") or []:
-            target = local_to_id.get(dep) if isinstance(dep, int) else None
+            target = id_at.get(dep) if isinstance(dep, int) else None
             if target is None and isinstance(dep, int) and dep in known:
                 target = dep
             if target is not None and target != step_id and target not in depends:
                 depends.append(target)
-        tool = raw.get("tool")
         steps.append(
             PlanStep(
                 id=step_id,
                 description=description,
-                tool=tool if tool in tool_names else None,
+                tool=tool,
                 depends_on=depends,
                 success_criteria=str(raw.get("success_criteria") or "").strip(),
                 status="pending",
@@ -111,6 +133,23 @@ def steps_from_output(
     if not steps:
         raise ValueError("the plan has no step with a description")
     return steps
+
+
+def restated_as_action(description: str, tool: str | None, goal: str, *, alone: bool) -> str:
+    """Return ``description``, or the goal's words for it when it states instead of acts.
+
+    The bundled model often plans the answer it guesses ("The square root of 1764 is 176.4"),
+    and the call then copies the guess (``calculator("176.4")``). Such a step becomes the goal
+    itself when it is the plan's only step, else the goal's clause that cues its tool ("Count
+    the orders in shop.db" of "Count the orders in shop.db and write the number to orders.txt")
+    when that clause is an action, else the goal.
+    """
+    if not _STATEMENT.search(description):
+        return description
+    clause = cue_clause(goal, TOOL_CUES[tool]) if tool in TOOL_CUES and not alone else None
+    if clause is None or _STATEMENT.search(clause):  # "It is set in config.yaml" says no action.
+        clause = goal.strip()
+    return clause[:300]
 
 
 def add_cued_steps(steps: list[PlanStep], goal: str, tool_names: Sequence[str]) -> list[PlanStep]:

@@ -88,7 +88,7 @@ def make_plan_node(res: AgentResources) -> Any:
         prompt = plan_messages(goal, toolset.tools, recalled=recalled)
         try:
             planner = (await res.achat_model()).with_structured_output(plan_schema(names))
-            steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names)
+            steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names, goal=goal)
             # Not for the fallback plan: its one step already pursues the whole goal.
             steps = add_cued_steps(steps, goal, names)
             note = ""

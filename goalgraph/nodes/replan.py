@@ -49,6 +49,7 @@ def make_replan_node(res: AgentResources) -> Any:
                 first_id=first_id,
                 known_ids=done_ids,
                 tool_names=names,
+                goal=state["goal"],
             )
         except Exception as exc:  # Degrade to pursuing the goal directly.
             log.warning("replanner failed (%s); pursuing the goal as one step", exc)
