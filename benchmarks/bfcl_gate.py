@@ -2,21 +2,25 @@
 
 What is measured
 ----------------
-Two scores per item, on BFCL items *outside* ``benchmarks/bfcl.py``'s evaluation sample (the
-tuning split, where the tool gate's threshold was chosen) and on the sample itself:
+Scores per item, on BFCL items *outside* ``benchmarks/bfcl.py``'s evaluation sample (the tuning
+split, where the tool gate's threshold was chosen) and on the sample itself:
 
 * ``gate``: the tool gate's score, the largest all-MiniLM-L6-v2 cosine similarity between the
   question and an offered function's name and description (``goalgraph.llm.tool_gate``).
 * ``model``: the bundled model's own preference, log P(``"use_tool": false``) minus
-  log P(``"use_tool": true``) right after the prompt of constrained mode (``--model-items`` per
-  category, as this needs two forward passes an item).
+  log P(``"use_tool": true``) right after the prompt of constrained mode.
+* ``channel``: how much more likely the bundled model finds an offered function after reading the
+  question, the largest (over functions) mean per-token log P(function | question) minus
+  log P(function), as in noisy-channel scoring for small models.
 
-For each it prints the AUC (the chance that a random irrelevant item scores as less relevant than
-a random relevant one) and, for the gate, what thresholds keep and stop.
+``model`` and ``channel`` need forward passes, so they are taken on ``--model-items`` per category
+and split. For each score it prints the AUC (the chance that a random irrelevant item scores as
+less relevant than a random relevant one), also among the items the gate keeps at ``--threshold``
+(where a second score would have to help), and what gate thresholds keep and stop.
 
 Reproduce (from the repository root)::
 
-    .venv/bin/python benchmarks/bfcl_gate.py              # ~6 min: both scores
+    .venv/bin/python benchmarks/bfcl_gate.py              # ~10 min: all scores
     .venv/bin/python benchmarks/bfcl_gate.py --no-model   # ~1 min: the gate only
 """
 
@@ -56,23 +60,38 @@ def gate_score(gate: ToolGate, item: BfclItem) -> float:
 
 def model_score(chat: Any, item: BfclItem) -> float:
     """log P(no call) - log P(call) at the constrained turn's ``"use_tool"`` decision."""
-    import torch
-
     from goalgraph.eval.bfcl_modes import CONSTRAINED_SYSTEM, _messages
 
     tools = [
         function_tool(fn, question=item.question, parameter_notes=False) for fn in item.functions
     ]
     call = chat._prepare(_messages(item, CONSTRAINED_SYSTEM), None, {"tools": tools})
-    head = chat.tokenizer(call.prompt + '{"use_tool":', add_special_tokens=False)["input_ids"]
-    logp = {}
-    for word in ("true", "false"):
-        text = call.prompt + '{"use_tool": ' + word
-        ids = chat.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            log_probs = torch.log_softmax(chat.hf_model(ids).logits[0].float(), -1)
-        logp[word] = sum(log_probs[t - 1, ids[0, t]].item() for t in range(len(head), ids.shape[1]))
-    return logp["false"] - logp["true"]
+    return _logp(chat, call.prompt + '{"use_tool": ', "false", mean=False) - _logp(
+        chat, call.prompt + '{"use_tool": ', "true", mean=False
+    )
+
+
+def channel_score(chat: Any, item: BfclItem) -> float:
+    """The largest gain in a function's mean token log-probability from reading the question."""
+    question = item.question.strip()
+    gains = []
+    for fn in item.functions:
+        text = f" {fn['name']}: {fn.get('description', '')}"
+        read = _logp(chat, f"A user asks: {question}\nThe tool that answers it:", text)
+        gains.append(read - _logp(chat, "The tool:", text))
+    return max(gains)
+
+
+def _logp(chat: Any, prefix: str, text: str, *, mean: bool = True) -> float:
+    """log P(``text`` | ``prefix``) under the bundled model, summed or per token."""
+    import torch
+
+    head = chat.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    ids = chat.tokenizer(prefix + text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        log_probs = torch.log_softmax(chat.hf_model(ids).logits[0].float(), -1)
+    tokens = [log_probs[t - 1, ids[0, t]].item() for t in range(len(head), ids.shape[1])]
+    return sum(tokens) / max(1, len(tokens)) if mean else sum(tokens)
 
 
 def auc(low: Sequence[float], high: Sequence[float]) -> float:
@@ -87,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BFCL data folder")
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="evaluation sample size")
     parser.add_argument("--model-items", type=int, default=30, help="per category and split")
+    parser.add_argument("--threshold", type=float, default=0.4, help="the gate, for the tail AUC")
     parser.add_argument("--no-model", action="store_true", help="only the gate's score")
     args = parser.parse_args(argv)
     gate = ToolGate()
@@ -100,26 +120,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if chat is not None:
                 few = random.Random(7).sample(items, min(args.model_items, len(items)))
                 row["model"] = [model_score(chat, item) for item in few]
-    print_tables(scores)
+                row["channel"] = [channel_score(chat, item) for item in few]
+                row["gate_of_scored"] = [gate_score(gate, item) for item in few]
+    print_tables(scores, args.threshold)
     return scores
 
 
-def print_tables(scores: dict[str, dict[str, dict[str, list[float]]]]) -> None:
-    """Print the AUC per split and score, then the gate's thresholds."""
+def print_tables(scores: dict[str, dict[str, dict[str, list[float]]]], threshold: float) -> None:
+    """Print the AUC per split and score (also where the gate keeps), then the gate's thresholds."""
     body = []
     for split, by_category in scores.items():
-        for score in ("gate", "model"):
+        for score in ("gate", "model", "channel"):
             if score not in by_category["irrelevance"]:
                 continue
-            relevant = [s for c in RELEVANT for s in by_category[c][score]]
-            irrelevant = by_category["irrelevance"][score]
-            if not relevant or not irrelevant:
-                continue
-            # The model score grows with "no call"; the gate's with relevance.
-            pair = (relevant, irrelevant) if score == "model" else (irrelevant, relevant)
-            body.append(
-                [split, score, str(len(relevant)), str(len(irrelevant)), f"{auc(*pair):.3f}"]
-            )
+            gates = "gate" if score == "gate" else "gate_of_scored"
+            for floor, label in ((None, score), (threshold, f"{score}, gate >= {threshold}")):
+                relevant, irrelevant = (
+                    [
+                        value
+                        for c in categories
+                        for value, kept in zip(
+                            by_category[c][score], by_category[c][gates], strict=True
+                        )
+                        if floor is None or kept >= floor
+                    ]
+                    for categories in (RELEVANT, ("irrelevance",))
+                )
+                if not relevant or not irrelevant or (floor is not None and score == "gate"):
+                    continue
+                # The model score grows with "no call"; the others with relevance.
+                pair = (relevant, irrelevant) if score == "model" else (irrelevant, relevant)
+                counts = [str(len(relevant)), str(len(irrelevant))]
+                body.append([split, label, *counts, f"{auc(*pair):.3f}"])
     print("\n".join(text_table(["split", "score", "relevant", "irrelevant", "AUC"], body, {0, 1})))
     print()
     body = []
@@ -128,10 +160,10 @@ def print_tables(scores: dict[str, dict[str, dict[str, list[float]]]]) -> None:
         irrelevant = by_category["irrelevance"]["gate"]
         if not relevant or not irrelevant:
             continue
-        for threshold in THRESHOLDS:
-            kept = sum(s >= threshold for s in relevant) / len(relevant)
-            stopped = sum(s < threshold for s in irrelevant) / len(irrelevant)
-            body.append([split, f"{threshold:.2f}", f"{kept:.1%}", f"{stopped:.1%}"])
+        for gate in THRESHOLDS:
+            kept = sum(s >= gate for s in relevant) / len(relevant)
+            stopped = sum(s < gate for s in irrelevant) / len(irrelevant)
+            body.append([split, f"{gate:.2f}", f"{kept:.1%}", f"{stopped:.1%}"])
     header = ["split", "gate", "relevant kept", "irrelevant stopped"]
     print("\n".join(text_table(header, body, {0})))
 
