@@ -66,9 +66,8 @@ def model_score(chat: Any, item: BfclItem) -> float:
         function_tool(fn, question=item.question, parameter_notes=False) for fn in item.functions
     ]
     call = chat._prepare(_messages(item, CONSTRAINED_SYSTEM), None, {"tools": tools})
-    return _logp(chat, call.prompt + '{"use_tool": ', "false", mean=False) - _logp(
-        chat, call.prompt + '{"use_tool": ', "true", mean=False
-    )
+    decision = call.prompt + '{"use_tool":'
+    return _logp(chat, decision, " false", mean=False) - _logp(chat, decision, " true", mean=False)
 
 
 def channel_score(chat: Any, item: BfclItem) -> float:

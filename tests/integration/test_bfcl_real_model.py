@@ -207,12 +207,29 @@ def test_gate_benchmark_reports_auc_and_thresholds(
     assert "AUC" in out and "irrelevant stopped" in out
 
 
+def test_gate_benchmark_scores_items_with_the_bundled_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_items(tmp_path / "data", per_category=2)
+    bench = load_benchmark("bfcl_gate")
+    scores = bench.main(
+        ["--data", str(data), "--limit", "1", "--model-items", "1", "--threshold", "0"]
+    )
+    rows = [row for split in scores.values() for row in split.values() if row["gate"]]
+    assert len(rows) == 4 and all(len(row["model"]) == len(row["channel"]) == 1 for row in rows)
+    # Each score compares two real log-probabilities; an empty comparison would give exactly 0.
+    assert all(row["model"][0] != 0 and row["channel"][0] != 0 for row in rows)
+    assert "channel, gate >= 0.0" in capsys.readouterr().out
+
+
 def test_grounding_benchmark_counts_accepted_answers_and_stopped_calls(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = write_items(tmp_path / "data", per_category=2)
     bench = load_benchmark("bfcl_grounding")
-    figures = bench.main(["--data", str(data), "--limit", "1", "--model-items", "1"])
+    figures = bench.main(
+        ["--data", str(data), "--limit", "1", "--model-items", "1", "--threshold", "0"]
+    )
     # Every hand-written accepted call copies its values from the question.
     assert figures["accepted"] == {
         "simple_python": {"calls": 2, "grounded": 2},
