@@ -1,4 +1,4 @@
-"""The plan check that restates a planned answer ("The square root of 1764 is 176.4") as an action."""
+"""The plan check that restates a planned answer ("The square root of 1764 is 176.4")."""
 
 from __future__ import annotations
 
