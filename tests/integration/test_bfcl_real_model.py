@@ -227,9 +227,7 @@ def test_grounding_benchmark_counts_accepted_answers_and_stopped_calls(
 ) -> None:
     data = write_items(tmp_path / "data", per_category=2)
     bench = load_benchmark("bfcl_grounding")
-    figures = bench.main(
-        ["--data", str(data), "--limit", "1", "--model-items", "1", "--threshold", "0"]
-    )
+    figures = bench.main(["--data", str(data), "--limit", "1", "--model-items", "1"])
     # Every hand-written accepted call copies its values from the question.
     assert figures["accepted"] == {
         "simple_python": {"calls": 2, "grounded": 2},
