@@ -117,10 +117,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row = scores.setdefault(split, {}).setdefault(category, {})
             row["gate"] = [gate_score(gate, item) for item in items]
             if chat is not None:
-                few = random.Random(7).sample(items, min(args.model_items, len(items)))
-                row["model"] = [model_score(chat, item) for item in few]
-                row["channel"] = [channel_score(chat, item) for item in few]
-                row["gate_of_scored"] = [gate_score(gate, item) for item in few]
+                few = random.Random(7).sample(range(len(items)), min(args.model_items, len(items)))
+                row["model"] = [model_score(chat, items[i]) for i in few]
+                row["channel"] = [channel_score(chat, items[i]) for i in few]
+                row["gate_of_scored"] = [row["gate"][i] for i in few]
     print_tables(scores, args.threshold)
     return scores
 
@@ -132,21 +132,13 @@ def print_tables(scores: dict[str, dict[str, dict[str, list[float]]]], threshold
         for score in ("gate", "model", "channel"):
             if score not in by_category["irrelevance"]:
                 continue
-            gates = "gate" if score == "gate" else "gate_of_scored"
-            for floor, label in ((None, score), (threshold, f"{score}, gate >= {threshold}")):
-                relevant, irrelevant = (
-                    [
-                        value
-                        for c in categories
-                        for value, kept in zip(
-                            by_category[c][score], by_category[c][gates], strict=True
-                        )
-                        if floor is None or kept >= floor
-                    ]
-                    for categories in (RELEVANT, ("irrelevance",))
-                )
-                if not relevant or not irrelevant or (floor is not None and score == "gate"):
+            floors = (None,) if score == "gate" else (None, threshold)
+            for floor in floors:
+                relevant = _kept(by_category, RELEVANT, score, floor)
+                irrelevant = _kept(by_category, ("irrelevance",), score, floor)
+                if not relevant or not irrelevant:
                     continue
+                label = score if floor is None else f"{score}, gate >= {floor}"
                 # The model score grows with "no call"; the others with relevance.
                 pair = (relevant, irrelevant) if score == "model" else (irrelevant, relevant)
                 counts = [str(len(relevant)), str(len(irrelevant))]
@@ -165,6 +157,24 @@ def print_tables(scores: dict[str, dict[str, dict[str, list[float]]]], threshold
             body.append([split, f"{gate:.2f}", f"{kept:.1%}", f"{stopped:.1%}"])
     header = ["split", "gate", "relevant kept", "irrelevant stopped"]
     print("\n".join(text_table(header, body, {0})))
+
+
+def _kept(
+    by_category: dict[str, dict[str, list[float]]],
+    categories: Sequence[str],
+    score: str,
+    floor: float | None,
+) -> list[float]:
+    """The ``score`` values of ``categories`` whose item's gate score reaches ``floor`` (if any)."""
+    gates = "gate" if score == "gate" else "gate_of_scored"
+    return [
+        value
+        for category in categories
+        for value, gate in zip(
+            by_category[category][score], by_category[category][gates], strict=True
+        )
+        if floor is None or gate >= floor
+    ]
 
 
 if __name__ == "__main__":

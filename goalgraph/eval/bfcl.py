@@ -4,10 +4,9 @@ Runs BFCL's simple_python, multiple and irrelevance categories through the same
 ``LocalChatModel`` in the modes of ``bfcl_modes.MODES``: ``constrained`` (the agent's grammar-bound
 tool calls, with an explicit early no-call decision), ``gated`` (behind the tool gate),
 ``grounded`` (gated, plus argument grounding) and ``plain`` (a BFCL-style prompt, parsed
-leniently). Answers
-are scored with BFCL's AST-match rules (``goalgraph.eval.bfcl_scoring``). Loading, sampling and
-schema conversion live in ``bfcl_data``, the modes in ``bfcl_modes``, the tables and the plot in
-``bfcl_report``. torch and transformers are imported only when a run starts.
+leniently). Answers are scored with BFCL's AST-match rules (``goalgraph.eval.bfcl_scoring``).
+Loading, sampling and schema conversion live in ``bfcl_data``, the modes in ``bfcl_modes``, the
+tables and the plot in ``bfcl_report``. torch and transformers are imported only when a run starts.
 """
 
 from __future__ import annotations
