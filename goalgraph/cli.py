@@ -1,5 +1,5 @@
 """The ``goalgraph`` command line: run, resume, history, audit, tools, ingest, memory, mcp-server,
-serve-model, serve, studio and eval."""
+serve-model, serve, studio, eval and models."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from goalgraph.agent import Agent, RunResult
 from goalgraph.checkpoint import CheckpointError
 from goalgraph.eval.cli import eval_app
 from goalgraph.events import AgentEvent
+from goalgraph.llm.models_cli import models_app
 from goalgraph.spec import AgentSpec, SpecError
 from goalgraph.tools.toolbox import ToolServerError
 
@@ -483,6 +484,7 @@ memory_app = typer.Typer(
 app.add_typer(memory_app, name="memory")
 
 app.add_typer(eval_app, name="eval")
+app.add_typer(models_app, name="models")
 
 
 def _iso(value: Any) -> str | None:

