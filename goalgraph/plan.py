@@ -24,7 +24,8 @@ __all__ = [
     "steps_from_output",
 ]
 
-MAX_PLAN_STEPS = 3
+MAX_PLAN_STEPS = 5
+"""Most steps a plan may have; a model profile may allow fewer (``goalgraph.profiles``)."""
 NO_TOOL = "none"
 
 _STATEMENT = re.compile(
@@ -35,8 +36,8 @@ _STATEMENT = re.compile(
 of 1764 is 176.4", "A jacket costs 80 dollars"), ends in a colon, or has no words at all."""
 
 
-def plan_schema(tool_names: Sequence[str]) -> dict[str, Any]:
-    """Return the JSON schema a plan must satisfy for the given tools.
+def plan_schema(tool_names: Sequence[str], *, max_steps: int = MAX_PLAN_STEPS) -> dict[str, Any]:
+    """Return the JSON schema of a plan of at most ``max_steps`` steps over the given tools.
 
     Step ids are assigned by goalgraph, not by the model, so they are always unique; the ``tool``
     field is an enum of the live tool names (or ``"none"``), so a plan cannot name a missing tool.
@@ -49,7 +50,7 @@ def plan_schema(tool_names: Sequence[str]) -> dict[str, Any]:
             "steps": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": MAX_PLAN_STEPS,
+                "maxItems": max_steps,
                 "items": {
                     "type": "object",
                     "properties": {
@@ -58,7 +59,7 @@ def plan_schema(tool_names: Sequence[str]) -> dict[str, Any]:
                         "depends_on": {
                             "type": "array",
                             "items": {"type": "integer", "minimum": 1},
-                            "maxItems": MAX_PLAN_STEPS,
+                            "maxItems": max_steps,
                         },
                         "success_criteria": {"type": "string", "maxLength": 120},
                     },
@@ -79,8 +80,10 @@ def steps_from_output(
     known_ids: Iterable[int] = (),
     tool_names: Sequence[str],
     goal: str | None = None,
+    max_steps: int = MAX_PLAN_STEPS,
 ) -> list[PlanStep]:
-    """Turn a model's plan output into sanitised ``PlanStep``s numbered from ``first_id``.
+    """Turn a model's plan output into at most ``max_steps`` sanitised ``PlanStep``s numbered
+    from ``first_id``.
 
     A dependency is kept only when it points at a known step or an earlier step of this output
     (``depends_on`` is numbered within the output, 1-based), so the plan can never deadlock.
@@ -94,7 +97,7 @@ def steps_from_output(
     raw_steps = output.get("steps") if isinstance(output, dict) else None
     if not isinstance(raw_steps, list):
         raise ValueError("the plan has no 'steps' list")
-    raw_steps = [raw for raw in raw_steps[:MAX_PLAN_STEPS] if isinstance(raw, dict)]
+    raw_steps = [raw for raw in raw_steps[:max_steps] if isinstance(raw, dict)]
     known = set(known_ids)
     steps: list[PlanStep] = []
     id_at: dict[int, int] = {}  # 1-based position in the output -> the id of its step
@@ -152,14 +155,20 @@ def restated_as_action(description: str, tool: str | None, goal: str, *, alone: 
     return clause[:300]
 
 
-def add_cued_steps(steps: list[PlanStep], goal: str, tool_names: Sequence[str]) -> list[PlanStep]:
+def add_cued_steps(
+    steps: list[PlanStep],
+    goal: str,
+    tool_names: Sequence[str],
+    *,
+    max_steps: int = MAX_PLAN_STEPS,
+) -> list[PlanStep]:
     """Return ``steps`` plus a step for each tool the goal strongly cues but no step uses.
 
     A small model plans "Compute 37*43 and write the result to result.txt" as one calculator step,
     so the file is never written. A strong cue (a file to write to, a database, a URL, "mentions")
     of an available tool that no step names adds a step doing the goal's clause with that cue,
     after the last step and in the goal's order, as long as the plan stays within
-    ``MAX_PLAN_STEPS``; a tool-less step that already is that clause gets the tool instead.
+    ``max_steps``; a tool-less step that already is that clause gets the tool instead.
     """
     missing = []
     for tool, cue in STRONG_CUES.items():
@@ -173,7 +182,7 @@ def add_cued_steps(steps: list[PlanStep], goal: str, tool_names: Sequence[str]) 
         if same:  # The step is planned, without its tool: give it the tool, not a copy.
             same[0]["tool"] = tool
             continue
-        if not steps or len(steps) >= MAX_PLAN_STEPS:
+        if not steps or len(steps) >= max_steps:
             continue
         last = steps[-1]
         steps.append(

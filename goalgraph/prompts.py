@@ -29,7 +29,7 @@ __all__ = [
     "render_tool_catalog",
 ]
 
-PLAN_INSTRUCTIONS = """You plan how to reach a goal with tools. Write 1 to 3 short steps.
+PLAN_INSTRUCTIONS = """You plan how to reach a goal with tools. Write 1 to {max_steps} short steps.
 Give each step the tool that does it, or "none". Use the fewest steps.
 Tools:
 {tools}

@@ -22,6 +22,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from goalgraph.audit import AuditLog
 from goalgraph.memory.backend import MemoryBackend
+from goalgraph.profiles import ModelProfile, profile_of_model, resolve_profile
 from goalgraph.risk import ToolTraits, tool_traits
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec
 from goalgraph.tools.content import DEFAULT_MAX_OUTPUT_CHARS, ArtifactStore, content_to_text
@@ -104,6 +105,7 @@ class AgentResources:
         self.spec = spec
         self._model = model
         self._model_given = model is not None
+        self._profile: ModelProfile | None = None
         self._memory = memory
         self._owns_memory = memory is None
         self._memory_failed = False
@@ -169,13 +171,48 @@ class AgentResources:
                     self._memory_failed = True
             return self._memory
 
+    def profile(self) -> ModelProfile:
+        """Return the model's profile (``model.profile`` and ``model.rules``).
+
+        ``auto`` is decided without loading a model when it can be: the bundled model is ``tiny``
+        and an endpoint is ``standard``; a model given in code, or a local model folder, is asked
+        (``goalgraph.profiles.profile_of_model``), which loads a local model.
+        """
+        if self._profile is None:
+            self._profile = resolve_profile(self._profile_name(), self.spec.model.rules)
+        return self._profile
+
+    async def aprofile(self) -> ModelProfile:
+        """Return ``profile()``, loading a local model in a worker thread when it must be asked."""
+        if self._profile is None and self._profile_name(load=False) is None:
+            await self.achat_model()
+        return self.profile()
+
+    def _profile_name(self, *, load: bool = True) -> str | None:
+        model = self.spec.model
+        if model.profile != "auto":
+            return model.profile
+        if self._model_given:
+            return profile_of_model(self._model)
+        if model.provider == "openai":
+            return "standard"
+        if model.name == BUNDLED_MODEL:
+            return "tiny"
+        return profile_of_model(self.chat_model()) if load else None
+
     def recalls_into_prompt(self) -> bool:
         """Tell whether plan and think get recalled memory in their prompts (``memory.recall``)."""
         mode = self.spec.memory.recall
         if mode != "auto":
             return mode == "prompt"
-        bundled = self.spec.model.provider == "local" and self.spec.model.name == BUNDLED_MODEL
-        return self._model_given or not bundled  # a model passed in code is not the bundled one
+        return not self.profile().recall_through_tool
+
+    def answers_from_last_step(self) -> bool:
+        """Tell whether the last step's result is the answer (``final_answer``, else the
+        profile), rather than an answer the model writes."""
+        if self.spec.final_answer != "auto":
+            return self.spec.final_answer == "last_step"
+        return self.profile().answer_from_last_step
 
     async def toolset(self) -> ToolSet:
         """Return the tool set, opening the spec's MCP servers on first use."""

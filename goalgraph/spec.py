@@ -103,11 +103,30 @@ class ModelSpec(_Section):
     appear nowhere in the conversation (``goalgraph.llm.grounding``): the model invented them,
     which is what a small model does when no offered tool fits. Off by default: agent steps
     legitimately compose values (code, file contents) that no message holds."""
+    profile: Literal["auto", "tiny", "standard"] = "auto"
+    """The rules the agent applies around this model (``goalgraph.profiles``): ``tiny`` (every
+    small-model rule on: cued plan examples and steps, restated steps, the planned tool forced,
+    the last step's result as the answer, memory through a tool only, at most 3 plan steps),
+    ``standard`` (none of them, up to 5 plan steps), or ``auto``: ``tiny`` for models under 300M
+    parameters (the bundled SmolLM2-135M), ``standard`` for any other."""
+    rules: dict[str, bool] = Field(default_factory=dict)
+    """Single profile rules turned on or off over the profile, e.g.
+    ``{"force_planned_tool": true}``; the names are ``goalgraph.profiles.RULES``."""
 
     def model_post_init(self, __context: Any) -> None:
         """Check that an ``openai`` provider has a ``base_url``."""
         if self.provider == "openai" and not self.base_url:
             raise ValueError("provider 'openai' needs base_url, e.g. http://127.0.0.1:8000/v1")
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, rules: dict[str, bool]) -> dict[str, bool]:
+        from goalgraph.profiles import RULES
+
+        unknown = sorted(set(rules) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are {', '.join(RULES)}")
+        return rules
 
 
 class McpServerSpec(_Section):
@@ -204,6 +223,18 @@ class LimitsSpec(_Section):
     """Failed actions allowed on one plan step before the agent replans."""
     max_identical_calls: int = Field(default=2, gt=0)
     """How often the same tool call with the same arguments may run; the next one is blocked."""
+    max_repeated_failures: int = Field(default=4, gt=0)
+    """How often the same failure (one tool, the same arguments and the same error, whitespace
+    and case aside) may be seen in a run, across attempts and replans; reaching it ends the run
+    as ``failed`` with a reason starting "no progress:". A repeat that the loop check blocks
+    counts as the call failing again. The default lets the repeats of one step (two runs and a
+    blocked third) lead to a replan, and ends the run when the replan proposes the call again."""
+    max_stalled_attempts: int = Field(default=6, gt=0)
+    """Failed attempts (tool errors, blocked calls, unusable model output) in a row, across
+    replans, with no plan step completed in between; reaching it ends the run as ``failed``
+    ("no progress: ..."). A successful call that does not complete its step does not reset the
+    count. With ``max_step_attempts`` 3, the default gives the first replan its full attempts
+    and stops a run whose second replan would only add more failures."""
     tool_timeout_s: float = Field(default=60.0, gt=0)
     """Seconds one tool call may take before it becomes an error observation."""
     max_goal_chars: int = Field(default=4000, gt=0)
@@ -288,9 +319,9 @@ class MemorySpec(_Section):
     recall: Literal["auto", "prompt", "tool"] = "auto"
     """How memory reaches the model: ``prompt`` puts what it recalls for the goal (profile,
     lessons of similar runs, facts, excerpts) into the plan and think prompts; ``tool`` leaves
-    it to the ``memory_search`` tool. ``auto`` is ``tool`` for the bundled 135M model, which
-    copies recalled text into its plan steps instead of choosing tools (see the README), and
-    ``prompt`` for any other model."""
+    it to the ``memory_search`` tool. ``auto`` follows the model's profile: ``tool`` for
+    ``tiny`` (the bundled 135M model copies recalled text into its plan steps instead of choosing
+    tools), ``prompt`` for ``standard``."""
     turn_ttl_s: float | None = Field(default=None, gt=0)
     """Forget stored conversation turns (and facts learned only from them) after this long."""
     profile_ttl_s: float | None = Field(default=None, gt=0)
@@ -330,10 +361,11 @@ class AgentSpec(BaseSettings):
     """Settings of the builtin tools, per-tool timeouts and risk classes."""
     workspace: Path = Field(default_factory=lambda: data_dir() / "workspace")
     """The folder goalgraph's file tools are confined to."""
-    final_answer: Literal["last_step", "model"] = "last_step"
+    final_answer: Literal["auto", "last_step", "model"] = "auto"
     """How the answer is written once every step is done: ``last_step`` returns the last step's
     result (reliable even with the bundled 135M model, which composes answers poorly);
-    ``model`` asks the model to write it (better with larger models)."""
+    ``model`` asks the model to write it from the steps' results; ``auto`` follows the model's
+    profile (``last_step`` for ``tiny``, ``model`` for ``standard``)."""
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     """Run bounds."""
     safety: SafetySpec = Field(default_factory=SafetySpec)

@@ -53,6 +53,8 @@ class ScriptedChatModel(BaseChatModel):
         responses: ``AIMessage``s returned in order, one per call.
         policy: Instead of ``responses``, a function ``(messages, bound_tool_names) -> AIMessage``.
         delay_s: Seconds each call sleeps, to imitate model time.
+        goalgraph_profile: The profile ``model.profile: auto`` picks for it (``tiny`` or
+            ``standard``); ``None`` means ``standard``, as for any model given in code.
         calls: Every prompt received, in order (for assertions).
         tool_names: The tool names bound on each call, in order.
     """
@@ -62,6 +64,7 @@ class ScriptedChatModel(BaseChatModel):
     responses: list[AIMessage] = Field(default_factory=list)
     policy: Policy | None = None
     delay_s: float = 0.0
+    goalgraph_profile: str | None = None
     calls: list[list[BaseMessage]] = Field(default_factory=list)
     tool_names: list[list[str]] = Field(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)

@@ -62,9 +62,17 @@ def make_agent() -> Iterator[Callable[..., tuple[Agent, ScriptedChatModel]]]:
     agents: list[Agent] = []
 
     def build(
-        responses: list[AIMessage] | None = None, *, delay_s: float = 0.0, **spec: Any
+        responses: list[AIMessage] | None = None,
+        *,
+        delay_s: float = 0.0,
+        profile: str = "tiny",
+        **spec: Any,
     ) -> tuple[Agent, ScriptedChatModel]:
-        model = ScriptedChatModel(responses=list(responses or []), delay_s=delay_s)
+        # Most graph tests pin the tiny profile's path (the planned tool forced on a step's first
+        # attempt); tests of the standard profile pass profile="standard".
+        model = ScriptedChatModel(
+            responses=list(responses or []), delay_s=delay_s, goalgraph_profile=profile
+        )
         spec.setdefault("final_answer", "model")  # Scripts say their final answer themselves.
         agent = Agent(
             AgentSpec(builtin_tools=False, **spec),

@@ -283,5 +283,10 @@ def seed_workspace(task: TaskSpec, workspace: Path) -> None:
 
 
 def scripted_model(turns: Sequence[ScriptTurn]) -> ScriptedChatModel:
-    """Return a ``ScriptedChatModel`` that replays ``turns``."""
-    return ScriptedChatModel(responses=[turn.to_message() for turn in turns])
+    """Return a ``ScriptedChatModel`` that replays ``turns``.
+
+    Scripts are written for the ``tiny`` profile: a step's result is the answer, so a script
+    ends with its last tool call and needs no ``final_answer`` turn.
+    """
+    messages = [turn.to_message() for turn in turns]
+    return ScriptedChatModel(responses=messages, goalgraph_profile="tiny")

@@ -56,6 +56,7 @@ from goalgraph.llm.grammar import (
 )
 from goalgraph.llm.loader import BUNDLED_MODEL, load_local_model
 from goalgraph.llm.prefix_cache import PrefixCache, PrefixCacheStats
+from goalgraph.profiles import TINY_MAX_PARAMETERS
 from goalgraph.spec import ModelSpec
 
 __all__ = ["LocalChatModel", "json_instruction", "to_chat_turns", "tools_instruction"]
@@ -197,6 +198,13 @@ class LocalChatModel(BaseChatModel):
     def hf_model(self) -> Any:
         """Return the underlying transformers model."""
         return self.llm.pipeline.model
+
+    @property
+    def goalgraph_profile(self) -> str:
+        """Return the agent profile ``auto`` picks for this model: ``tiny`` under
+        ``TINY_MAX_PARAMETERS`` parameters, else ``standard`` (``goalgraph.profiles``)."""
+        count = sum(parameter.numel() for parameter in self.hf_model.parameters())
+        return "tiny" if count < TINY_MAX_PARAMETERS else "standard"
 
     @property
     def prefix_cache_stats(self) -> PrefixCacheStats:

@@ -72,7 +72,10 @@ async def recall_for(res: AgentResources, goal: str) -> str:
     Memory is an aid, not a dependency: an error is logged and the run goes on without it.
     """
     budget = res.spec.memory.context_tokens
-    if budget <= 0 or not res.recalls_into_prompt():
+    if budget <= 0:
+        return ""
+    await res.aprofile()  # auto recall follows the profile, which may need the model loaded
+    if not res.recalls_into_prompt():
         return ""
     memory = await asyncio.to_thread(res.memory)
     if memory is None:

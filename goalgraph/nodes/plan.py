@@ -24,6 +24,7 @@ from goalgraph.plan import (
     plan_schema,
     steps_from_output,
 )
+from goalgraph.profiles import PROFILES, ModelProfile
 from goalgraph.prompts import PLAN_INSTRUCTIONS, plan_examples, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState
@@ -33,19 +34,29 @@ __all__ = ["make_plan_node", "plan_messages"]
 log = logging.getLogger(__name__)
 
 
-def plan_messages(goal: str, tools: Sequence[BaseTool], *, recalled: str = "") -> list[BaseMessage]:
-    """Return the planner's prompt for ``goal`` with ``tools`` available.
+def plan_messages(
+    goal: str,
+    tools: Sequence[BaseTool],
+    *,
+    recalled: str = "",
+    profile: ModelProfile = PROFILES["standard"],
+) -> list[BaseMessage]:
+    """Return the planner's prompt for ``goal`` with ``tools`` available, under ``profile``.
 
     What memory ``recalled`` goes in the user turn, not the system turn, so the system turn (and
     its cached prefix) stays the same from run to run.
     """
-    # One example, the one most related to the goal: the bundled model copies the tool of the
-    # nearest example, and several examples in chat turns made it pick the wrong one.
-    examples = "".join(
-        f"\nExample goal: {example_goal}\nExample plan: {example_plan}"
-        for example_goal, example_plan in plan_examples(goal, tools, limit=1)
+    examples = ""
+    if profile.plan_examples:
+        # One example, the one most related to the goal: the bundled model copies the tool of the
+        # nearest example, and several examples in chat turns made it pick the wrong one.
+        examples = "".join(
+            f"\nExample goal: {example_goal}\nExample plan: {example_plan}"
+            for example_goal, example_plan in plan_examples(goal, tools, limit=1)
+        )
+    system = PLAN_INSTRUCTIONS.format(
+        tools=render_tool_catalog(tools), examples=examples, max_steps=profile.max_plan_steps
     )
-    system = PLAN_INSTRUCTIONS.format(tools=render_tool_catalog(tools), examples=examples)
     remembered = f"What you remember:\n{recalled}\n\n" if recalled else ""
     return [SystemMessage(system), HumanMessage(f"{remembered}Goal: {goal}")]
 
@@ -68,6 +79,8 @@ def make_plan_node(res: AgentResources) -> Any:
             "tool_counts": {},
             "call_times": [],
             "tainted_by": None,
+            "failure_counts": {},
+            "stalled_attempts": 0,
             "summary": "",
             "recalled": "",
             "route": "",
@@ -85,12 +98,21 @@ def make_plan_node(res: AgentResources) -> Any:
             return {**fresh, "status": "failed", "status_reason": f"tools unavailable: {exc}"}
         names = [tool.name for tool in toolset.tools]
         recalled = await recall_for(res, goal)
-        prompt = plan_messages(goal, toolset.tools, recalled=recalled)
+        profile = await res.aprofile()
+        prompt = plan_messages(goal, toolset.tools, recalled=recalled, profile=profile)
+        most = profile.max_plan_steps
         try:
-            planner = (await res.achat_model()).with_structured_output(plan_schema(names))
-            steps = steps_from_output(await planner.ainvoke(prompt), tool_names=names, goal=goal)
-            # Not for the fallback plan: its one step already pursues the whole goal.
-            steps = add_cued_steps(steps, goal, names)
+            planner = (await res.achat_model()).with_structured_output(
+                plan_schema(names, max_steps=most)
+            )
+            steps = steps_from_output(
+                await planner.ainvoke(prompt),
+                tool_names=names,
+                goal=goal if profile.restate_statements else None,
+                max_steps=most,
+            )
+            if profile.cued_steps:  # Not for the fallback plan: it already pursues the goal.
+                steps = add_cued_steps(steps, goal, names, max_steps=most)
             note = ""
         except Exception as exc:  # The model degrades to a one-step plan, never crashes the run.
             log.warning("planner failed (%s); pursuing the goal as one step", exc)

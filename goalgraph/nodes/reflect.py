@@ -4,8 +4,8 @@ Rules, in order:
 
 * ``final_answer`` with text ends the run as ``done``.
 * ``step_done`` completes the current step with the given result.
-* When the last step completes and ``spec.final_answer == "last_step"``, its result is the answer
-  and the run is ``done``; otherwise think is asked for ``final_answer``.
+* When the last step completes and the last step's result is the answer (``spec.final_answer``,
+  else the model's profile), the run is ``done``; otherwise think is asked for ``final_answer``.
 * A successful tool call completes the current step when the step names that tool or no tool
   (one call per step, which suits small models); otherwise the agent continues on the step.
 * A failure (tool error, block, denial, model failure) counts an attempt on the step; after
@@ -38,7 +38,7 @@ def make_reflect_node(res: AgentResources) -> Any:
         steps: list[PlanStep] = plan  # type: ignore[assignment]
         following = next_step_id(steps)
         update = {"plan": steps, "current_step": following, "route": "next", "feedback": ""}
-        if following is None and res.spec.final_answer == "last_step":
+        if following is None and res.answers_from_last_step():
             return {
                 **update,
                 "route": "end",

@@ -42,14 +42,18 @@ def make_replan_node(res: AgentResources) -> Any:
                 f"Why step {failed_id} failed: {state.get('feedback') or 'unknown'}"
             ),
         ]
+        profile = await res.aprofile()
         try:
-            planner = (await res.achat_model()).with_structured_output(plan_schema(names))
+            planner = (await res.achat_model()).with_structured_output(
+                plan_schema(names, max_steps=profile.max_plan_steps)
+            )
             new_steps = steps_from_output(
                 await planner.ainvoke(prompt),
                 first_id=first_id,
                 known_ids=done_ids,
                 tool_names=names,
-                goal=state["goal"],
+                goal=state["goal"] if profile.restate_statements else None,
+                max_steps=profile.max_plan_steps,
             )
         except Exception as exc:  # Degrade to pursuing the goal directly.
             log.warning("replanner failed (%s); pursuing the goal as one step", exc)

@@ -106,19 +106,22 @@ def _context(state: AgentState) -> str:
     return "\n".join(parts)
 
 
-def _choices(state: AgentState, tools: Sequence[BaseTool]) -> tuple[str, list[Any], str]:
+def _choices(
+    state: AgentState, tools: Sequence[BaseTool], *, force_planned_tool: bool
+) -> tuple[str, list[Any], str]:
     """Return the instructions, the actions to choose from, and the tool choice for this turn.
 
-    After the last step only ``final_answer`` is offered. On the first attempt at a step whose
-    plan names an available tool, that tool is the only choice: the model just fills in its
-    arguments, which a small model does far more reliably than choosing among many tools. After
-    a failed attempt every tool, ``step_done`` and ``final_answer`` are offered.
+    After the last step only ``final_answer`` is offered. With ``force_planned_tool`` (a
+    ``tiny`` profile rule), on the first attempt at a step whose plan names an available tool,
+    that tool is the only choice: the model just fills in its arguments, which a small model does
+    far more reliably than choosing among many tools. Otherwise every tool, ``step_done`` and
+    ``final_answer`` are offered.
     """
     step = current_step(state.get("plan") or [], state.get("current_step"))
     if step is None:
         return FINISH_INSTRUCTIONS, [FINAL_ANSWER], "final_answer"
     planned = next((tool for tool in tools if tool.name == step["tool"]), None)
-    if planned is not None and step["attempts"] == 0:
+    if force_planned_tool and planned is not None and step["attempts"] == 0:
         return CALL_INSTRUCTIONS, [planned], planned.name
     return THINK_INSTRUCTIONS, [*tools, STEP_DONE, FINAL_ANSWER], "any"
 
@@ -145,7 +148,10 @@ def make_think_node(res: AgentResources) -> Any:
             reason = f"{limit}; last problem: {last}" if last else limit
             return {"status": "stopped_limit", "status_reason": reason, "route": "end"}
         toolset = await res.toolset()
-        instructions, choices, tool_choice = _choices(state, toolset.tools)
+        profile = await res.aprofile()
+        instructions, choices, tool_choice = _choices(
+            state, toolset.tools, force_planned_tool=profile.force_planned_tool
+        )
         started = time.perf_counter()
         update: dict[str, Any] = {"counters": bump(state, steps=1), "verdict": None, "route": ""}
         try:

@@ -11,9 +11,17 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from collections.abc import Callable
 
-__all__ = ["MAX_EXPRESSION_CHARS", "CalculatorError", "calculate", "evaluate", "format_number"]
+__all__ = [
+    "ACCEPTED",
+    "MAX_EXPRESSION_CHARS",
+    "CalculatorError",
+    "calculate",
+    "evaluate",
+    "format_number",
+]
 
 Number = int | float
 
@@ -25,6 +33,14 @@ MAX_INT_BITS = 3400
 """Largest integer result (about 1,000 decimal digits)."""
 MAX_ROUND_DIGITS = 100
 """Largest ``ndigits`` accepted by ``round``."""
+ACCEPTED = (
+    "it accepts numbers, + - * / // % **, parentheses, pi, e and "
+    "sqrt abs round min max floor ceil log sin cos, e.g. sqrt(16)*(2+3)"
+)
+"""What an error about input the calculator does not understand adds: what it does."""
+_SHOWN_CHARS = 40  # the longest echo of the expression in an error (a small model reads it)
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\w(.])")
+"""A percent sign after a number and before nothing it could be the modulo of: "15%"."""
 
 # Small models write these; they are unambiguous, so accept them.
 _TRANSLATE = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-"})
@@ -97,11 +113,15 @@ def evaluate(expression: str) -> Number:
         )
     text = expression.translate(_TRANSLATE).strip()
     if not text:
-        raise CalculatorError("expression is empty")
+        raise _not_understood("expression is empty")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise CalculatorError(f"invalid expression {expression!r}: {exc.msg}") from None
+        problem = f"invalid expression {_shown(expression)}: {exc.msg}"
+        percent = _PERCENT.search(text)
+        if percent:
+            problem += f"; write {percent[1]}% as {percent[1]}/100"
+        raise _not_understood(problem) from None
     except (RecursionError, MemoryError):
         raise CalculatorError("expression is nested too deeply") from None
     try:
@@ -143,7 +163,7 @@ class _Evaluator:
         if isinstance(node, ast.UnaryOp):
             unary = _UNARY.get(type(node.op))
             if unary is None:
-                raise CalculatorError(f"operator {_op_name(node.op)} is not supported")
+                raise _not_understood(f"operator {_op_name(node.op)} is not supported")
             return _checked(unary(self.visit(node.operand, depth + 1)))
         if isinstance(node, ast.BinOp):
             left = self.visit(node.left, depth + 1)
@@ -152,16 +172,16 @@ class _Evaluator:
                 return _checked(_power(left, right))
             binary = _BINARY.get(type(node.op))
             if binary is None:
-                raise CalculatorError(f"operator {_op_name(node.op)} is not supported")
+                raise _not_understood(f"operator {_op_name(node.op)} is not supported")
             return _checked(binary(left, right))
         if isinstance(node, ast.Call):
             return self._call(node, depth)
-        raise CalculatorError(f"{_describe(node)} is not allowed; only arithmetic is supported")
+        raise _not_understood(f"{_describe(node)} is not allowed; only arithmetic is supported")
 
     def _constant(self, value: object) -> Number:
         # bool is an int subclass; True + 1 is not arithmetic a user meant.
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise CalculatorError(f"{value!r} is not a number")
+            raise _not_understood(f"{_clip(repr(value))} is not a number")
         return _checked(value)
 
     def _name(self, name: str) -> Number:
@@ -169,14 +189,11 @@ class _Evaluator:
             return _CONSTANTS[name]
         if name in _FUNCTIONS:
             raise CalculatorError(f"{name} is a function; call it like {name}(2)")
-        raise CalculatorError(f"unknown name {name!r}; constants are: {', '.join(_CONSTANTS)}")
+        raise _not_understood(f"unknown name {_shown(name)}")
 
     def _call(self, node: ast.Call, depth: int) -> Number:
         if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-            allowed = ", ".join(_FUNCTIONS)
-            raise CalculatorError(
-                f"unknown function {_describe(node.func)}; available functions: {allowed}"
-            )
+            raise _not_understood(f"unknown function {_describe(node.func)}")
         name = node.func.id
         if node.keywords:
             raise CalculatorError(f"{name}() takes no keyword arguments")
@@ -270,12 +287,26 @@ _FUNCTIONS: dict[str, Callable[..., Number]] = {
 }
 
 
+def _not_understood(problem: str) -> CalculatorError:
+    """An error about input the calculator does not understand, saying what it accepts."""
+    return CalculatorError(f"{problem}; {ACCEPTED}")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted, cut to ``_SHOWN_CHARS`` so that an error stays short."""
+    return repr(_clip(text))
+
+
 def _op_name(op: ast.AST) -> str:
     return _OPERATOR_NAMES.get(type(op), type(op).__name__)
 
 
 def _describe(node: ast.AST) -> str:
     try:
-        return repr(ast.unparse(node))
+        return _shown(ast.unparse(node))
     except Exception:  # unparse is best effort, only used for the message
         return type(node).__name__

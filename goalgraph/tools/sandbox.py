@@ -35,6 +35,7 @@ import functools
 import json
 import logging
 import os
+import re
 import resource
 import selectors
 import signal
@@ -49,12 +50,20 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from goalgraph.spec import PythonToolSpec
 
-__all__ = ["MAX_CODE_CHARS", "SandboxResult", "run_python", "sandbox_capabilities"]
+__all__ = [
+    "MAX_CODE_CHARS",
+    "SandboxResult",
+    "failure_summary",
+    "run_python",
+    "sandbox_capabilities",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_CODE_CHARS = 100_000
 """Longest snippet accepted; longer code is refused without starting a process."""
+MAX_SUMMARY_LINE_CHARS = 120
+"""Longest line (the exception, the failing source line) that ``failure_summary`` shows."""
 
 _MAX_TASKS = 16  # processes plus threads inside the sandbox (RLIMIT_NPROC)
 _FILE_MB = 16  # largest file the snippet may write (RLIMIT_FSIZE)
@@ -63,6 +72,8 @@ _WORKDIR_MB = 64  # size of the sandbox's /tmp
 _NOBODY = 65534
 _DEVICES = ("null", "zero", "full", "random", "urandom")
 _SETUP_FAILED = "sandbox setup failed: "
+_EXCEPTION = "the snippet raised an exception"
+_SNIPPET_FRAME = re.compile(r'^  File "<snippet>", line (\d+)')
 _PROBE_LOCK = threading.Lock()
 _BASE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 
@@ -176,6 +187,53 @@ def run_python(code: str, limits: PythonToolSpec, *, isolate: bool | None = None
     output = _combine(streams, limits.max_output_chars)
     reason = _reason(returncode, streams.timed_out, streams.stderr, limits)
     return SandboxResult(reason is None, output, returncode, reason, time.monotonic() - started)
+
+
+def failure_summary(result: SandboxResult, code: str) -> str:
+    """Say in at most three short lines why a snippet failed, for a model to fix it.
+
+    A small model reads this, so instead of the whole traceback it gets the reason (unless it
+    is only "the snippet raised an exception"), the traceback's exception line, and the line of
+    the snippet that failed (the last frame in the snippet, taken from ``code``), each cut to
+    ``MAX_SUMMARY_LINE_CHARS``. A failure without a traceback, such as a timeout, keeps the last
+    line of its output when there is one.
+
+    Example:
+        ``NameError: name 'python' is not defined`` / ``at line 1: python``
+
+    Args:
+        result: The failed run.
+        code: The snippet that ran.
+
+    Returns:
+        The lines, joined with newlines.
+    """
+    lines = result.output.splitlines()
+    frames = [at for at, line in enumerate(lines) if line.startswith('  File "')]
+    exception = ""
+    if frames:  # The exception line: the first line after the last frame that is not indented.
+        after = [line for line in lines[frames[-1] + 1 :] if line and not line[0].isspace()]
+        exception = after[0] if after else ""
+    elif result.reason == _EXCEPTION and lines:
+        exception = next((line for line in reversed(lines) if line.strip()), "")
+    summary = [] if exception and result.reason == _EXCEPTION else [result.reason or "failed"]
+    if exception:
+        summary.append(_clip_line(exception))
+    numbers = [_SNIPPET_FRAME.match(lines[at]) for at in frames]
+    found = [int(match[1]) for match in numbers if match]
+    source = code.splitlines()
+    if found and 0 < found[-1] <= len(source):
+        summary.append(f"at line {found[-1]}: {_clip_line(source[found[-1] - 1].strip())}")
+    if not frames and not exception and result.output.strip():
+        summary.append(_clip_line(next(line for line in reversed(lines) if line.strip())))
+    return "\n".join(summary)
+
+
+def _clip_line(line: str) -> str:
+    line = line.strip()
+    if len(line) <= MAX_SUMMARY_LINE_CHARS:
+        return line
+    return line[: MAX_SUMMARY_LINE_CHARS - 3] + "..."
 
 
 def sandbox_capabilities() -> dict[str, Any]:
@@ -369,7 +427,7 @@ def _reason(
     if kind == "disk_full":
         return f"the sandbox's {_WORKDIR_MB} MiB working folder is full"
     if kind == "exception":
-        return "the snippet raised an exception"
+        return _EXCEPTION
     if kind in _REFUSALS:
         return _REFUSALS[kind]
     return f"the snippet exited with code {returncode}"

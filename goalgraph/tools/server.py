@@ -28,7 +28,7 @@ from goalgraph.memory.types import MemoryBackendError
 from goalgraph.risk import tool_meta
 from goalgraph.spec import MemorySpec, ToolsSpec
 from goalgraph.tools.calculator import CalculatorError, calculate
-from goalgraph.tools.sandbox import MAX_CODE_CHARS, run_python
+from goalgraph.tools.sandbox import MAX_CODE_CHARS, failure_summary, run_python
 from goalgraph.tools.sqlite_query import SqliteQueryError
 from goalgraph.tools.sqlite_query import query as sqlite_select
 from goalgraph.tools.web import WebError, fetch
@@ -246,8 +246,8 @@ def build_server(
     ) -> str:
         # A worker thread: the snippet may run for its whole time limit.
         result = await anyio.to_thread.run_sync(run_python, code, python_limits)
-        if not result.ok:  # the reason first: it becomes the agent's one-line error
-            raise ToolError(f"{result.reason}\n{result.output}".rstrip())
+        if not result.ok:  # the exception and the failing line, not the whole traceback
+            raise ToolError(failure_summary(result, code))
         return result.output.rstrip() or "(no output)"
 
     if memory is not None and memory.backend != "none":

@@ -23,6 +23,7 @@ table_info(t)`` gives the same answer.
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -39,6 +40,14 @@ DEFAULT_TIME_BUDGET_S = 5.0
 """Seconds a statement may run before it is aborted."""
 MAX_CELL_CHARS = 200
 """Longest value shown in a cell; longer ones are cut with ``...``."""
+MAX_HINT_TABLES = 12
+"""Most tables a "no such table" or "no such column" error names."""
+MAX_HINT_COLUMNS = 12
+"""Most columns per table such an error names."""
+MAX_HINT_CHARS = 200
+"""Longest schema such an error shows; beyond it, only the table names."""
+
+_NO_SUCH = re.compile(r"^no such (table|column): (.+)$")
 
 _PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -117,7 +126,10 @@ def query(
             cursor = conn.execute(sql)
             rows = cursor.fetchmany(max_rows + 1)
         except sqlite3.Error as exc:
-            raise _explain(exc, database, time_budget_s) from None
+            problem = _explain(exc, database, time_budget_s)
+            raise SqliteQueryError(
+                f"{problem}{_schema_hint(conn, str(exc), sql, database)}"
+            ) from None
         columns = [column[0] for column in cursor.description or ()]
     return _format_table(columns, rows, max_rows)
 
@@ -130,7 +142,7 @@ def _database_path(ws: Workspace, database: str) -> Path:
     if path.is_dir():
         raise SqliteQueryError(f"{database!r} is a folder, not a database file")
     if not path.is_file():
-        raise SqliteQueryError(f"no such database: {database!r}")
+        raise SqliteQueryError(f"no such database: {database!r}{ws.nearby(path, 'file')}")
     try:
         with path.open("rb") as handle:
             header = handle.read(len(_SQLITE_HEADER))
@@ -191,6 +203,64 @@ def _explain(exc: sqlite3.Error, database: str, time_budget_s: float) -> SqliteQ
     if "file is not a database" in message:
         return SqliteQueryError(f"{database!r} is not a SQLite database")
     return SqliteQueryError(f"SQL error: {message}")
+
+
+def _schema_hint(conn: sqlite3.Connection, message: str, sql: str, database: str) -> str:
+    """Return what to add to a "no such table" or "no such column" error: what does exist.
+
+    For a missing table, the tables (and views) with their columns, or only their names when
+    that is too long; for a missing column, the columns of the tables the statement names.
+    Only names from the database's own schema are shown, never its location on the host.
+    """
+    missing = _NO_SUCH.match(message)
+    if missing is None:
+        return ""
+    try:
+        schema = _schema(conn)
+    except sqlite3.Error:
+        return ""
+    if not schema:
+        return "; the database has no tables"
+    what, name = missing.group(1), missing.group(2)
+    if what == "table":
+        hint = ""
+        if name.casefold() in {database.casefold(), Path(database).name.casefold()}:
+            hint = f"; {name!r} is the database file, name a table in it"
+        return f"{hint}; tables: {_render_schema(schema)}"
+    words = {word.casefold() for word in re.findall(r"\w+", sql)}
+    named = {table: columns for table, columns in schema.items() if table.casefold() in words}
+    if len(named) == 1:
+        table, columns = next(iter(named.items()))
+        return f"; {table} has columns: {', '.join(columns)}"
+    return f"; columns: {_render_schema(named or schema)}"
+
+
+def _schema(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """Return up to ``MAX_HINT_TABLES`` tables and views with up to ``MAX_HINT_COLUMNS`` columns."""
+    conn.set_progress_handler(None, 0)  # the statement's own time budget may be spent
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+        "AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT ?",
+        (MAX_HINT_TABLES + 1,),
+    ).fetchall()
+    schema: dict[str, list[str]] = {}
+    for (name,) in rows[:MAX_HINT_TABLES]:
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        columns = conn.execute(f"PRAGMA table_info({quoted})").fetchall()
+        schema[str(name)] = [str(column[1]) for column in columns[:MAX_HINT_COLUMNS]]
+        if len(columns) > MAX_HINT_COLUMNS:
+            schema[str(name)].append("...")
+    if len(rows) > MAX_HINT_TABLES:
+        schema["..."] = []
+    return schema
+
+
+def _render_schema(schema: dict[str, list[str]]) -> str:
+    """Render ``table(column, ...)`` entries within ``MAX_HINT_CHARS``; names only if too long."""
+    full = ", ".join(
+        f"{table}({', '.join(columns)})" if columns else table for table, columns in schema.items()
+    )
+    return full if len(full) <= MAX_HINT_CHARS else ", ".join(schema)[:MAX_HINT_CHARS]
 
 
 def _format_table(columns: list[str], rows: list[Any], max_rows: int) -> str:

@@ -7,17 +7,21 @@ the workspace root, so ``../x``, ``/etc/passwd`` and a symlink pointing outside 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import stat
 import tempfile
+from collections import deque
 from collections.abc import Generator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 __all__ = [
     "DEFAULT_MAX_LIST_ENTRIES",
     "DEFAULT_MAX_READ_BYTES",
     "DEFAULT_MAX_SEARCH_RESULTS",
+    "MAX_SUGGESTIONS",
+    "PathKind",
     "Workspace",
     "WorkspaceError",
 ]
@@ -38,6 +42,18 @@ MAX_SEARCH_LINE_CHARS = 200
 """Longest line text ``search`` shows; longer lines are cut around the match."""
 SEARCH_SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv"})
 """Folders ``search`` does not descend into (unless the search starts inside one)."""
+MAX_SUGGESTIONS = 3
+"""Most existing paths a "no such file" message names."""
+MAX_SUGGESTION_SCAN = 2000
+"""Most workspace entries looked at to find them (the shallowest first), so a huge workspace
+costs a missing-file error a bounded amount of work."""
+SUGGESTION_CUTOFF = 0.6
+"""Lowest similarity (difflib's ratio, of the whole path or of the file name) of a suggestion."""
+MAX_SHOWN_ENTRIES = 5
+"""Most entries of a folder a "no such file" message shows when nothing is similar."""
+
+PathKind = Literal["file", "folder", "any"]
+"""What a missing path should have been, which decides what is suggested instead."""
 
 
 class WorkspaceError(ValueError):
@@ -151,7 +167,7 @@ class Workspace:
         if not target.is_file():
             if target.exists():
                 raise WorkspaceError(f"{shown} is not a regular file")
-            raise WorkspaceError(f"no such file: {shown}")
+            raise WorkspaceError(f"no such file: {shown}{self.nearby(target, 'file')}")
         try:
             size = target.stat().st_size
             with target.open("rb") as handle:
@@ -181,7 +197,7 @@ class Workspace:
         target = self.resolve(path)
         shown = _shown(path)
         if not target.exists():
-            raise WorkspaceError(f"no such folder: {shown}")
+            raise WorkspaceError(f"no such folder: {shown}{self.nearby(target, 'folder')}")
         if not target.is_dir():
             raise WorkspaceError(f"{shown} is a file, not a folder; read it instead")
         try:
@@ -278,7 +294,7 @@ class Workspace:
             raise WorkspaceError("max_results must be at least 1")
         top = self.resolve(path)
         if not top.exists():
-            raise WorkspaceError(f"no such file or folder: {_shown(path)}")
+            raise WorkspaceError(f"no such file or folder: {_shown(path)}{self.nearby(top, 'any')}")
         needle = query.casefold()
         matches: list[str] = []
         files = too_large = 0
@@ -292,6 +308,95 @@ class Workspace:
                     continue
                 matches += _matching_lines(shown, handle.read(), needle)
         return [*matches[:max_results], *_search_notes(matches, max_results, files, too_large)]
+
+    def nearest_paths(
+        self, path: str | os.PathLike[str], kind: PathKind = "any", *, limit: int = MAX_SUGGESTIONS
+    ) -> list[str]:
+        """Return the existing workspace paths most like ``path``, most similar first.
+
+        Similarity is difflib's ratio of the whole relative path or of the last part, whichever
+        is higher, ignoring case, so "notes.txt" finds "docs/notes.txt" and "Notes.md". Only the
+        first ``MAX_SUGGESTION_SCAN`` entries, shallowest first, are looked at; symbolic links are
+        never followed and the folders of ``SEARCH_SKIPPED_FOLDERS`` are not entered.
+
+        Args:
+            path: The path that was not found (relative to the root, or absolute inside it).
+            kind: Suggest files, folders (shown with a trailing ``/``) or either.
+            limit: Most paths returned.
+
+        Returns:
+            Relative paths scoring at least ``SUGGESTION_CUTOFF``; empty when none does.
+
+        Raises:
+            WorkspaceError: If ``path`` is outside the workspace or malformed.
+        """
+        wanted = self.resolve(path).relative_to(self.root).as_posix().casefold()
+        hidden = any(part.startswith(".") for part in wanted.split("/"))
+        found = self._entries(hidden=hidden, first=self._existing_folder(self.resolve(path)))
+        scored = []
+        for relative, is_dir in dict.fromkeys(found):
+            if (kind == "file" and is_dir) or (kind == "folder" and not is_dir):
+                continue
+            score = _similarity(wanted, relative.casefold())
+            if score >= SUGGESTION_CUTOFF:
+                scored.append((-score, relative.count("/"), relative, is_dir))
+        scored.sort()
+        return [relative + ("/" if is_dir else "") for _, _, relative, is_dir in scored[:limit]]
+
+    def nearby(self, target: Path, kind: PathKind) -> str:
+        """Return what to add to a "no such ..." message about ``target``: the nearest paths.
+
+        When none is similar, it shows what the nearest existing folder above ``target`` holds,
+        so the next attempt can copy a real name.
+
+        Args:
+            target: The resolved, missing path (inside the workspace).
+            kind: What was wanted: a file, a folder, or either.
+
+        Returns:
+            ``"; did you mean 'a' or 'b'?"``, ``"; the workspace holds 'x', 'y/'"`` or similar,
+            starting with ``"; "``.
+        """
+        similar = self.nearest_paths(target, kind)
+        if similar:
+            return f"; did you mean {_either(similar)}?"
+        folder = self._existing_folder(target)
+        where = _shown(folder + "/") if folder else "the workspace"
+        names, more = _children(self.root / folder, MAX_SHOWN_ENTRIES)
+        if not names:
+            return f"; {where} is empty"
+        listed = ", ".join(repr(name) for name in names)
+        return f"; {where} holds {listed}" + (f" and {more} more" if more else "")
+
+    def _existing_folder(self, target: Path) -> str:
+        """Return the nearest existing folder above ``target``, relative (``""``: the root)."""
+        folder = target.parent
+        while folder != self.root and not folder.is_dir():
+            folder = folder.parent
+        return folder.relative_to(self.root).as_posix() if folder != self.root else ""
+
+    def _entries(self, *, hidden: bool, first: str = "") -> list[tuple[str, bool]]:
+        """Return ``(relative path, is a folder)`` for up to ``MAX_SUGGESTION_SCAN`` entries,
+        the folder ``first`` (relative) and then the workspace breadth first, without following
+        symbolic links; names starting with ``.`` (such as goalgraph's own ``.goalgraph/``
+        folder) only when ``hidden``."""
+        found: list[tuple[str, bool]] = []
+        folders: deque[str] = deque(dict.fromkeys([first, ""]))
+        seen: set[str] = set()
+        while folders and len(found) < MAX_SUGGESTION_SCAN:
+            folder = folders.popleft()
+            if folder in seen:
+                continue
+            seen.add(folder)
+            room = MAX_SUGGESTION_SCAN - len(found)
+            for name, is_dir in _scan(self.root / folder, room):
+                if name.startswith(".") and not hidden:
+                    continue
+                relative = f"{folder}/{name}" if folder else name
+                found.append((relative, is_dir))
+                if is_dir and name not in SEARCH_SKIPPED_FOLDERS:
+                    folders.append(relative)
+        return found
 
     def _search_files(self, top: Path) -> Generator[tuple[str, BinaryIO], None, None]:
         """Yield ``(path shown, open file)`` for every regular file under ``top``, in order."""
@@ -309,6 +414,60 @@ class Workspace:
                     continue
                 with handle:
                     yield Path(folder, name).relative_to(self.root).as_posix(), handle
+
+
+def _scan(folder: Path, most: int) -> list[tuple[str, bool]]:
+    """Return up to ``most`` ``(name, is a folder)`` entries of ``folder``, sorted by name.
+
+    Symbolic links count as files (never followed); an unreadable folder has no entries.
+    """
+    entries: list[tuple[str, bool]] = []
+    try:
+        with os.scandir(folder) as found:
+            for entry in found:
+                if len(entries) >= most:
+                    break
+                try:
+                    entries.append((entry.name, entry.is_dir(follow_symlinks=False)))
+                except OSError:
+                    continue
+    except OSError:
+        return []
+    return sorted(entries)
+
+
+def _children(folder: Path, most: int) -> tuple[list[str], str]:
+    """Return up to ``most`` entry names of ``folder`` (folders with ``/``), files first, and
+    how many more there are (``""``: none; ``"many"`` past ``MAX_SUGGESTION_SCAN``). Hidden
+    entries (names starting with ``.``) are left out."""
+    entries = [
+        entry for entry in _scan(folder, MAX_SUGGESTION_SCAN) if not entry[0].startswith(".")
+    ]
+    ordered = sorted(entries, key=lambda entry: (entry[1], entry[0]))
+    names = [name + ("/" if is_dir else "") for name, is_dir in ordered[:most]]
+    if len(entries) >= MAX_SUGGESTION_SCAN:
+        return names, "many"
+    return names, str(len(entries) - most) if len(entries) > most else ""
+
+
+def _similarity(wanted: str, candidate: str) -> float:
+    """The higher of the whole paths' and the last parts' difflib ratios; 0 below the cutoff."""
+    best = 0.0
+    for left, right in (
+        (wanted, candidate),
+        (wanted.rsplit("/", 1)[-1], candidate.rsplit("/", 1)[-1]),
+    ):
+        floor = max(best, SUGGESTION_CUTOFF)
+        matcher = difflib.SequenceMatcher(None, left, right, autojunk=False)
+        # The quick upper bounds skip most candidates without the full comparison.
+        if matcher.real_quick_ratio() >= floor and matcher.quick_ratio() >= floor:
+            best = max(best, matcher.ratio())
+    return best
+
+
+def _either(paths: list[str]) -> str:
+    quoted = [repr(path) for path in paths]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 def _open_regular(name: str, folder_fd: int | None) -> BinaryIO | None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+
+import pytest
 
 from goalgraph.memory.graph import GraphMemory
 from goalgraph.memory.recall import lessons_from_run, recall
 from goalgraph.memory.types import Turn
 from goalgraph.testing import final_answer, plan, tool_call
+
+
+@pytest.fixture
+def make_agent(make_agent):
+    """Scripted agents under the standard profile, whose memory reaches the prompt."""
+    return functools.partial(make_agent, profile="standard")
 
 
 def plan_prompt(model) -> str:

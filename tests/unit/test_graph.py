@@ -266,7 +266,8 @@ def test_finished_runs_are_stored_as_episodes():
 
     store = InMemoryStore()
     model = ScriptedChatModel(
-        responses=[plan(("compute", "calculator")), tool_call("calculator", expression="6*7")]
+        responses=[plan(("compute", "calculator")), tool_call("calculator", expression="6*7")],
+        goalgraph_profile="tiny",
     )
     with Agent(
         AgentSpec(builtin_tools=False),

@@ -14,6 +14,7 @@ from goalgraph import Agent, AgentSpec
 from goalgraph.cues import STRONG_CUES, cue_clause, cued_actions
 from goalgraph.nodes.plan import plan_messages
 from goalgraph.plan import MAX_PLAN_STEPS, add_cued_steps, fallback_plan, steps_from_output
+from goalgraph.profiles import PROFILES
 from goalgraph.prompts import TOOL_EXAMPLES, plan_examples
 from goalgraph.spec import MemorySpec
 from goalgraph.testing import ScriptedChatModel, final_answer, garbage, plan, tool_call
@@ -144,10 +145,18 @@ def test_goals_without_cues_fall_back_to_word_overlap(server_tools, goal, expect
 
 
 def test_the_planner_prompt_shows_one_example_of_the_cued_tool(server_tools):
-    system, user = plan_messages("Which of my files mention TODO?", server_tools)
+    goal = "Which of my files mention TODO?"
+    system, user = plan_messages(goal, server_tools, profile=PROFILES["tiny"])
     assert system.content.count("Example plan:") == 1
     assert '"tool":"search_files"' in system.content
+    assert "1 to 3 short steps" in system.content
     assert user.content == "Goal: Which of my files mention TODO?"
+
+
+def test_the_standard_profile_plans_without_examples_and_up_to_five_steps(server_tools):
+    system, _ = plan_messages("Which of my files mention TODO?", server_tools)
+    assert "Example" not in system.content
+    assert "1 to 5 short steps" in system.content
 
 
 # ----- the plan check ----------------------------------------------------------------------------
@@ -261,7 +270,7 @@ def write_file(path: str, content: str) -> str:
 
 
 def _agent(model: ScriptedChatModel) -> Agent:
-    spec = AgentSpec(builtin_tools=False, final_answer="model")
+    spec = AgentSpec(builtin_tools=False, final_answer="model", model={"profile": "tiny"})
     return Agent(spec, model=model, tools=[calculator, write_file], checkpointer=InMemorySaver())
 
 

@@ -1,0 +1,125 @@
+"""Model profiles: every agent rule that exists because a small model fails, in one place.
+
+The seven-node graph works the same for every model. A few rules on top of it were written after
+watching the bundled 135M model fail, and they hurt a capable model: they add steps a goal did not
+ask for, rewrite steps that start with "The", and stop the model from choosing its tool. Each such
+rule is a field of ``ModelProfile``; a profile is a named set of them, chosen per model:
+
+* ``tiny``: every rule on. For models under ~300M parameters (the bundled SmolLM2-135M), which copy
+  the nearest example, guess answers into plan steps and compose final answers poorly.
+* ``standard``: every rule off. The model plans, chooses its tools and writes the final answer.
+
+``auto`` (the default of ``model.profile``) asks the chat model: a model may state its profile in
+a ``goalgraph_profile`` attribute (``LocalChatModel`` derives it from its parameter count), and
+any other model is ``standard``. ``model.rules`` turns single rules on or off over the profile,
+which is how each rule is measured on and off per model (``benchmarks/profile_rules.py``).
+
+Example:
+    >>> from goalgraph.profiles import resolve_profile
+    >>> resolve_profile("tiny", {"force_planned_tool": False}).force_planned_tool
+    False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "PROFILES",
+    "RULES",
+    "TINY_MAX_PARAMETERS",
+    "ModelProfile",
+    "ProfileName",
+    "profile_of_model",
+    "resolve_profile",
+]
+
+ProfileName = Literal["tiny", "standard"]
+
+TINY_MAX_PARAMETERS = 300_000_000
+"""Models with fewer parameters than this get the ``tiny`` profile under ``auto``."""
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """The rules the agent applies around one class of model."""
+
+    name: str
+    """The profile's name, with ``+rule`` / ``-rule`` for each override (as reported)."""
+    max_plan_steps: int = 5
+    """Most steps a plan may have."""
+    plan_examples: bool = False
+    """Show the planner one worked example: the example the tool's hints carry, of the tool the
+    goal's words cue (``goalgraph.hints``). A small model copies the nearest example's tool."""
+    cued_steps: bool = False
+    """Add a step for a tool the goal strongly cues (a file to write, a URL) that no step uses."""
+    restate_statements: bool = False
+    """Replace a plan step that states a guessed answer ("The square root of 1764 is 176.4")
+    with the goal's words for it."""
+    force_planned_tool: bool = False
+    """On the first attempt at a step, offer only the step's planned tool."""
+    answer_from_last_step: bool = False
+    """When the last step is done, its result is the answer; otherwise the model writes it."""
+    recall_through_tool: bool = False
+    """Long-term memory reaches the model only through the ``memory_search`` tool, never in the
+    prompt (a tiny model copies recalled text into its plan steps)."""
+
+    def describe(self) -> str:
+        """Return one line naming the profile and the rules it turns on."""
+        on = [rule for rule in RULES if getattr(self, rule)]
+        return f"{self.name} (max {self.max_plan_steps} steps; rules: {', '.join(on) or 'none'})"
+
+
+RULES: tuple[str, ...] = tuple(
+    field.name
+    for field in dataclasses.fields(ModelProfile)
+    if field.type in ("bool", bool) and field.name != "name"
+)
+"""The names of the on/off rules, as ``model.rules`` accepts them."""
+
+PROFILES: dict[str, ModelProfile] = {
+    "tiny": ModelProfile(
+        name="tiny",
+        max_plan_steps=3,
+        plan_examples=True,
+        cued_steps=True,
+        restate_statements=True,
+        force_planned_tool=True,
+        answer_from_last_step=True,
+        recall_through_tool=True,
+    ),
+    "standard": ModelProfile(name="standard"),
+}
+"""The named profiles."""
+
+
+def resolve_profile(name: str, rules: Mapping[str, bool] | None = None) -> ModelProfile:
+    """Return profile ``name`` with single ``rules`` turned on or off.
+
+    Raises:
+        ValueError: An unknown profile or rule name.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    rules = dict(rules or {})
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown:
+        raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are {', '.join(RULES)}")
+    changed = {rule: value for rule, value in rules.items() if getattr(profile, rule) != value}
+    if not changed:
+        return profile
+    label = profile.name + "".join(
+        f"{'+' if value else '-'}{rule}" for rule, value in sorted(changed.items())
+    )
+    return dataclasses.replace(profile, name=label, **changed)
+
+
+def profile_of_model(model: Any) -> ProfileName:
+    """Return the profile ``auto`` picks for a chat model: its own ``goalgraph_profile``, if it
+    names a profile, else ``standard``."""
+    stated = getattr(model, "goalgraph_profile", None)
+    return stated if stated in PROFILES else "standard"

@@ -1,0 +1,93 @@
+"""Model profiles: which rules run for which model, and what they change in a run."""
+
+from __future__ import annotations
+
+import pytest
+
+from goalgraph import AgentSpec
+from goalgraph.profiles import PROFILES, RULES, resolve_profile
+from goalgraph.resources import AgentResources
+from goalgraph.spec import SpecError
+from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
+
+
+def test_tiny_turns_every_rule_on_and_standard_none():
+    assert set(RULES) == {
+        "plan_examples",
+        "cued_steps",
+        "restate_statements",
+        "force_planned_tool",
+        "answer_from_last_step",
+        "recall_through_tool",
+    }
+    assert all(getattr(PROFILES["tiny"], rule) for rule in RULES)
+    assert not any(getattr(PROFILES["standard"], rule) for rule in RULES)
+    assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
+
+
+def test_single_rules_are_turned_on_and_off_over_a_profile():
+    profile = resolve_profile("standard", {"force_planned_tool": True, "cued_steps": False})
+    assert profile.force_planned_tool and not profile.cued_steps
+    assert profile.name == "standard+force_planned_tool"
+    assert resolve_profile("tiny", {"cued_steps": True}) is PROFILES["tiny"]
+    with pytest.raises(ValueError, match="unknown rule"):
+        resolve_profile("tiny", {"guess_harder": True})
+    with pytest.raises(ValueError, match="unknown profile"):
+        resolve_profile("huge")
+
+
+def test_the_spec_refuses_an_unknown_rule_and_names_the_rules():
+    with pytest.raises(SpecError, match=r"unknown rule.*force_planned_tool"):
+        AgentSpec(model={"rules": {"always_win": True}})
+
+
+@pytest.mark.parametrize(
+    ("spec", "model", "expected"),
+    [
+        ({}, None, "tiny"),  # the bundled 135M model, decided without loading it
+        ({"model": {"provider": "openai", "base_url": "http://127.0.0.1:1/v1"}}, None, "standard"),
+        ({}, ScriptedChatModel(), "standard"),  # a model given in code states nothing
+        ({}, ScriptedChatModel(goalgraph_profile="tiny"), "tiny"),
+        ({"model": {"profile": "standard"}}, None, "standard"),
+        ({"model": {"profile": "tiny"}}, ScriptedChatModel(), "tiny"),
+    ],
+)
+def test_auto_picks_the_profile_from_the_model(spec, model, expected):
+    res = AgentResources(AgentSpec(**spec), model=model)
+    assert res.profile().name == expected
+
+
+def test_final_answer_and_recall_follow_the_profile_unless_set():
+    tiny = AgentResources(AgentSpec())
+    assert tiny.answers_from_last_step() and not tiny.recalls_into_prompt()
+    standard = AgentResources(AgentSpec(), model=ScriptedChatModel())
+    assert not standard.answers_from_last_step() and standard.recalls_into_prompt()
+    pinned = AgentResources(AgentSpec(final_answer="last_step", memory={"recall": "tool"}))
+    assert pinned.answers_from_last_step() and not pinned.recalls_into_prompt()
+
+
+def test_the_standard_profile_lets_the_model_choose_its_tool_and_write_the_answer(make_agent):
+    agent, model = make_agent(
+        [
+            plan(("Compute 6*7", "calculator")),
+            tool_call("calculator", expression="6*7"),
+            final_answer("6*7 is 42"),
+        ],
+        profile="standard",
+        final_answer="auto",
+    )
+    result = agent.run("What is 6*7?")
+    assert result.status == "done" and result.answer == "6*7 is 42"
+    # Every tool and both pseudo-tools are offered on the first attempt, not the planned tool.
+    assert {"calculator", "step_done", "final_answer"} <= set(model.tool_names[1])
+    assert model.tool_names[2] == ["final_answer"]
+
+
+def test_the_tiny_profile_forces_the_planned_tool_and_answers_with_its_result(make_agent):
+    agent, model = make_agent(
+        [plan(("Compute 6*7", "calculator")), tool_call("calculator", expression="6*7")],
+        final_answer="auto",
+    )
+    result = agent.run("What is 6*7?")
+    assert result.status == "done" and result.answer == "42"
+    assert model.tool_names[1] == ["calculator"]
