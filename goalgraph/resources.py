@@ -179,7 +179,9 @@ class AgentResources:
         (``goalgraph.profiles.profile_of_model``), which loads a local model.
         """
         if self._profile is None:
-            self._profile = resolve_profile(self._profile_name(), self.spec.model.rules)
+            self._profile = resolve_profile(
+                self._profile_name() or "standard", self.spec.model.rules
+            )
         return self._profile
 
     async def aprofile(self) -> ModelProfile:
