@@ -3,6 +3,7 @@
 ```
 START → plan → think → safety_check ─allow→ act → reflect ─continue/next→ think
                   │            └─block──────────────→ reflect ─replan→ replan → think
+                  │                              replan found no other way─→ summarize_memory
                   ├─step_done / final_answer────────→ reflect ─end→ summarize_memory → END
                   └─context over budget→ summarize_memory → think
 ```
@@ -41,6 +42,7 @@ __all__ = [
     "graph",
     "route_after_plan",
     "route_after_reflect",
+    "route_after_replan",
     "route_after_safety",
     "route_after_summary",
     "route_after_think",
@@ -84,6 +86,11 @@ def route_after_reflect(state: AgentState) -> str:
     if route == "end" or not _running(state):
         return "summarize_memory"
     return "think"
+
+
+def route_after_replan(state: AgentState) -> str:
+    """Think about the revised plan, unless replan ended the run (it found no other way)."""
+    return "think" if _running(state) else "summarize_memory"
 
 
 def route_after_summary(state: AgentState) -> str:
@@ -151,7 +158,7 @@ def build_graph(
     builder.add_conditional_edges(
         "reflect", route_after_reflect, ["think", "replan", "summarize_memory"]
     )
-    builder.add_edge("replan", "think")
+    builder.add_conditional_edges("replan", route_after_replan, ["think", "summarize_memory"])
     builder.add_conditional_edges("summarize_memory", route_after_summary, ["think", END])
     compiled = builder.compile(checkpointer=checkpointer, store=store, name="goalgraph")
     compiled.resources = res  # type: ignore[attr-defined]

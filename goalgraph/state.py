@@ -195,3 +195,8 @@ class AgentState(TypedDict):
     """reflect's routing decision: ``continue``, ``next``, ``replan`` or ``end``."""
     feedback: NotRequired[str]
     """The latest failure or block reason, for think and replan to read."""
+    failure_counts: NotRequired[dict[str, int]]
+    """How often each failure (``goalgraph.progress.failure_key``: tool, arguments, error) has
+    been seen in the run: the no-progress check."""
+    stalled_attempts: NotRequired[int]
+    """Failed attempts since a plan step was last completed: the no-progress check."""

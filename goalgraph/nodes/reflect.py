@@ -10,18 +10,24 @@ Rules, in order:
   (one call per step, which suits small models); otherwise the agent continues on the step.
 * A failure (tool error, block, denial, model failure) counts an attempt on the step; after
   ``limits.max_step_attempts`` the agent replans, unless the replan budget is spent.
+* Before that, a failure that shows the run makes no progress (``goalgraph.progress``: the same
+  failing call seen ``limits.max_repeated_failures`` times, or ``limits.max_stalled_attempts``
+  failed attempts with no step completed) ends the run as ``failed``, "no progress: ...".
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
 from goalgraph.nodes.common import current_step
 from goalgraph.plan import next_step_id
+from goalgraph.progress import failure_key, no_progress_reason
 from goalgraph.resources import AgentResources
-from goalgraph.state import AgentState, PlanStep
+from goalgraph.safety import call_signature
+from goalgraph.state import AgentState, Observation, PlanStep
 
 __all__ = ["make_reflect_node"]
 
@@ -37,7 +43,13 @@ def make_reflect_node(res: AgentResources) -> Any:
                 step.update(status="done", result=result)
         steps: list[PlanStep] = plan  # type: ignore[assignment]
         following = next_step_id(steps)
-        update = {"plan": steps, "current_step": following, "route": "next", "feedback": ""}
+        update = {
+            "plan": steps,
+            "current_step": following,
+            "route": "next",
+            "feedback": "",
+            "stalled_attempts": 0,
+        }
         if following is None and res.answers_from_last_step():
             return {
                 **update,
@@ -48,13 +60,40 @@ def make_reflect_node(res: AgentResources) -> Any:
             }
         return update
 
-    def failed_attempt(state: AgentState, reason: str) -> dict[str, Any]:
+    def failed_attempt(
+        state: AgentState,
+        reason: str,
+        *,
+        tool: str | None = None,
+        args: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        failures = dict(state.get("failure_counts") or {})
+        key = failure_key(tool, args, error or reason)
+        failures[key] = failures.get(key, 0) + 1
+        stalled = (state.get("stalled_attempts") or 0) + 1
+        stuck = no_progress_reason(
+            repeats=failures[key],
+            max_repeats=limits.max_repeated_failures,
+            stalled=stalled,
+            max_stalled=limits.max_stalled_attempts,
+            tool=tool,
+            args=args,
+            error=error or reason,
+        )
         plan: list[dict[str, Any]] = [dict(step) for step in state.get("plan") or []]
         step = next((s for s in plan if s["id"] == state.get("current_step")), None)
-        if step is None:  # Answering after the last step: only the step limit bounds retries.
-            return {"route": "continue", "feedback": reason}
-        step["attempts"] += 1
-        update: dict[str, Any] = {"plan": plan, "feedback": reason, "route": "continue"}
+        progress = {"failure_counts": failures, "stalled_attempts": stalled, "feedback": reason}
+        if step is not None:
+            step["attempts"] += 1
+            progress["plan"] = plan
+        if stuck is not None:
+            if step is not None:
+                step["status"] = "failed"
+            return {**progress, "route": "end", "status": "failed", "status_reason": stuck}
+        if step is None:  # Answering after the last step: the step and no-progress limits bound it.
+            return {**progress, "route": "continue"}
+        update: dict[str, Any] = {**progress, "route": "continue"}
         if step["attempts"] < limits.max_step_attempts:
             return update
         counters = state.get("counters")
@@ -92,7 +131,16 @@ def make_reflect_node(res: AgentResources) -> Any:
             return complete_step(state, action["text"] or "done")
         verdict = state.get("verdict")
         if verdict is not None and verdict["decision"] == "block":
-            return failed_attempt(state, f"{action['tool']} was blocked: {verdict['reason']}")
+            error: str | None = verdict["reason"]
+            if verdict.get("rule") == "loop":  # A failed call proposed again fails again.
+                error = _last_error(state.get("observations") or [], action["tool"], action["args"])
+            return failed_attempt(
+                state,
+                f"{action['tool']} was blocked: {verdict['reason']}",
+                tool=action["tool"],
+                args=action["args"],
+                error=error or verdict["reason"],
+            )
         observation = next(
             (
                 o
@@ -103,10 +151,25 @@ def make_reflect_node(res: AgentResources) -> Any:
         )
         if observation is None or not observation["ok"]:
             error = observation["content"] if observation else "the tool call left no result"
-            return failed_attempt(state, f"{action['tool']} failed: {error}")
+            return failed_attempt(
+                state,
+                f"{action['tool']} failed: {error}",
+                tool=action["tool"],
+                args=action["args"],
+                error=error,
+            )
         step = current_step(state.get("plan") or [], state.get("current_step"))
         if step is not None and step["tool"] in (None, action["tool"]):
             return complete_step(state, observation["content"])
         return {"route": "continue", "feedback": ""}
 
     return reflect
+
+
+def _last_error(observations: list[Observation], tool: str | None, args: Any) -> str | None:
+    """Return the error of the latest run of this exact call, or ``None`` if it last succeeded."""
+    signature = call_signature(tool or "", args)
+    for observation in reversed(observations):
+        if call_signature(observation["tool"], observation["args"]) == signature:
+            return None if observation["ok"] else observation["content"]
+    return None

@@ -1,26 +1,79 @@
-"""replan: replace the failed step and the steps after it with a revised plan."""
+"""replan: replace the failed step and the steps after it with a revised plan.
+
+A revised plan whose next step is the failed step again (``goalgraph.progress.repeated_step``)
+would meet the same failure, so it is not accepted: the model is asked once more, told what it
+repeated; a second repeat ends the run as ``failed`` ("no progress: ...").
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
-from goalgraph.nodes.common import bump
+from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import fallback_plan, next_step_id, plan_schema, render_plan, steps_from_output
+from goalgraph.progress import NO_PROGRESS, FailedCall, describe_call, repeated_step
 from goalgraph.prompts import REPLAN_INSTRUCTIONS, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState, PlanStep
 
-__all__ = ["make_replan_node"]
+__all__ = ["failed_calls", "make_replan_node", "repeat_feedback"]
 
 log = logging.getLogger(__name__)
 
 
+def failed_calls(state: AgentState, step_id: int | None) -> list[FailedCall]:
+    """Return the calls that failed on step ``step_id``: its failed observations, and the last
+    proposed call when the policy or a human blocked it (blocked calls leave no observation)."""
+    calls = [
+        FailedCall(observation["tool"], observation["args"])
+        for observation in state.get("observations") or []
+        if observation["step_id"] == step_id and not observation["ok"]
+    ]
+    action, verdict = state.get("proposed_action"), state.get("verdict")
+    blocked = verdict is not None and verdict["decision"] == "block"
+    if action is not None and action["tool"] and blocked:
+        calls.append(FailedCall(action["tool"], action["args"]))
+    return calls
+
+
+def repeat_feedback(repeat: PlanStep, failed: PlanStep, why: str) -> str:
+    """Tell the replanner that its plan repeated the failed step, and what to do instead."""
+    tool = f" with {failed['tool']}" if failed["tool"] else ""
+    return (
+        f"Your new plan starts with step {failed['id']} again ({repeat['description']!r}{tool}), "
+        f"which failed ({why}). Do not repeat it: use another tool, other values, or other steps."
+    )
+
+
 def make_replan_node(res: AgentResources) -> Any:
     """Build the replan node over ``res``."""
+
+    async def revised_steps(
+        state: AgentState, prompt: list[BaseMessage], names: list[str], old: list[PlanStep]
+    ) -> list[PlanStep]:
+        """Ask the model for new steps after ``old``; the goal as one step if that fails."""
+        first_id = max((step["id"] for step in old), default=0) + 1
+        done_ids = [step["id"] for step in old if step["status"] == "done"]
+        profile = await res.aprofile()
+        try:
+            planner = (await res.achat_model()).with_structured_output(
+                plan_schema(names, max_steps=profile.max_plan_steps)
+            )
+            return steps_from_output(
+                await planner.ainvoke(prompt),
+                first_id=first_id,
+                known_ids=done_ids,
+                tool_names=names,
+                goal=state["goal"] if profile.restate_statements else None,
+                max_steps=profile.max_plan_steps,
+            )
+        except Exception as exc:  # Degrade to pursuing the goal directly.
+            log.warning("replanner failed (%s); pursuing the goal as one step", exc)
+            return fallback_plan(state["goal"], first_id=first_id)
 
     async def replan(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         """Mark the current step failed, skip what is left, and ask the model for new steps."""
@@ -33,31 +86,30 @@ def make_replan_node(res: AgentResources) -> Any:
                 step["status"] = "skipped"
         toolset = await res.toolset()
         names = [tool.name for tool in toolset.tools]
-        first_id = max((step["id"] for step in old), default=0) + 1
-        done_ids = [step["id"] for step in old if step["status"] == "done"]
-        prompt = [
+        why = state.get("feedback") or "unknown"
+        request = f"Goal: {state['goal']}\nPlan so far:\n{render_plan(old)}\n"
+        request += f"Why step {failed_id} failed: {why}"
+        prompt: list[BaseMessage] = [
             SystemMessage(REPLAN_INSTRUCTIONS.format(tools=render_tool_catalog(toolset.tools))),
-            HumanMessage(
-                f"Goal: {state['goal']}\nPlan so far:\n{render_plan(old)}\n"
-                f"Why step {failed_id} failed: {state.get('feedback') or 'unknown'}"
-            ),
+            HumanMessage(request),
         ]
-        profile = await res.aprofile()
-        try:
-            planner = (await res.achat_model()).with_structured_output(
-                plan_schema(names, max_steps=profile.max_plan_steps)
-            )
-            new_steps = steps_from_output(
-                await planner.ainvoke(prompt),
-                first_id=first_id,
-                known_ids=done_ids,
-                tool_names=names,
-                goal=state["goal"] if profile.restate_statements else None,
-                max_steps=profile.max_plan_steps,
-            )
-        except Exception as exc:  # Degrade to pursuing the goal directly.
-            log.warning("replanner failed (%s); pursuing the goal as one step", exc)
-            new_steps = fallback_plan(state["goal"], first_id=first_id)
+        new_steps = await revised_steps(state, prompt, names, old)
+        failed = current_step(old, failed_id)
+        calls = failed_calls(state, failed_id)
+        repeat = repeated_step(new_steps, failed, calls) if failed else None
+        if repeat is not None and failed is not None:  # Once more, told what it repeated.
+            log.info("the revised plan repeats failed step %s; asking again", failed_id)
+            prompt[-1] = HumanMessage(f"{request}\n{repeat_feedback(repeat, failed, why)}")
+            new_steps = await revised_steps(state, prompt, names, old)
+            if repeated_step(new_steps, failed, calls) is not None:
+                return {
+                    "plan": old,
+                    "current_step": None,
+                    "counters": bump(state, replans=1),
+                    "route": "end",
+                    "status": "failed",
+                    "status_reason": _no_other_way(failed, calls, why),
+                }
         plan = old + new_steps
         return {
             "plan": plan,
@@ -67,3 +119,13 @@ def make_replan_node(res: AgentResources) -> Any:
         }
 
     return replan
+
+
+def _no_other_way(failed: PlanStep, calls: list[FailedCall], why: str) -> str:
+    tool = f" with {failed['tool']}" if failed["tool"] else ""
+    last = f", last call {describe_call(calls[-1].tool, calls[-1].args)}" if calls else ""
+    return (
+        f"{NO_PROGRESS}the agent could not find another way to do step {failed['id']} "
+        f"({failed['description'][:120]!r}{tool}): the revised plan repeated it twice"
+        f"{last}; it failed with: {why[:300]}"
+    )
