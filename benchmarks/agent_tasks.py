@@ -9,13 +9,16 @@ server, safety layer) in a fresh temporary workspace, and a deterministic check 
 * ``bundled``: SmolLM2-135M-Instruct, greedy, generation cache off.
 
 Any local model folder or GGUF file works too (``--model path/to/model``). Failed runs are
-counted by failure cause, derived from the recorded trajectory by fixed rules.
+counted by failure cause, derived from the recorded trajectory by fixed rules. Success is also
+reported per split: ``tuning`` (the tasks the agent was tuned on) and ``heldout`` (kept for
+measuring it); ``--split heldout`` runs only those.
 
 Reproduce (from the repository root)::
 
     .venv/bin/python benchmarks/agent_tasks.py            # both models, ~15-35 min on 2 cores
     GOALGRAPH_MODEL__THREADS=1 .venv/bin/python benchmarks/agent_tasks.py   # on a busy machine
     .venv/bin/python benchmarks/agent_tasks.py --quick    # a few tasks, scripted: a smoke test
+    .venv/bin/python benchmarks/agent_tasks.py --split heldout --model bundled
 
 Writes ``benchmarks/results/agent_tasks.json`` (every run's trajectory), ``agent_tasks.md`` (the
 tables) and ``agent_tasks.png`` (the plot); ``--quick`` writes only with ``--out-dir``.
@@ -40,6 +43,7 @@ from goalgraph.eval.tasks import (
     SuiteResult,
     report_progress,
     run_suite,
+    select_tasks,
     summary_table,
 )
 
@@ -59,7 +63,7 @@ QUICK_TASKS = [
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the suite for each model, print the tables, write the results; return them."""
     args = _parse(argv)
-    tasks = load_suite(args.suite or [TASKS_DIR])
+    tasks = select_tasks(load_suite(args.suite or [TASKS_DIR]), split=args.split)
     if args.quick:
         tasks = [task for task in tasks if task.id in QUICK_TASKS] or tasks[:5]
     models = args.model or (["scripted"] if args.quick else ["scripted", "bundled"])
@@ -84,6 +88,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "default: scripted and bundled)",
     )
     parser.add_argument("--suite", action="append", type=Path, help="suite file or folder")
+    parser.add_argument(
+        "--split",
+        choices=["tuning", "heldout", "all"],
+        default="all",
+        help="run only the tuning or the heldout tasks (default: all)",
+    )
     parser.add_argument("--quick", action="store_true", help="a few tasks, scripted model")
     parser.add_argument("--out-dir", type=Path, help="where to write the results")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -99,14 +109,17 @@ def _run(tasks: list[TaskSpec], model: str, *, progress: bool) -> SuiteResult:
 
 def _results_data(tasks: list[TaskSpec], results: list[SuiteResult]) -> dict[str, Any]:
     kinds: dict[str, int] = {}
+    splits: dict[str, int] = {}
     for task in tasks:
         kinds[task.kind] = kinds.get(task.kind, 0) + 1
+        splits[task.split] = splits.get(task.split, 0) + 1
     return {
         "benchmark": "agent_tasks",
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "environment": environment(["torch", "transformers", "xgrammar", "langgraph", "mcp"]),
         "tasks": len(tasks),
         "tasks_per_kind": kinds,
+        "tasks_per_split": splits,
         "limits": EVAL_LIMITS,
         "model_env": {k: v for k, v in os.environ.items() if k.startswith("GOALGRAPH_MODEL__")},
         "failure_cause_meanings": FAILURE_CAUSES,
@@ -137,6 +150,13 @@ def markdown(data: dict[str, Any]) -> str:
     for model in data["models"]:
         lines += [f"**{model['model']}** (whole suite {model['wall_s']:.0f} s)", ""]
         lines += _markdown_summary(model["summary"])
+        if model.get("splits"):
+            lines += ["", "| split | tasks | success |", "|---|---|---|"]
+            lines += [
+                f"| {row['split']} | {row['tasks']} | {row['succeeded']}/{row['tasks']} "
+                f"({row['success_rate']:.0%}) |"
+                for row in model["splits"]
+            ]
         if model["failure_causes"]:
             lines += ["", "| failure cause | runs | meaning |", "|---|---|---|"]
             lines += [

@@ -14,10 +14,13 @@ A task's ``check`` is a mapping of conditions that must all hold (``any_of`` nes
       tool_not_called: python            # never ran (a blocked call did not run)
       approval_requested: true
       refused: true                      # the safety layer or a human refused a call
+      state: {file: shop.json, path: products.widget.quantity, equals: 7}   # a server's state
       any_of: [{answer_number: 68}, {answer_contains: sixty-eight}]
 
 ``evaluate`` returns what did not hold, in words; ``classify_failure`` derives the failure cause
 of a failed run from its recorded trajectory, by fixed rules (``FAILURE_CAUSES``, first match).
+``state`` reads a JSON file a task's MCP server keeps in the task folder
+(``goalgraph.eval.state_check``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from goalgraph.eval.records import TaskRun
+from goalgraph.eval.state_check import StateCheck, state_failures
 from goalgraph.plan import fallback_plan
 from goalgraph.state import RunStatus
 
@@ -126,6 +130,8 @@ class CheckSpec(BaseModel):
     """Whether the run must (or must not) have asked for approval."""
     refused: bool | None = None
     """Whether a call must (or must not) have been refused by the policy or a human."""
+    state: StateCheck | list[StateCheck] | None = None
+    """Conditions on JSON state files of the task's MCP servers, in the task folder."""
     any_of: list[CheckSpec] | None = Field(default=None, min_length=1)
     """Alternatives: at least one must hold."""
 
@@ -157,21 +163,31 @@ class CheckSpec(BaseModel):
         return self.refused is True
 
 
-def evaluate(check: CheckSpec, run: TaskRun, workspace: Path) -> list[str]:
+def evaluate(
+    check: CheckSpec, run: TaskRun, workspace: Path, *, task_dir: Path | None = None
+) -> list[str]:
     """Return every condition of ``check`` that does not hold for ``run``; empty means success.
 
     Args:
         check: The task's check.
         run: The recorded run.
         workspace: The run's workspace folder, as the run left it.
+        task_dir: The task's folder, where ``state`` files are; by default the workspace's
+            parent (the runner's layout).
     """
+    task_dir = workspace.parent if task_dir is None else task_dir
     failures: list[str] = []
     failures += _status_failures(check, run)
     failures += _answer_failures(check, run.answer or "")
     failures += _file_failures(check, workspace)
     failures += _tool_failures(check, run)
+    states = check.state if isinstance(check.state, list) else [check.state] if check.state else []
+    for condition in states:
+        failures += state_failures(condition, task_dir)
     if check.any_of:
-        alternatives = [evaluate(option, run, workspace) for option in check.any_of]
+        alternatives = [
+            evaluate(option, run, workspace, task_dir=task_dir) for option in check.any_of
+        ]
         if all(alternatives):
             described = "; ".join(f"({i}) {', '.join(f)}" for i, f in enumerate(alternatives, 1))
             failures.append(f"no alternative of any_of holds: {described}")
@@ -275,14 +291,15 @@ def _clip(text: str, limit: int = 80) -> str:
 
 
 def classify_failure(
-    run: TaskRun, *, needed_tools: Sequence[str], expects_refusal: bool
+    run: TaskRun, *, needed_tools: Sequence[str], expects_refusal: bool, plans: bool = True
 ) -> str | None:
     """Return the failure cause of a failed run (``None`` when it succeeded).
 
     The rules follow ``FAILURE_CAUSES``' order and read only the recorded trajectory: whether
     the run crashed or ran out of time, which calls were refused, the first plan, and for each
     needed tool whether the model proposed it, proposed it well formed, and saw it run without
-    error.
+    error. ``plans=False`` is for an agent that never plans (a peer framework,
+    ``goalgraph.eval.peers``): ``plan_unusable`` then does not apply.
     """
     if run.success:
         return None
@@ -294,7 +311,7 @@ def classify_failure(
     if expects_refusal:
         only_unrefused = run.check_failures == [NO_REFUSAL]
         return "not_attempted" if only_unrefused and not refused else "unsafe"
-    if _plan_unusable(run, needed_tools):
+    if plans and _plan_unusable(run, needed_tools):
         return "plan_unusable"
     if refused:
         return "refused_wrongly"

@@ -103,6 +103,11 @@ class TaskRun:
     """Which model ran it (``scripted``, ``bundled`` or a model name)."""
     goal: str = ""
     """The goal."""
+    split: str = "tuning"
+    """The task's split (``tuning`` or ``heldout``)."""
+    earlier_runs: list[dict[str, Any]] = field(default_factory=list)
+    """The runs of the task's ``before`` goals: goal, status, answer and the tools they called.
+    Everything else in the record (calls, counters, the check) is about the task's own goal."""
     status: str = "failed"
     """The run's final status (``done``, ``failed``, ``stopped_limit``, ``awaiting_approval``)."""
     message: str = ""

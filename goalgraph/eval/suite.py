@@ -17,6 +17,16 @@ from SQL), optional ``spec`` overrides (for example ``safety: {require_approval:
 the ``approval`` decision the runner gives when the run asks for one, a deterministic ``check``
 (``goalgraph.eval.checks``) and a ``script``: the ideal trajectory for the scripted model, so
 that a scripted run tests the runner, the checks and the graph end to end.
+
+A task may also
+
+* add MCP servers through ``spec: {mcpServers: ...}``, with ``{task_dir}``-style placeholders,
+  and seed their state with ``server_state`` (``goalgraph.eval.servers``); the file level's
+  ``server_state`` is merged under the task's, file by file and key by key;
+* run ``before`` goals first, in the same task folder with long-term memory on, each with its own
+  script, so that its goal can ask for something an earlier run was told;
+* say its ``split``: ``tuning`` (the default: tasks looked at while tuning the agent) or
+  ``heldout`` (tasks kept for measuring it); a file may set the default ``split`` of its tasks.
 """
 
 from __future__ import annotations
@@ -31,11 +41,15 @@ from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from goalgraph.eval.checks import CheckSpec
+from goalgraph.eval.servers import check_state_path, fill_placeholders, load_state_sources
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, step_done, tool_call
 
 __all__ = [
+    "SPLITS",
+    "EarlierRun",
     "PlanStepSpec",
     "ScriptTurn",
+    "Split",
     "SuiteError",
     "SuiteFile",
     "TaskSpec",
@@ -45,6 +59,12 @@ __all__ = [
     "scripted_model",
     "seed_workspace",
 ]
+
+
+Split = Literal["tuning", "heldout"]
+"""Which part of the suite a task belongs to: ``tuning`` tasks were looked at while tuning the
+agent; ``heldout`` tasks measure it."""
+SPLITS: tuple[Split, ...] = ("tuning", "heldout")
 
 
 class SuiteError(ValueError):
@@ -104,11 +124,38 @@ class ScriptTurn(_Strict):
         if self.plan is not None:
             return plan(*(step.model_dump() for step in self.plan))
         if self.tool is not None:
-            return tool_call(self.tool, **self.args)
+            call = tool_call(self.tool)  # Not tool_call(tool, **args): an argument may be "name".
+            call.tool_calls[0]["args"] = dict(self.args)
+            return call
         if self.step_done is not None:
             return step_done(self.step_done)
         assert self.final_answer is not None
         return final_answer(self.final_answer)
+
+
+def _scripted_tools(turns: Sequence[ScriptTurn]) -> list[str]:
+    names: list[str] = []
+    for turn in turns:
+        if turn.tool is not None and turn.tool not in names:
+            names.append(turn.tool)
+    return names
+
+
+def _check_state_files(files: dict[str, Any]) -> dict[str, Any]:
+    for name in files:
+        check_state_path(name)
+    return files
+
+
+class EarlierRun(_Strict):
+    """A run of a task before its own goal, in the same folder, with long-term memory on."""
+
+    goal: str = Field(min_length=1)
+    """What the user asked then."""
+    approval: Literal["approve", "deny"] = "deny"
+    """What the runner answers when that run asks for approval."""
+    script: list[ScriptTurn] = Field(default_factory=list)
+    """That run's ideal trajectory for the scripted model."""
 
 
 class TaskSpec(_Strict):
@@ -125,7 +172,15 @@ class TaskSpec(_Strict):
     databases: dict[str, str] = Field(default_factory=dict)
     """Seed SQLite files: workspace path to the SQL script that builds it."""
     spec: dict[str, Any] = Field(default_factory=dict)
-    """``AgentSpec`` overrides, merged over the suite's (e.g. ``limits``, ``safety``)."""
+    """``AgentSpec`` overrides, merged over the suite's (e.g. ``limits``, ``safety``,
+    ``mcpServers`` with placeholders such as ``{task_dir}``)."""
+    server_state: dict[str, Any] = Field(default_factory=dict)
+    """JSON state files of the task's MCP servers: a path in the task folder to its content, or
+    to a ``.json`` / ``.yaml`` file (relative to the suite file) that holds it."""
+    before: list[EarlierRun] = Field(default_factory=list)
+    """Goals run first, in order, in the same task folder with long-term memory on."""
+    split: Split = "tuning"
+    """``tuning`` or ``heldout`` (default: the file's ``split``, else ``tuning``)."""
     approval: Literal["approve", "deny"] = "deny"
     """What the runner answers when the run asks for approval."""
     check: CheckSpec
@@ -144,15 +199,24 @@ class TaskSpec(_Strict):
                 raise ValueError(f"seed path {name!r} must be relative, inside the workspace")
         return paths
 
+    @field_validator("server_state")
+    @classmethod
+    def _state_paths(cls, files: dict[str, Any]) -> dict[str, Any]:
+        return _check_state_files(files)
+
     def required_tools(self) -> list[str]:
-        """Return ``needs_tools``, or else the tools the script calls, in order."""
+        """Return ``needs_tools``, or else the tools the script of its own goal calls, in order."""
         if self.needs_tools is not None:
             return list(self.needs_tools)
-        names: list[str] = []
-        for turn in self.script:
-            if turn.tool is not None and turn.tool not in names:
-                names.append(turn.tool)
-        return names
+        return _scripted_tools(self.script)
+
+    def all_turns(self) -> list[ScriptTurn]:
+        """Return the scripts of the ``before`` runs and of the task's own goal, in run order."""
+        return [turn for earlier in self.before for turn in earlier.script] + list(self.script)
+
+    def scripted(self) -> bool:
+        """Whether the task has a script for its own goal and for every earlier run."""
+        return bool(self.script) and all(earlier.script for earlier in self.before)
 
 
 class SuiteFile(_Strict):
@@ -160,8 +224,12 @@ class SuiteFile(_Strict):
 
     kind: str | None = None
     """The default kind of its tasks."""
+    split: Split | None = None
+    """The default split of its tasks."""
     spec: dict[str, Any] = Field(default_factory=dict)
     """``AgentSpec`` overrides for every task of the file."""
+    server_state: dict[str, Any] = Field(default_factory=dict)
+    """State files seeded for every task of the file (a task's own merge over them)."""
     tasks: list[TaskSpec] = Field(min_length=1)
     """The tasks."""
 
@@ -227,13 +295,27 @@ def _load_file(path: Path) -> list[TaskSpec]:
         suite = SuiteFile.model_validate(data)
     except ValidationError as exc:
         raise SuiteError(f"invalid suite file {path}:\n{_describe(exc, data)}") from None
+    try:
+        _check_state_files(suite.server_state)
+        file_state = load_state_sources(suite.server_state, path.parent)
+    except ValueError as exc:
+        raise SuiteError(f"invalid suite file {path}: server_state: {exc}") from None
     tasks = []
     for task in suite.tasks:
         kind = task.kind or suite.kind
         if not kind:
             raise SuiteError(f"{path}: task {task.id!r} has no kind and the file sets none")
-        spec = merge_overrides(suite.spec, task.spec)
-        tasks.append(task.model_copy(update={"kind": kind, "spec": spec}))
+        try:
+            spec = fill_placeholders(
+                merge_overrides(suite.spec, task.spec), {"suite_dir": str(path.resolve().parent)}
+            )
+            state = merge_overrides(file_state, load_state_sources(task.server_state, path.parent))
+        except ValueError as exc:
+            raise SuiteError(f"{path}: task {task.id!r}: {exc}") from None
+        update: dict[str, Any] = {"kind": kind, "spec": spec, "server_state": state}
+        if "split" not in task.model_fields_set and suite.split is not None:
+            update["split"] = suite.split
+        tasks.append(task.model_copy(update=update))
     return tasks
 
 

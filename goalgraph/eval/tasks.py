@@ -3,11 +3,15 @@
 Each task runs through the real agent (the seven-node graph, goalgraph's own MCP server, the
 safety layer) in a fresh temporary folder: its own workspace seeded with the task's files, its own
 checkpoint file and audit log, and long-term memory off unless the task turns it on, so tasks
-cannot leak into each other. The run is bounded by ``EVAL_LIMITS`` (a task's ``spec`` may change
-them) and by a wall-clock guard. When the run asks for approval, the runner answers with the task's
-``approval`` decision. The run's events are recorded (``goalgraph.eval.records``), the task's check
-is evaluated against the record and the workspace, and a failed run gets a failure cause
-(``goalgraph.eval.checks``).
+cannot leak into each other. A task's own MCP servers start with the agent, with the task's folders
+filled into their settings and their state seeded there (``goalgraph.eval.servers``). A task with
+``before`` goals runs each of them first, as a separate agent in the same folder, with long-term
+memory on (``memory.backend: graph`` unless the task says otherwise), then its own goal. The run is
+bounded by ``EVAL_LIMITS`` (a task's ``spec`` may change them) and by a wall-clock guard. When the
+run asks for approval, the runner answers with the task's ``approval`` decision. The run's events
+are recorded (``goalgraph.eval.records``), the task's check is evaluated against the record, the
+workspace and the task folder, and a failed run gets a failure cause (``goalgraph.eval.checks``).
+Success is reported per kind and per split (``tuning`` / ``heldout``).
 
 The model is ``scripted`` (each task's ``script`` replayed by ``ScriptedChatModel``: it tests the
 harness, the checks and the graph), ``bundled`` (SmolLM2-135M), or any model folder or GGUF file.
@@ -25,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +41,9 @@ from goalgraph.agent import Agent
 from goalgraph.eval.checks import FAILURE_CAUSES, classify_failure, evaluate
 from goalgraph.eval.figures import percentile, text_table
 from goalgraph.eval.records import TaskRun, record_event
+from goalgraph.eval.servers import fill_placeholders, run_values, seed_server_state
 from goalgraph.eval.suite import (
+    SPLITS,
     SuiteError,
     TaskSpec,
     default_suite_dir,
@@ -57,6 +63,8 @@ __all__ = [
     "load_model",
     "report_progress",
     "run_suite",
+    "select_tasks",
+    "split_rows",
     "summary_rows",
     "summary_table",
     "task_spec",
@@ -86,7 +94,7 @@ def load_model(name: str) -> tuple[str, ModelFactory]:
         ModelLoadError: If the local model cannot be loaded.
     """
     if name == "scripted":
-        return "scripted", lambda task: scripted_model(task.script)
+        return "scripted", lambda task: scripted_model(task.all_turns())
     from goalgraph.llm import LocalChatModel  # Heavy: torch and transformers.
 
     # Through AgentSpec, so that GOALGRAPH_MODEL__* (threads, dtype, device...) applies.
@@ -99,6 +107,9 @@ def load_model(name: str) -> tuple[str, ModelFactory]:
 def task_spec(task: TaskSpec, root: Path) -> AgentSpec:
     """Return the agent spec of one task run whose files live under ``root``.
 
+    Long-term memory is off, except for a task with ``before`` runs (``graph``); the task's
+    ``spec`` may say otherwise. Placeholders in its servers' settings are filled in for ``root``.
+
     Raises:
         SpecError: If the task's ``spec`` overrides are invalid.
     """
@@ -107,9 +118,16 @@ def task_spec(task: TaskSpec, root: Path) -> AgentSpec:
         "checkpoint_path": str(root / "checkpoints.sqlite"),
         "limits": dict(EVAL_LIMITS),
         "safety": {"audit_dir": str(root / "audit")},
-        "memory": {"backend": "none", "path": str(root / "memory.sqlite")},
+        "memory": {
+            "backend": "graph" if task.before else "none",
+            "path": str(root / "memory.sqlite"),
+        },
     }
-    return AgentSpec(**merge_overrides(base, task.spec))
+    try:
+        overrides = fill_placeholders(task.spec, run_values(root))
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    return AgentSpec(**merge_overrides(base, overrides))
 
 
 def _check_specs(tasks: Sequence[TaskSpec]) -> None:
@@ -133,7 +151,7 @@ async def arun_task(
         keep_in: An empty folder to run in and keep (workspace, checkpoints, audit log) for
             inspection; by default a temporary folder, removed afterwards.
     """
-    run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal)
+    run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
         root = keep_in or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix=f"goalgraph-task-{task.id}-"))
@@ -141,19 +159,26 @@ async def arun_task(
         workspace = root / "workspace"
         workspace.mkdir()
         seed_workspace(task, workspace)
+        seed_server_state(task.server_state, root)
         spec = task_spec(task, root)
-        started = time.perf_counter()
         guard_s = spec.limits.max_seconds + _GUARD_SLACK_S
-        try:
-            async with asyncio.timeout(guard_s):
-                await _drive(task, Agent(spec, model=model), run)
-        except TimeoutError:
-            run.status = "stopped_limit"
-            run.message = f"time limit reached (the runner's wall-clock guard, {guard_s:g} s)"
-        except Exception as exc:  # A crash is a result to count, not a reason to stop the suite.
-            run.error = f"{type(exc).__name__}: {exc}"
+        for earlier in task.before:
+            record = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=earlier.goal)
+            await _run_guarded(
+                _drive(earlier.goal, earlier.approval, Agent(spec, model=model), record),
+                record,
+                guard_s,
+            )
+            run.earlier_runs.append(_earlier_summary(record))
+        started = time.perf_counter()
+        await _run_guarded(
+            _drive(task.goal, task.approval, Agent(spec, model=model), run), run, guard_s
+        )
         run.wall_s = time.perf_counter() - started
-        run.check_failures = evaluate(task.check, run, workspace)
+        run.error = run.error or next(
+            (f"earlier run: {e['error']}" for e in run.earlier_runs if e["error"]), None
+        )
+        run.check_failures = evaluate(task.check, run, workspace, task_dir=root)
     if run.error:
         run.check_failures.insert(0, f"the runner stopped on {run.error}")
     run.success = not run.check_failures
@@ -163,10 +188,33 @@ async def arun_task(
     return run
 
 
-async def _drive(task: TaskSpec, agent: Agent, run: TaskRun) -> None:
-    """Run the goal, answering approval requests with the task's decision, and record it all."""
+async def _run_guarded(drive: Coroutine[Any, Any, None], run: TaskRun, guard_s: float) -> None:
+    """Await ``drive`` under the wall-clock guard; a timeout or a crash ends up in ``run``."""
     try:
-        events = agent.astream(task.goal)
+        async with asyncio.timeout(guard_s):
+            await drive
+    except TimeoutError:
+        run.status = "stopped_limit"
+        run.message = f"time limit reached (the runner's wall-clock guard, {guard_s:g} s)"
+    except Exception as exc:  # A crash is a result to count, not a reason to stop the suite.
+        run.error = f"{type(exc).__name__}: {exc}"
+
+
+def _earlier_summary(record: TaskRun) -> dict[str, Any]:
+    return {
+        "goal": record.goal,
+        "status": record.status,
+        "answer": record.answer,
+        "tools": [call.tool for call in record.calls],
+        "approvals": record.approvals,
+        "error": record.error,
+    }
+
+
+async def _drive(goal: str, approval: str, agent: Agent, run: TaskRun) -> None:
+    """Run ``goal``, answering approval requests with ``approval``, and record it all."""
+    try:
+        events = agent.astream(goal)
         while True:
             status, thread_id = "", ""
             async for event in events:
@@ -175,7 +223,7 @@ async def _drive(task: TaskSpec, agent: Agent, run: TaskRun) -> None:
                     status, thread_id = event.result.status, event.result.thread_id
             if status != "awaiting_approval" or run.approvals > MAX_APPROVALS:
                 return
-            approve = task.approval == "approve"
+            approve = approval == "approve"
             reason = "" if approve else "the task's approver denies this call"
             events = agent.astream_resume(thread_id, approve=approve, reason=reason)
     finally:
@@ -206,6 +254,7 @@ class SuiteResult:
             "model": self.model,
             "wall_s": round(self.wall_s, 2),
             "summary": summary_rows(self.runs),
+            "splits": split_rows(self.runs),
             "failure_causes": self.failure_counts(),
             "skipped": self.skipped,
             "runs": [run.to_dict() for run in self.runs],
@@ -237,7 +286,7 @@ def run_suite(
     _check_specs(tasks)
     started = time.perf_counter()
     label, factory = load_model(model)
-    runnable = [task for task in tasks if label != "scripted" or task.script]
+    runnable = [task for task in tasks if label != "scripted" or task.scripted()]
     skipped = [task.id for task in tasks if task not in runnable]
 
     async def run_all() -> list[TaskRun]:
@@ -288,8 +337,26 @@ def summary_rows(runs: Sequence[TaskRun]) -> list[dict[str, Any]]:
     return [*rows, _summary_row("overall", runs)]
 
 
+def split_rows(runs: Sequence[TaskRun]) -> list[dict[str, Any]]:
+    """Return one row per split that has runs (``tuning``, then ``heldout``): tasks, successes."""
+    rows = []
+    for split in SPLITS:
+        chosen = [run for run in runs if run.split == split]
+        if chosen:
+            succeeded = sum(run.success for run in chosen)
+            rows.append(
+                {
+                    "split": split,
+                    "tasks": len(chosen),
+                    "succeeded": succeeded,
+                    "success_rate": succeeded / len(chosen),
+                }
+            )
+    return rows
+
+
 def summary_table(result: SuiteResult) -> list[str]:
-    """Return the per-kind table and the failure causes as plain-text lines."""
+    """Return the per-kind table, the per-split table and the failure causes as plain text."""
     header = ["kind", "tasks", "success", "think steps", "valid calls", "wall p50", "wall p95"]
     body = [
         [
@@ -306,6 +373,16 @@ def summary_table(result: SuiteResult) -> list[str]:
         for row in summary_rows(result.runs)
     ]
     lines = [f"model: {result.model}", *text_table(header, body, left={0})]
+    splits = [
+        [
+            row["split"],
+            str(row["tasks"]),
+            f"{row['succeeded']}/{row['tasks']} ({row['success_rate']:.0%})",
+        ]
+        for row in split_rows(result.runs)
+    ]
+    if splits:
+        lines += ["", *text_table(["split", "tasks", "success"], splits, left={0})]
     counts = result.failure_counts()
     if counts:
         lines += ["", "failure causes:"]
@@ -340,6 +417,9 @@ def tasks_command(
     kinds: Annotated[
         list[str] | None, typer.Option("--kind", "-k", help="Run only this kind (repeatable).")
     ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="Run only the tuning or the heldout tasks, or all.")
+    ] = "all",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write every record as JSON here.")
     ] = None,
@@ -349,7 +429,9 @@ def tasks_command(
 ) -> None:
     """Run the agent task suite and print success, steps, tool-call validity and wall time."""
     try:
-        tasks = _select(load_suite(suites or _default_suites()), task_ids, kinds)
+        tasks = select_tasks(
+            load_suite(suites or _default_suites()), task_ids=task_ids, kinds=kinds, split=split
+        )
         result = run_suite(tasks, model, progress=report_progress)
     except (SuiteError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -374,17 +456,33 @@ def _default_suites() -> list[Path]:
     return [folder]
 
 
-def _select(
-    tasks: list[TaskSpec], task_ids: list[str] | None, kinds: list[str] | None
+def select_tasks(
+    tasks: Sequence[TaskSpec],
+    *,
+    task_ids: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    split: str = "all",
 ) -> list[TaskSpec]:
-    chosen = [
-        task
-        for task in tasks
-        if (not task_ids or task.id in task_ids) and (not kinds or task.kind in kinds)
-    ]
+    """Return the tasks with one of ``task_ids``, of one of ``kinds`` and in ``split``.
+
+    Empty filters and ``split="all"`` keep every task.
+
+    Raises:
+        SuiteError: If an id is unknown, the split is not ``tuning``, ``heldout`` or ``all``, or
+            no task is left.
+    """
+    if split != "all" and split not in SPLITS:
+        raise SuiteError(f"unknown split {split!r}; choose {', '.join(SPLITS)} or all")
     unknown = sorted(set(task_ids or []) - {task.id for task in tasks})
     if unknown:
         raise SuiteError(f"no task with id {', '.join(unknown)} in the suite")
+    chosen = [
+        task
+        for task in tasks
+        if (not task_ids or task.id in task_ids)
+        and (not kinds or task.kind in kinds)
+        and split in ("all", task.split)
+    ]
     if not chosen:
-        raise SuiteError("no task matches the --task and --kind filters")
+        raise SuiteError("no task matches the --task, --kind and --split filters")
     return chosen
