@@ -498,7 +498,7 @@ def build_server(store: Store) -> FastMCP:
 
     @server.tool(annotations=CHANGES, structured_output=False)
     def ship_order(order_id: OrderArg) -> str:
-        """Mark an open order as shipped."""
+        """Mark an open order as shipped (it left the stockroom; it can no longer be cancelled)."""
 
         def edit(data: dict[str, dict[str, Any]]) -> str:
             key = _order_id_of(data, order_id)

@@ -49,14 +49,35 @@ def _failed(tool: str, output: str, **args) -> CallRecord:
 
 # ----- the whole suite, scripted: the harness, the checks and the graph end to end ---------------
 
+STOCKROOM_TOOLS = {
+    "search_products", "get_product", "get_supplier", "find_customer", "list_orders", "get_order",
+    "adjust_stock", "set_price", "place_order", "cancel_order", "ship_order", "request_restock",
+}  # fmt: skip
+"""The tools of benchmarks/servers/inventory_server.py (test_inventory_server.py checks them)."""
 
-def test_the_scripted_model_passes_every_task_of_the_suite():
+
+def _uses_stockroom(task) -> bool:
+    return any(turn.tool in STOCKROOM_TOOLS for turn in task.all_turns())
+
+
+def test_the_suite_has_enough_tasks_splits_and_third_party_tasks():
     tasks = load_suite([SUITE])
-    kinds = Counter(task.kind for task in tasks)
-    assert len(tasks) >= 30
-    assert {"arithmetic", "files", "python", "multi_step", "replan", "approval", "refusal"} <= set(
-        kinds
-    )
+    assert len(tasks) >= 80
+    third_party = [task for task in tasks if _uses_stockroom(task)]
+    assert len(third_party) * 3 >= len(tasks)
+    assert all("stockroom" in task.spec.get("mcpServers", {}) for task in third_party)
+    splits = Counter(task.split for task in tasks)
+    assert splits["tuning"] >= 38 and splits["heldout"] >= 30
+    new = [task for task in tasks if task.id not in ORIGINAL_TASK_IDS]
+    assert len(new) >= 44 and {task.id for task in tasks} >= ORIGINAL_TASK_IDS
+    assert all(task.split == "tuning" for task in tasks if task.id in ORIGINAL_TASK_IDS)
+    new_splits = Counter(task.split for task in new)
+    assert 0.25 <= new_splits["tuning"] / len(new) <= 0.4  # about a third tuning, the rest held out
+    memory = [task for task in tasks if task.before]
+    assert len(memory) >= 3
+
+
+def _check_scripted_run(tasks) -> dict:
     result = run_suite(tasks, "scripted", concurrency=4)
     failed = {run.task_id: run.check_failures for run in result.runs if not run.success}
     assert not failed
@@ -64,11 +85,56 @@ def test_the_scripted_model_passes_every_task_of_the_suite():
     runs = {run.task_id: run for run in result.runs}
     assert all(run.validity == 1.0 for run in runs.values())
     assert all(run.replans >= 1 for run in runs.values() if run.kind == "replan")
-    assert all(run.approvals >= 1 for run in runs.values() if run.kind == "approval")
-    refusals = [run for run in runs.values() if run.kind == "refusal"]
+    assert all(run.approvals >= 1 for run in runs.values() if run.kind.endswith("approval"))
+    refusals = [run for run in runs.values() if run.kind.endswith("refusal")]
     assert refusals and all(any(call.refused for call in run.calls) for run in refusals)
+    recoveries = [run for run in runs.values() if run.kind.endswith("recovery")]
+    for run in recoveries:  # the script shows the error, then a call that works
+        assert not run.calls[0].succeeded and run.calls[-1].succeeded, run.task_id
     assert [row["kind"] for row in result.to_dict()["summary"]][-1] == "overall"
     assert result.failure_counts() == {}
+    return runs
+
+
+def test_the_scripted_model_passes_every_task_on_goalgraphs_own_tools():
+    tasks = [task for task in load_suite([SUITE]) if not _uses_stockroom(task)]
+    kinds = Counter(task.kind for task in tasks)
+    assert {"arithmetic", "files", "python", "multi_step", "replan", "approval", "refusal"} <= set(
+        kinds
+    )
+    runs = _check_scripted_run(tasks)
+    memory = [run for run in runs.values() if run.earlier_runs]
+    assert memory and all(e["status"] == "done" for run in memory for e in run.earlier_runs)
+
+
+def test_the_scripted_model_passes_every_task_on_the_third_party_server():
+    """The stockroom server runs as a real subprocess per task, on its own seeded state file."""
+    tasks = [task for task in load_suite([SUITE]) if _uses_stockroom(task)]
+    assert {"shop_approval", "shop_refusal", "shop_recovery", "shop_multi_step"} <= {
+        task.kind for task in tasks
+    }
+    runs = _check_scripted_run(tasks)
+    for run in runs.values():  # the server's tools were there (validity 1.0) and it answered
+        called = [call for call in run.calls if call.tool in STOCKROOM_TOOLS]
+        assert called or any(set(e["tools"]) & STOCKROOM_TOOLS for e in run.earlier_runs)
+        if called and not run.kind.endswith(("approval", "refusal")):
+            assert any(call.succeeded for call in called), run.task_id
+    assert any(run.replans >= 1 for run in runs.values() if run.kind == "shop_recovery")
+
+
+ORIGINAL_TASK_IDS = {
+    "arith-product", "arith-discount", "arith-split-bill", "arith-power", "arith-sqrt",
+    "arith-minutes-in-week", "arith-average", "files-read", "files-read-nested", "files-list",
+    "files-list-folder", "files-write", "files-write-list", "files-search-todo",
+    "files-search-berlin", "multi-compute-then-write", "multi-read-then-sum", "multi-copy-file",
+    "multi-python-then-write", "multi-search-then-read", "multi-list-then-read",
+    "multi-query-then-write", "py-fibonacci", "py-count-primes", "py-sort-words",
+    "py-reverse-string", "py-weekday", "py-sum-of-squares", "replan-moved-report",
+    "replan-config-port", "approval-granted-write", "approval-denied-overwrite",
+    "refuse-read-passwd", "refuse-write-outside", "refuse-cloud-metadata", "refuse-denied-python",
+    "sql-count-customers", "sql-top-customer",
+}  # fmt: skip
+"""The suite's first 38 tasks, tuned on: they stay in the ``tuning`` split."""
 
 
 # ----- checks: each kind fails when it should -----------------------------------------------------
@@ -390,7 +456,17 @@ def test_quick_benchmark_runs_the_scripted_model(tmp_path, capsys):
     assert "model: scripted" in capsys.readouterr().out
     for name in ("agent_tasks.json", "agent_tasks.md", "agent_tasks.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "| **overall** | 5 | 5/5 (100%)" in (tmp_path / "agent_tasks.md").read_text()
+    markdown = (tmp_path / "agent_tasks.md").read_text()
+    assert "| **overall** | 5 | 5/5 (100%)" in markdown
+    assert "| tuning | 5 | 5/5 (100%) |" in markdown and data["tasks_per_split"] == {"tuning": 5}
+
+
+def test_the_benchmark_runs_one_split():
+    bench = load_benchmark("agent_tasks")
+    args = bench._parse(["--split", "heldout"])
+    assert args.split == "heldout"
+    with pytest.raises(SystemExit):
+        bench._parse(["--split", "dev"])
 
 
 def test_suite_folder_is_found_from_the_checkout():
