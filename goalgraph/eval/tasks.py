@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -148,8 +148,8 @@ async def arun_task(
         task: The task.
         model: The chat model the agent thinks with.
         label: The model's name in the record.
-        keep_in: An empty folder to run in and keep (workspace, checkpoints, audit log) for
-            inspection; by default a temporary folder, removed afterwards.
+        keep_in: An empty folder to run in and keep (workspace, checkpoints, audit log, memory,
+            server state) for inspection; by default a temporary folder, removed afterwards.
     """
     run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
@@ -162,18 +162,12 @@ async def arun_task(
         seed_server_state(task.server_state, root)
         spec = task_spec(task, root)
         guard_s = spec.limits.max_seconds + _GUARD_SLACK_S
-        for earlier in task.before:
+        for earlier in task.before:  # Each a new agent: only long-term memory carries over.
             record = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=earlier.goal)
-            await _run_guarded(
-                _drive(earlier.goal, earlier.approval, Agent(spec, model=model), record),
-                record,
-                guard_s,
-            )
+            await _run_goal(earlier.approval, spec, model, record, guard_s)
             run.earlier_runs.append(_earlier_summary(record))
         started = time.perf_counter()
-        await _run_guarded(
-            _drive(task.goal, task.approval, Agent(spec, model=model), run), run, guard_s
-        )
+        await _run_goal(task.approval, spec, model, run, guard_s)
         run.wall_s = time.perf_counter() - started
         run.error = run.error or next(
             (f"earlier run: {e['error']}" for e in run.earlier_runs if e["error"]), None
@@ -188,11 +182,16 @@ async def arun_task(
     return run
 
 
-async def _run_guarded(drive: Coroutine[Any, Any, None], run: TaskRun, guard_s: float) -> None:
-    """Await ``drive`` under the wall-clock guard; a timeout or a crash ends up in ``run``."""
+async def _run_goal(
+    approval: str, spec: AgentSpec, model: BaseChatModel, run: TaskRun, guard_s: float
+) -> None:
+    """Run ``run.goal`` with a new agent under the wall-clock guard, recording it in ``run``.
+
+    A timeout or a crash (even while the agent starts) ends up in ``run``, never raised.
+    """
     try:
         async with asyncio.timeout(guard_s):
-            await drive
+            await _drive(run.goal, approval, Agent(spec, model=model), run)
     except TimeoutError:
         run.status = "stopped_limit"
         run.message = f"time limit reached (the runner's wall-clock guard, {guard_s:g} s)"
