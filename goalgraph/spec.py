@@ -108,6 +108,11 @@ class ModelSpec(_Section):
     appear nowhere in the conversation (``goalgraph.llm.grounding``): the model invented them,
     which is what a small model does when no offered tool fits. Off by default: agent steps
     legitimately compose values (code, file contents) that no message holds."""
+    tool_format: Literal["auto", "json", "native"] = "auto"
+    """How tools are shown to a local model and its calls written: ``native`` (the chat
+    template's own ``tools=`` and ``<tool_call>`` format, as Qwen2.5 was trained on), ``json``
+    (goalgraph's generic JSON format, for templates without tools, such as SmolLM2's) or
+    ``auto`` (``native`` when the template has it). Both are decoded under the grammar."""
     profile: Literal["auto", "tiny", "standard"] = "auto"
     """The rules the agent applies around this model (``goalgraph.profiles``): ``tiny`` (every
     small-model rule on: cued plan examples and steps, restated steps, the planned tool forced,

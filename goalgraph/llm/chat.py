@@ -55,6 +55,14 @@ from goalgraph.llm.grammar import (
     tool_call_schema,
 )
 from goalgraph.llm.loader import BUNDLED_MODEL, load_local_model
+from goalgraph.llm.native_tools import (
+    ANSWER_OR_CALL,
+    CALL_ONLY,
+    native_call_schema,
+    native_turns,
+    parse_native_output,
+    template_has_tool_calls,
+)
 from goalgraph.llm.prefix_cache import PrefixCache, PrefixCacheStats
 from goalgraph.profiles import TINY_MAX_PARAMETERS
 from goalgraph.spec import ModelSpec
@@ -106,6 +114,12 @@ class LocalChatModel(BaseChatModel):
     """With ``tool_choice="auto"``, turn a call whose required, free-form values appear nowhere
     in the conversation (``goalgraph.llm.grounding``) into an answer without a call; the dropped
     call is kept in ``response_metadata["ungrounded_call"]``."""
+    tool_format: Literal["auto", "json", "native"] = "auto"
+    """How tools are shown and calls written: ``native``, the chat template's own format
+    (``tools=`` in the system turn, ``<tool_call>`` calls, ``tool`` turns; see
+    ``goalgraph.llm.native_tools``), ``json``, goalgraph's generic JSON format for templates
+    without tool support, or ``auto``: ``native`` when the template has it. Both are decoded
+    under the grammar."""
     context_tokens: int | None = None
     """Context window in tokens; ``None`` reads the model config (8,192 for SmolLM2). Prompts
     are fitted to it minus ``max_new_tokens`` (see ``goalgraph.llm.budget``)."""
@@ -142,6 +156,7 @@ class LocalChatModel(BaseChatModel):
             "prefix_cache": spec.prefix_cache,
             "tool_gate": spec.tool_gate,
             "ground_arguments": spec.ground_arguments,
+            "tool_format": spec.tool_format,
             **overrides,
         }
         if "generation_cache" not in fields:
@@ -187,6 +202,7 @@ class LocalChatModel(BaseChatModel):
             "no_call": self.no_call,
             "tool_gate": self.tool_gate,
             "ground_arguments": self.ground_arguments,
+            "tool_format": self.tool_format,
         }
 
     @property
@@ -198,6 +214,12 @@ class LocalChatModel(BaseChatModel):
     def hf_model(self) -> Any:
         """Return the underlying transformers model."""
         return self.llm.pipeline.model
+
+    def uses_native_tools(self) -> bool:
+        """Tell whether tool calls use the chat template's own format (``tool_format``)."""
+        if self.tool_format == "auto":
+            return template_has_tool_calls(self.tokenizer)
+        return self.tool_format == "native"
 
     @property
     def goalgraph_profile(self) -> str:
@@ -240,6 +262,7 @@ class LocalChatModel(BaseChatModel):
         if (
             normalize_tool_choice(tool_choice, [t["function"]["name"] for t in formatted])[0]
             != "none"
+            and not self.uses_native_tools()  # Its tagged grammar compiles in milliseconds.
         ):
             self._warm_up(self._tool_schema(formatted, tool_choice))
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
@@ -427,23 +450,40 @@ class LocalChatModel(BaseChatModel):
         if response_format is not None:
             mode, schema = "json", structured_output_schema(response_format)
             instruction = json_instruction(schema)
-        elif tools:
+        native = self.uses_native_tools()
+        template_tools: list[dict[str, Any]] | None = None
+        may_answer = False
+        if response_format is None and tools:
             tool_choice = kwargs.get("tool_choice")
             names = [tool["function"]["name"] for tool in tools]
             tool_mode = normalize_tool_choice(tool_choice, names)[0]
             if tool_mode == "auto" and self.tool_gate is not None:
                 tools = _gated(tools, messages, self.tool_gate)
             if tools and tool_mode != "none":
-                mode, schema = "tools", self._tool_schema(tools, tool_choice)
-                if tool_mode == "auto" and self.ground_arguments:
+                may_answer = tool_mode == "auto"
+                if may_answer and self.ground_arguments:
                     grounding = _Grounding(tools, messages)
-                instruction = tools_instruction(
-                    tools, tool_choice, thought=self.thought, no_call=self.no_call
-                )
+                if native:
+                    allowed = normalize_tool_choice(
+                        tool_choice, [t["function"]["name"] for t in tools]
+                    )[1]
+                    mode, schema = "tools", native_call_schema(tools, allowed)
+                    template_tools = [t for t in tools if t["function"]["name"] in allowed]
+                    instruction = _native_instruction(allowed, may_answer=may_answer)
+                else:
+                    mode, schema = "tools", self._tool_schema(tools, tool_choice)
+                    instruction = tools_instruction(
+                        tools, tool_choice, thought=self.thought, no_call=self.no_call
+                    )
         max_new_tokens = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
+        turns = (
+            native_turns(messages)
+            if native
+            else to_chat_turns(messages, thought=self.thought, no_call=self.no_call)
+        )
         fitted = fit_turns(
-            to_chat_turns(messages, thought=self.thought, no_call=self.no_call),
-            render=lambda turns: self._render(list(turns), instruction),
+            turns,
+            render=lambda turns: self._render(list(turns), instruction, tools=template_tools),
             count=lambda text: len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
             budget=self.context_window() - max_new_tokens,
         )
@@ -460,8 +500,16 @@ class LocalChatModel(BaseChatModel):
         processors: list[Any] = [counter]
         if schema is not None:
             grammars = self._grammars()
-            processors.append(grammars.logits_processor(schema))
-            thought_tokens = self.thought_max_tokens if mode == "tools" and self.thought else None
+            if template_tools is not None:
+                wrappers = ANSWER_OR_CALL if may_answer else CALL_ONLY
+                processor = grammars.wrapped_logits_processor(
+                    schema, wrappers=wrappers, or_text=may_answer
+                )
+                processors.append(processor)
+            else:
+                processors.append(grammars.logits_processor(schema))
+            thought = mode == "tools" and self.thought and template_tools is None
+            thought_tokens = self.thought_max_tokens if thought else None
             budget = grammars.string_budget(
                 max_new_tokens=max_new_tokens, thought_tokens=thought_tokens
             )
@@ -480,6 +528,7 @@ class LocalChatModel(BaseChatModel):
             pipeline_kwargs=pipeline_kwargs,
             schema=schema,
             grounding=grounding,
+            native=template_tools is not None,
         )
 
     def _attach_prefix(self, call: _Call) -> None:
@@ -502,6 +551,7 @@ class LocalChatModel(BaseChatModel):
             "decoding": [self.temperature, call.max_new_tokens, call.stop],
             "thought": [self.thought, self.thought_max_length, self.thought_max_tokens],
             "mode": call.mode,
+            "native": call.native,
             "schema": call.schema,
         }
         system = "\n".join(str(m.text) for m in messages if isinstance(m, SystemMessage))
@@ -515,7 +565,13 @@ class LocalChatModel(BaseChatModel):
         config = getattr(self.hf_model, "config", None)
         return int(getattr(config, "max_position_embeddings", 0) or 2048)
 
-    def _render(self, turns: list[dict[str, str]], instruction: str) -> str:
+    def _render(
+        self,
+        turns: list[dict[str, Any]],
+        instruction: str,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+    ) -> str:
         if instruction:
             if turns and turns[0]["role"] == "system":
                 turns[0] = {"role": "system", "content": f"{turns[0]['content']}\n\n{instruction}"}
@@ -523,7 +579,7 @@ class LocalChatModel(BaseChatModel):
                 turns.insert(0, {"role": "system", "content": instruction})
         if getattr(self.tokenizer, "chat_template", None):
             rendered = self.tokenizer.apply_chat_template(
-                turns, tokenize=False, add_generation_prompt=True
+                turns, tools=tools, tokenize=False, add_generation_prompt=True
             )
             return str(rendered)
         body = "".join(f"<|im_start|>{t['role']}\n{t['content']}<|im_end|>\n" for t in turns)
@@ -545,7 +601,7 @@ class LocalChatModel(BaseChatModel):
             return AIMessage(content=text, usage_metadata=usage, response_metadata=meta)
         call_id = f"call_{uuid.uuid4().hex[:24]}"
         try:
-            decision = parse_tool_output(text)
+            decision = parse_native_output(text) if call.native else parse_tool_output(text)
         except ValueError as exc:
             bad = invalid_tool_call(args=text, id=call_id, error=str(exc))
             return AIMessage(
@@ -593,6 +649,15 @@ class LocalChatModel(BaseChatModel):
         )
 
 
+def _native_instruction(allowed: Sequence[str], *, may_answer: bool) -> str:
+    """Return the line that says which call a native-format turn must make, if any."""
+    if may_answer:
+        return ""
+    if len(allowed) == 1:
+        return f"Call the {allowed[0]} tool now."
+    return "Call one of the tools now."
+
+
 def _gated(
     tools: list[dict[str, Any]], messages: Sequence[BaseMessage], threshold: float
 ) -> list[dict[str, Any]]:
@@ -631,6 +696,7 @@ class _Call:
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
     grounding: _Grounding | None = None
+    native: bool = False
 
 
 class _TokenCounter:

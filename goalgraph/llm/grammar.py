@@ -377,6 +377,40 @@ class GrammarCache:
         """
         return _xgrammar().contrib.hf.LogitsProcessor(self.compile(schema))
 
+    def compile_wrapped(
+        self, schema: Mapping[str, Any], *, wrappers: Sequence[tuple[str, str]], or_text: bool
+    ) -> Any:
+        """Return the compiled grammar of the JSON of ``schema`` inside any of ``wrappers``
+        (``(opening, closing)`` text pairs), or with ``or_text`` also an answer: text that
+        starts with neither ``<``, ``{``, a backquote nor whitespace; compiled on first use."""
+        key = json.dumps([canonical_json(schema), list(wrappers), or_text])
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                xgr = _xgrammar()
+                body = xgr.Grammar.from_json_schema(canonical_json(schema), any_whitespace=False)
+                branches = [
+                    xgr.Grammar.concat(_literal(opening), body, _literal(closing))
+                    if opening or closing
+                    else body
+                    for opening, closing in wrappers
+                ]
+                if or_text:
+                    branches.append(
+                        xgr.Grammar.from_ebnf("root ::= [^<{`\\x00 \\t\\r\\n] [^\\x00]*")
+                    )
+                grammar = branches[0] if len(branches) == 1 else xgr.Grammar.union(*branches)
+                compiled = self._compiler.compile_grammar(grammar)
+                self._compiled[key] = compiled
+            return compiled
+
+    def wrapped_logits_processor(
+        self, schema: Mapping[str, Any], *, wrappers: Sequence[tuple[str, str]], or_text: bool
+    ) -> Any:
+        """Return a fresh logits processor for ``compile_wrapped``'s grammar (one call)."""
+        compiled = self.compile_wrapped(schema, wrappers=wrappers, or_text=or_text)
+        return _xgrammar().contrib.hf.LogitsProcessor(compiled)
+
     def string_budget(
         self, *, max_new_tokens: int, thought_tokens: int | None = None
     ) -> StringBudget:
@@ -474,6 +508,11 @@ class StringBudget:
                 self._in_string = False
         if self._in_string:
             self._string_tokens += 1
+
+
+def _literal(text: str) -> Any:
+    """Return the grammar of exactly ``text``."""
+    return _xgrammar().Grammar.from_ebnf(f"root ::= {json.dumps(text)}")
 
 
 def _xgrammar() -> Any:

@@ -209,37 +209,6 @@ def test_schema_outline_is_compact() -> None:
 # -- grammar enforcement (tiny in-memory tokenizer) ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_tokenizer() -> Any:
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(
-        [AddedToken("<|im_start|>", special=True), AddedToken("<|im_end|>", special=True)]
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|im_end|>",
-    )
-    tok.chat_template = (
-        "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\n' + m['content'] + "
-        "'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}"
-        "{{'<|im_start|>assistant\n'}}{% endif %}"
-    )
-    return tok
-
-
-@pytest.fixture(scope="module")
-def grammars(tiny_tokenizer: Any) -> GrammarCache:
-    return GrammarCache.for_tokenizer(tiny_tokenizer, vocab_size=len(tiny_tokenizer))
-
-
 def _accepts(grammars: GrammarCache, schema: dict[str, Any], text: str) -> bool:
     matcher = xgr.GrammarMatcher(grammars.compile(schema))
     return bool(matcher.accept_string(text)) and matcher.is_completed()

@@ -1,0 +1,120 @@
+"""A model's own tool-call format, still under the grammar.
+
+Models trained for tool use (Qwen2.5, Hermes and most instruct models since) bring a chat template
+that renders a ``tools=`` list into the system turn, assistant tool calls as
+``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` and tool results as ``tool``
+turns. A model writes calls best in the format it was trained on, so ``LocalChatModel`` uses it
+when the template has it (``tool_format="native"``); templates without it (SmolLM2's) get
+goalgraph's generic JSON format instead (``goalgraph.llm.grammar.tool_call_schema``).
+
+The grammar still holds: a required call is ``<tool_call>\\n`` + a JSON call valid for one of
+the allowed tools' schemas + ``\\n</tool_call>``. Where the model may answer instead, small models
+often drift from their trained format and write the call as a fenced or bare JSON block (Qwen2.5-
+Coder-0.5B does, unconstrained and even under a tags-or-text grammar). So that turn's grammar takes
+the call in any of the three wrappings (``ANSWER_OR_CALL``), each still schema-valid, or an answer:
+free text that starts with a word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from goalgraph.llm.grammar import ToolDecision, parse_tool_output, tool_call_schema
+
+__all__ = [
+    "ANSWER_OR_CALL",
+    "CALL_CLOSE",
+    "CALL_ONLY",
+    "CALL_OPEN",
+    "native_call_schema",
+    "native_turns",
+    "parse_native_output",
+    "template_has_tool_calls",
+]
+
+CALL_OPEN = "<tool_call>\n"
+"""What opens a call in the native format."""
+CALL_CLOSE = "\n</tool_call>"
+"""What closes it."""
+CALL_ONLY: tuple[tuple[str, str], ...] = ((CALL_OPEN, CALL_CLOSE),)
+"""The wrappings of a required call."""
+ANSWER_OR_CALL: tuple[tuple[str, str], ...] = (
+    (CALL_OPEN, CALL_CLOSE),
+    ("```json\n", "\n```"),
+    ("", ""),
+)
+"""The wrappings a call may take where the model may also answer: tags, a JSON fence, none."""
+
+
+def template_has_tool_calls(tokenizer: Any) -> bool:
+    """Tell whether the tokenizer's chat template renders ``tools`` and ``<tool_call>`` calls."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):  # Several named templates: the default one is used.
+        template = template.get("default") or next(iter(template.values()), None)
+    return isinstance(template, str) and "tools" in template and "<tool_call>" in template
+
+
+def native_call_schema(
+    tools: Sequence[Mapping[str, Any]], allowed: Sequence[str]
+) -> dict[str, Any]:
+    """Return the JSON schema of the call inside the tags: ``{"name", "arguments"}`` of one of
+    the ``allowed`` tools (no thought, no answer branch: answering is free text)."""
+    offered = [tool for tool in tools if tool["function"]["name"] in allowed]
+    return tool_call_schema(offered, tool_choice="required", thought=False)
+
+
+def native_turns(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Convert LangChain messages to the turns a tool-aware chat template renders natively:
+    assistant turns carry ``tool_calls`` and tool results are ``tool`` turns."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        text = str(message.text)
+        if isinstance(message, SystemMessage):
+            turns.append({"role": "system", "content": text})
+        elif isinstance(message, HumanMessage):
+            turns.append({"role": "user", "content": text})
+        elif isinstance(message, AIMessage):
+            turn: dict[str, Any] = {"role": "assistant", "content": text}
+            if message.tool_calls:
+                turn["tool_calls"] = [
+                    {"type": "function", "function": {"name": c["name"], "arguments": c["args"]}}
+                    for c in message.tool_calls
+                ]
+            turns.append(turn)
+        elif isinstance(message, ToolMessage | FunctionMessage):
+            turns.append({"role": "tool", "content": text})
+        elif isinstance(message, ChatMessage):
+            role = message.role if message.role in ("system", "user", "assistant") else "user"
+            turns.append({"role": role, "content": text})
+        else:
+            raise ValueError(f"cannot render message of type {type(message).__name__}")
+    return turns
+
+
+def parse_native_output(text: str) -> ToolDecision:
+    """Read a turn decoded under the native grammar: a call in one of its wrappings, or an answer.
+
+    Raises:
+        ValueError: A call whose JSON cannot even be partly read.
+    """
+    stripped = text.strip()
+    for opening, closing in ANSWER_OR_CALL:
+        if opening and stripped.startswith(opening.strip()):
+            body = stripped[len(opening.strip()) :]
+            if closing.strip() and closing.strip() in body:
+                body = body[: body.index(closing.strip())]
+            return parse_tool_output(body.strip())
+    if stripped.startswith("{"):
+        return parse_tool_output(stripped)
+    return ToolDecision(thought="", response=stripped)
