@@ -177,7 +177,7 @@ async def _run_goal(
             max_approvals=MAX_APPROVALS,
         )
         await peer.drive(goal, gate, run, spec.limits.max_steps)
-        if gate.stop is not None:
+        if gate.stop is not None and run.status != "done":
             run.status, run.message = gate.stop.status, gate.stop.message
     except Exception as exc:  # A crash is a result to count, not a reason to stop the suite.
         run.error = f"{type(exc).__name__}: {exc}"
@@ -247,6 +247,8 @@ class LangGraphPeer:
                         elif isinstance(message, ToolMessage):
                             ran_tools = True
                             _note_langchain_error(message, gate, proposed)
+                if run.status == "done":
+                    continue  # the answer ends the stream
                 if gate.stop is not None or gate.deadline_passed():
                     return
                 if ran_tools and run.think_steps >= max_steps:
@@ -489,13 +491,13 @@ def _drive_smolagents(
                     if error and not record.ran:
                         gate.note_framework_error(record, error)
                 step_calls, answered_in_step = [], False
-                if run.status == "done":
+                # Stop only between steps: closing the stream inside a step would make
+                # smolagents yield from a finally block ("generator ignored GeneratorExit").
+                if run.status == "done" or gate.stop is not None or gate.deadline_passed():
                     return
                 if event.step_number >= max_steps:
                     _stop_at_step_limit(gate, max_steps)
                     return
-            if gate.stop is not None or gate.deadline_passed():
-                return
     finally:
         stream.close()
 

@@ -303,6 +303,35 @@ async def test_smolagents_approvals_follow_the_task(approval, tmp_path):
         assert "denied by a human" in str(model.prompts[1][-1].content)
 
 
+async def test_smolagents_run_ends_awaiting_approval_once_the_runner_stops_answering():
+    task = _task(
+        goal="Write notes",
+        spec={"safety": {"require_approval": ["write_file"]}, "limits": {"max_steps": 10}},
+        approval="deny",
+        check={"approval_requested": True},
+    )
+    writes = [_call("write_file", path=f"n{i}.txt", content="x") for i in range(8)]
+    run = await arun_peer_task(task, SmolagentsPeer(ReplayModel(writes)), "scripted")
+    assert run.error is None and run.status == "awaiting_approval"
+    assert run.approvals == 6 and run.think_steps == 6  # 5 answered (denied), the 6th not
+    assert [call.decision for call in run.calls] == ["block"] * 5 + [None]
+
+
+@pytest.mark.parametrize("framework", ["langgraph", "smolagents"])
+async def test_a_call_after_the_time_limit_ends_the_run_on_the_time_limit(framework):
+    task = _task(**ARITHMETIC, spec={"limits": {"max_seconds": 0.001}})
+    peer: Any
+    if framework == "langgraph":
+        model = ScriptedChatModel(responses=[tool_call("calculator", expression="1+1")])
+        peer = LangGraphPeer(model)
+    else:
+        peer = SmolagentsPeer(ReplayModel([_call("calculator", expression="1+1")]))
+    run = await arun_peer_task(task, peer, "scripted")
+    assert run.error is None and run.status == "stopped_limit"
+    assert run.message.startswith("time limit") and run.failure_cause == "limit"
+    assert run.think_steps == 1 and not run.calls[0].ran
+
+
 # ----- benchmarks/peers.py: the table ------------------------------------------------------------
 
 
