@@ -11,7 +11,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -149,15 +149,29 @@ class Agent:
 
         Args:
             spec: The configuration; when omitted, built from ``spec_fields`` and environment.
-            model: A chat model instead of the spec's (for example a ``ScriptedChatModel``).
+            model: A chat model instead of the spec's (for example a ``ScriptedChatModel``), or
+                the spec's model as a name (``"qwen2.5-coder-0.5b"``) or a mapping of
+                ``ModelSpec`` fields.
             tools: LangChain tools or a ``ToolSet`` instead of the spec's MCP servers.
             checkpointer: A LangGraph checkpointer; by default the spec's ``checkpoint_url``
                 (PostgreSQL or SQLite) or else its SQLite file, opened on first use.
             store: A LangGraph store that receives finished runs as episodes.
             memory: A long-term memory backend instead of the spec's (``memory.backend``); the
-                caller keeps ownership and closes it.
+                caller keeps ownership and closes it. A mapping is the spec's ``memory``.
             **spec_fields: ``AgentSpec`` fields, when ``spec`` is omitted.
         """
+        # ``model`` and ``memory`` are also spec fields: a model name or a mapping of model
+        # settings (``Agent(model="qwen2.5-coder-0.5b")``) configures the spec's model.
+        if isinstance(model, str | Mapping):
+            spec_fields["model"] = {"name": model} if isinstance(model, str) else dict(model)
+            model = None
+        if isinstance(memory, Mapping):
+            spec_fields["memory"], memory = dict(memory), None
+        if model is not None and not isinstance(model, BaseChatModel):
+            raise TypeError(
+                f"model must be a LangChain chat model, a model name or model settings, "
+                f"not {type(model).__name__}"
+            )
         if spec is not None and spec_fields:
             raise TypeError("pass either spec or spec fields, not both")
         self.spec = spec or AgentSpec(**spec_fields)

@@ -85,7 +85,7 @@ def build_server(
     # structured_output=False: the text is the whole result; a {"result": ...} copy of it would
     # only cost the model context.
     @server.tool(
-        description="Evaluate an arithmetic expression like 12*(3+4). Returns the number.",
+        description="Evaluate an arithmetic expression. Returns the number.",
         structured_output=False,
         annotations=READ_ONLY,
         meta=tool_meta("read"),
@@ -94,7 +94,7 @@ def build_server(
         expression: Annotated[
             str,
             Field(
-                description="Numbers, + - * / ** and parentheses, e.g. 2**10 or sqrt(16)/2",
+                description="Numbers, + - * / % ** and parentheses, and functions such as sqrt",
                 # Schema-constrained decoders (goalgraph's own, vLLM, llama.cpp) cannot then
                 # fill the argument with prose, which small models otherwise do.
                 pattern=EXPRESSION_PATTERN,
@@ -114,7 +114,10 @@ def build_server(
         meta=tool_meta("read", paths=["path"]),
     )
     def read_file(
-        path: Annotated[str, Field(description="File path in the workspace, e.g. notes/todo.txt")],
+        path: Annotated[
+            str,
+            Field(description="The file's path relative to the workspace, as the user gives it"),
+        ],
     ) -> str:
         try:
             return ws.read_text(path)
@@ -143,7 +146,10 @@ def build_server(
         meta=tool_meta("write", paths=["path"]),
     )
     def write_file(
-        path: Annotated[str, Field(description="File path in the workspace, e.g. notes/todo.txt")],
+        path: Annotated[
+            str,
+            Field(description="The file's path relative to the workspace, as the user gives it"),
+        ],
         content: Annotated[str, Field(description="The full text to write")],
     ) -> str:
         try:
@@ -182,12 +188,12 @@ def build_server(
     )
     async def sqlite_query(
         database: Annotated[
-            str, Field(description="Database file in the workspace, e.g. data/shop.db")
+            str, Field(description="The database file's path relative to the workspace")
         ],
         sql: Annotated[
             str,
             Field(
-                description="One SELECT statement, e.g. SELECT name FROM sqlite_master",
+                description="One SELECT statement; the table sqlite_master lists the tables",
                 max_length=10_000,
             ),
         ],
@@ -209,7 +215,7 @@ def build_server(
     )
     async def search_files(
         query: Annotated[
-            str, Field(description="The text to look for, e.g. TODO", min_length=1, max_length=500)
+            str, Field(description="The exact text to look for", min_length=1, max_length=500)
         ],
         path: Annotated[
             str, Field(description="Folder or file in the workspace; . is the top")
@@ -239,7 +245,7 @@ def build_server(
         code: Annotated[
             str,
             Field(
-                description="Python 3 source; print the results, e.g. print(sum(range(10)))",
+                description="Python 3 source that prints its results with print()",
                 max_length=MAX_CODE_CHARS,
             ),
         ],
@@ -281,7 +287,7 @@ def _add_memory_search(server: FastMCP, spec: MemorySpec) -> None:
     async def memory_search(
         query: Annotated[
             str,
-            Field(description="What to look for, e.g. where does Ada live", min_length=1,
+            Field(description="What to look for, in a few words", min_length=1,
                   max_length=500),
         ],
         budget_tokens: Annotated[

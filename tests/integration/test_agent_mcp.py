@@ -24,7 +24,8 @@ def test_calculator_through_goalgraph_mcp_server_with_sqlite(tmp_path):
             plan(("compute", "calculator")),
             tool_call("calculator", expression="12*(3+4)"),
             final_answer("84"),
-        ]
+        ],
+        goalgraph_profile="tiny",  # the step's planned tool is the only choice
     )
     spec = AgentSpec(workspace=tmp_path / "ws", checkpoint_path=tmp_path / "cp.sqlite")
     with Agent(spec, model=model) as agent:
@@ -45,7 +46,8 @@ def test_mcp_server_dying_mid_run_is_restarted(tmp_path):
             tool_call("die"),
             tool_call("echo", text="hi"),
             step_done("hi"),
-        ]
+        ],
+        goalgraph_profile="tiny",  # the done step's result is the answer
     )
     spec = AgentSpec(
         builtin_tools=False,

@@ -91,3 +91,14 @@ def test_the_tiny_profile_forces_the_planned_tool_and_answers_with_its_result(ma
     result = agent.run("What is 6*7?")
     assert result.status == "done" and result.answer == "42"
     assert model.tool_names[1] == ["calculator"]
+
+
+def test_agent_takes_model_and_memory_settings_as_spec_fields():
+    from goalgraph import Agent
+
+    agent = Agent(model="qwen2.5-coder-0.5b", memory={"backend": "none"})
+    assert agent.spec.model.name == "qwen2.5-coder-0.5b" and agent.spec.memory.backend == "none"
+    agent = Agent(model={"name": "smollm2", "profile": "standard"})
+    assert agent.spec.model.profile == "standard"
+    with pytest.raises(TypeError, match="model must be a LangChain chat model"):
+        Agent(model=42)
