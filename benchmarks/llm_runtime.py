@@ -26,19 +26,29 @@ MiniLM similarities of the paraphrases against the originals: "What is the value
 12*(3+4)?" 0.89, "Read notes.txt" 0.90 (looser ones, "Compute 12*(3+4) please" 0.84 and "Please
 read notes.txt" 0.77, miss at the default threshold of 0.85).
 
+With ``--ladder`` it measures the ladder models instead (``goalgraph models list``): prefill and
+decode tokens/s in float32 and bfloat16 with 1 and 2 threads, bfloat16's greedy agreement with
+float32, and the settings ``dtype: auto`` should pick (``benchmarks/_ladder_runs.py``); the table
+goes to ``benchmarks/results/model_ladder.md``, the raw figures and greedy outputs to
+``model_ladder.json`` beside it.
+
 Reproduce (from the repository root)::
 
     .venv/bin/python benchmarks/llm_runtime.py            # 5 repetitions, 2 threads
     .venv/bin/python benchmarks/llm_runtime.py --quick    # 2 repetitions
+    .venv/bin/python benchmarks/llm_runtime.py --ladder   # every installed ladder model
+    .venv/bin/python benchmarks/llm_runtime.py --ladder qwen2.5-coder-0.5b
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -156,7 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-agent", action="store_true", help="skip whole agent runs (precision agreement, demo)"
     )
+    parser.add_argument(
+        "--ladder",
+        nargs="*",
+        metavar="NAME",
+        default=None,
+        help="measure these ladder models (none named: every installed one) and write "
+        "benchmarks/results/model_ladder.md; the other sections are skipped",
+    )
+    parser.add_argument(
+        "--new-tokens", type=int, default=64, help="greedy tokens per prompt with --ladder"
+    )
+    parser.add_argument(
+        "--ladder-output",
+        type=Path,
+        default=Path(__file__).parent / "results" / "model_ladder.md",
+        help="where --ladder writes its table",
+    )
     args = parser.parse_args(argv)
+    if args.ladder is not None:
+        return ladder_main(args.ladder, new_tokens=args.new_tokens, output=args.ladder_output)
     runs = args.runs or (2 if args.quick else 5)
 
     _progress(f"loading the bundled model ({args.threads} threads) ...")
@@ -233,6 +262,37 @@ def main(argv: list[str] | None = None) -> int:
         print_agreement_table(precision_agreement(["float32", "bfloat16"]))
         print()
         print_demo_table(demo_wall_times(runs=2 if args.quick else 3))
+    return 0
+
+
+def ladder_main(names: list[str], *, new_tokens: int, output: Path) -> int:
+    """Measure the ladder models ``names`` (every installed one when empty); write the table."""
+    from _ladder_runs import measure_model, save_runs, write_report
+
+    from goalgraph.llm.install import list_models
+
+    states = {status.entry.name: status.state for status in list_models()}
+    unknown = sorted(set(names) - set(states))
+    if unknown:
+        print(f"error: not ladder models: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    chosen = names or [name for name, state in states.items() if state != "missing"]
+    missing = [name for name in chosen if states[name] == "missing"]
+    if missing:
+        print(
+            f"error: not installed: {', '.join(missing)} (goalgraph models install)",
+            file=sys.stderr,
+        )
+        return 2
+    load_before = os.getloadavg()
+    runs = [
+        measure_model(name, prefill_text=agent_system_prompt, new_tokens=new_tokens)
+        for name in chosen
+    ]
+    save_runs(runs, output.with_suffix(".json"))
+    report = write_report(runs, output, loads=(load_before, os.getloadavg()), new_tokens=new_tokens)
+    print(report)
+    _progress(f"wrote {output}")
     return 0
 
 
