@@ -11,10 +11,10 @@ sample of ``--limit`` items per category (default 30), answered by the same ``Lo
   the tool-call grammar, whose first field ``"use_tool": true|false`` makes the no-call choice
   explicit and early. Functions are shown as compact signatures; "can be X or Y" hints become
   enums; optional parameters the request does not mention are left out of the schema.
-* ``gated``: ``constrained`` behind the tool gate (``goalgraph.llm.tool_gate``): only functions
+* ``gated``: ``constrained`` behind the tool gate (``goalgraph.policies.tool_gate``): only functions
   whose MiniLM similarity to the question reaches ``--tool-gate`` (0.4, chosen on BFCL items
   outside the sample) are offered; with none left the model answers without a call.
-* ``grounded``: ``gated`` plus argument grounding (``goalgraph.llm.grounding``): a call whose
+* ``grounded``: ``gated`` plus argument grounding (``goalgraph.policies.grounding``): a call whose
   required, free-form values appear nowhere in the question becomes no call.
 * ``plain``: the functions as JSON in a BFCL-style prompt asking for ``[func(a=1)]``; the text is
   parsed leniently (Python call syntax through ``ast``, else the first JSON call).
@@ -56,7 +56,7 @@ from goalgraph.eval.bfcl import (
 from goalgraph.eval.bfcl_data import CATEGORIES
 from goalgraph.eval.bfcl_modes import MODES
 from goalgraph.eval.bfcl_report import render_table, summarize
-from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE
+from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE
 
 __all__ = ["DEFAULT_OUT", "main", "parse_args"]
 

@@ -6,7 +6,7 @@ Scores per item, on BFCL items *outside* ``benchmarks/bfcl.py``'s evaluation sam
 split, where the tool gate's threshold was chosen) and on the sample itself:
 
 * ``gate``: the tool gate's score, the largest all-MiniLM-L6-v2 cosine similarity between the
-  question and an offered function's name and description (``goalgraph.llm.tool_gate``).
+  question and an offered function's name and description (``goalgraph.policies.tool_gate``).
 * ``model``: the bundled model's own preference, log P(``"use_tool": false``) minus
   log P(``"use_tool": true``) right after the prompt of constrained mode.
 * ``channel``: how much more likely the bundled model finds an offered function after reading the
@@ -37,7 +37,7 @@ from _common import text_table
 
 from goalgraph.eval.bfcl import DEFAULT_DATA, DEFAULT_LIMIT, BfclOptions, load_chat
 from goalgraph.eval.bfcl_data import BfclItem, function_tool, load_items, sample_items
-from goalgraph.llm.tool_gate import ToolGate
+from goalgraph.policies.tool_gate import ToolGate
 
 RELEVANT = ("simple_python", "multiple")
 THRESHOLDS = (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)

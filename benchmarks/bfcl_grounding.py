@@ -2,7 +2,7 @@
 
 What is measured
 ----------------
-Argument grounding (``goalgraph.llm.grounding``) turns a call into no call when a required,
+Argument grounding (``goalgraph.policies.grounding``) turns a call into no call when a required,
 free-form value appears nowhere in the request. Two measurements, neither on the items
 ``benchmarks/bfcl.py`` scores:
 
@@ -32,7 +32,7 @@ from bfcl_gate import RELEVANT, splits
 from goalgraph.eval.bfcl import DEFAULT_DATA, DEFAULT_LIMIT, BfclOptions, judge, load_chat
 from goalgraph.eval.bfcl_data import BfclItem, load_items
 from goalgraph.eval.bfcl_modes import run_constrained
-from goalgraph.llm.grounding import ungrounded_arguments
+from goalgraph.policies.grounding import ungrounded_arguments
 
 
 def accepted_grounded(item: BfclItem) -> list[bool]:

@@ -22,6 +22,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from goalgraph.audit import AuditLog
 from goalgraph.memory.backend import MemoryBackend
+from goalgraph.policies import guard_tool_choice
 from goalgraph.profiles import ModelProfile, profile_of_model, resolve_profile
 from goalgraph.risk import ToolTraits, tool_traits
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec
@@ -130,15 +131,23 @@ class AgentResources:
         A method, not a property: LangGraph inspects node closures' attribute chains when it
         compiles a graph, and a property would load the model at import time.
         """
-        if self._model is None and self.spec.model.provider == "openai":
+        if self._model is None:
+            self._model = self._spec_model()
+        return self._model
+
+    def _spec_model(self) -> BaseChatModel:
+        """Build the spec's model, behind the tool gate and grounding when they are on."""
+        settings = self.spec.model
+        model: BaseChatModel
+        if settings.provider == "openai":
             from goalgraph.llm.endpoint import endpoint_chat_model
 
-            self._model = endpoint_chat_model(self.spec.model)
-        if self._model is None:
+            model = endpoint_chat_model(settings)
+        else:
             from goalgraph.llm import LocalChatModel  # Heavy: torch and transformers.
 
-            self._model = LocalChatModel.from_spec(self.spec.model)
-        return self._model
+            model = LocalChatModel.from_spec(settings)
+        return guard_tool_choice(model, gate=settings.tool_gate, ground=settings.ground_arguments)
 
     async def achat_model(self) -> BaseChatModel:
         """Return the chat model, loading it in a worker thread the first time.

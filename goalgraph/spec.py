@@ -102,10 +102,11 @@ class ModelSpec(_Section):
     tool_gate: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Where the model may answer instead of calling a tool, offer only the tools whose MiniLM
     similarity to the request reaches this (0.4 suits BFCL-style descriptions); ``None`` offers
-    every tool. Off by default: the agent's steps already name their tool."""
+    every tool. Off by default: the agent's steps already name their tool. Like
+    ``ground_arguments``, it applies to any provider (``goalgraph.policies``)."""
     ground_arguments: bool = False
     """Where the model may answer instead of calling a tool, drop a call whose required values
-    appear nowhere in the conversation (``goalgraph.llm.grounding``): the model invented them,
+    appear nowhere in the conversation (``goalgraph.policies.grounding``): the model invented them,
     which is what a small model does when no offered tool fits. Off by default: agent steps
     legitimately compose values (code, file contents) that no message holds."""
     tool_format: Literal["auto", "json", "native"] = "auto"

@@ -31,7 +31,8 @@ from goalgraph.eval.bfcl_modes import (
 from goalgraph.eval.bfcl_report import render_markdown, render_table, summarize, write_plot
 from goalgraph.eval.bfcl_scoring import FailureKind, Verdict, check_calls, check_irrelevance
 from goalgraph.llm.grammar import NoCallStyle
-from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE
+from goalgraph.policies import guard_tool_choice
+from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE
 
 if TYPE_CHECKING:
     from goalgraph.llm.chat import LocalChatModel
@@ -90,7 +91,7 @@ class BfclOptions:
     """How constrained mode offers the no-call choice (see ``tool_call_schema``)."""
     tool_gate: float = DEFAULT_TOOL_GATE
     """The threshold of the ``gated`` and ``grounded`` modes: constrained decoding is offered only
-    the functions whose MiniLM similarity to the question reaches it (``llm.tool_gate``)."""
+    the functions whose MiniLM similarity to the question reaches it (``policies.tool_gate``)."""
     constrained: ConstrainedSettings = field(default_factory=ConstrainedSettings)
     """Schema presentation in constrained mode."""
 
@@ -150,10 +151,22 @@ def judge(item: BfclItem, attempt: Attempt) -> Verdict:
     return check_calls(item.functions, attempt.calls, item.accepted)
 
 
-def _answer(chat: LocalChatModel, item: BfclItem, mode: str, options: BfclOptions) -> Attempt:
+def _answer(
+    chat: LocalChatModel,
+    item: BfclItem,
+    mode: str,
+    options: BfclOptions,
+    *,
+    gate: float | None,
+    grounded: bool,
+) -> Attempt:
     if mode != "plain":
         return run_constrained(
-            chat, item, max_new_tokens=options.max_new_tokens, settings=options.constrained
+            chat,
+            item,
+            max_new_tokens=options.max_new_tokens,
+            settings=options.constrained,
+            policies=guard_tool_choice(chat, gate=gate, ground=grounded),
         )
     return run_plain(chat, item, max_new_tokens=options.max_new_tokens)
 
@@ -201,10 +214,9 @@ def run_bfcl(
     for mode in options.modes:
         gate = options.tool_gate if mode in ("gated", "grounded") else None
         grounded = mode == "grounded"
-        mode_chat = chat.model_copy(update={"tool_gate": gate, "ground_arguments": grounded})
         for category, items in sample.items():
             for item in items:
-                attempt = _answer(mode_chat, item, mode, options)
+                attempt = _answer(chat, item, mode, options, gate=gate, grounded=grounded)
                 records.append(_record(item, mode, attempt, judge(item, attempt)))
                 if progress:
                     progress(len(records), total, f"{mode} {category}")

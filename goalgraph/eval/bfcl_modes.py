@@ -20,6 +20,7 @@ from goalgraph.eval.bfcl_data import BfclItem, function_tool
 from goalgraph.llm.grammar import NO_TOOL
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import AIMessage, BaseMessage
 
     from goalgraph.llm.chat import LocalChatModel
@@ -127,8 +128,13 @@ def run_constrained(
     *,
     max_new_tokens: int,
     settings: ConstrainedSettings | None = None,
+    policies: BaseChatModel | None = None,
 ) -> Attempt:
-    """Answer ``item`` through ``chat.bind_tools``: the output is decoded under the tool grammar."""
+    """Answer ``item`` through ``chat.bind_tools``: the output is decoded under the tool grammar.
+
+    ``policies`` is ``chat`` behind the tool gate or grounding (``goalgraph.policies``), when a
+    mode uses them.
+    """
     settings = settings or ConstrainedSettings()
     tools = [
         function_tool(
@@ -144,7 +150,7 @@ def run_constrained(
     if settings.examples:
         system += "\n" + constrained_examples(chat.no_call)
     start = time.perf_counter()
-    bound = chat.bind_tools(tools, tool_choice="auto", max_new_tokens=max_new_tokens)
+    bound = (policies or chat).bind_tools(tools, tool_choice="auto", max_new_tokens=max_new_tokens)
     message = bound.invoke(_messages(item, system))
     seconds = time.perf_counter() - start
     hit_limit, tokens = _usage(message)

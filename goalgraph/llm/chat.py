@@ -106,14 +106,6 @@ class LocalChatModel(BaseChatModel):
     """How a turn that may call a tool or answer marks the answer: ``response`` (its own
     ``"response"`` key), ``decision`` (a first ``"use_tool": true|false`` field) or ``option``
     (a pseudo-tool ``no_tool``); see ``goalgraph.llm.grammar.tool_call_schema``."""
-    tool_gate: float | None = None
-    """With ``tool_choice="auto"``, offer only the tools whose MiniLM similarity to the latest
-    user message reaches this threshold (``goalgraph.llm.tool_gate``; 0.4 was chosen on BFCL);
-    with none left the model answers without tools. ``None``: every bound tool is offered."""
-    ground_arguments: bool = False
-    """With ``tool_choice="auto"``, turn a call whose required, free-form values appear nowhere
-    in the conversation (``goalgraph.llm.grounding``) into an answer without a call; the dropped
-    call is kept in ``response_metadata["ungrounded_call"]``."""
     tool_format: Literal["auto", "json", "native"] = "auto"
     """How tools are shown and calls written: ``native``, the chat template's own format
     (``tools=`` in the system turn, ``<tool_call>`` calls, ``tool`` turns; see
@@ -154,8 +146,6 @@ class LocalChatModel(BaseChatModel):
             "temperature": spec.temperature,
             "thought": spec.thought,
             "prefix_cache": spec.prefix_cache,
-            "tool_gate": spec.tool_gate,
-            "ground_arguments": spec.ground_arguments,
             "tool_format": spec.tool_format,
             **overrides,
         }
@@ -200,8 +190,6 @@ class LocalChatModel(BaseChatModel):
             "thought_max_length": self.thought_max_length,
             "thought_max_tokens": self.thought_max_tokens,
             "no_call": self.no_call,
-            "tool_gate": self.tool_gate,
-            "ground_arguments": self.ground_arguments,
             "tool_format": self.tool_format,
         }
 
@@ -442,7 +430,6 @@ class LocalChatModel(BaseChatModel):
         self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> _Call:
         tools: list[dict[str, Any]] = list(kwargs.get("tools") or [])
-        grounding: _Grounding | None = None
         response_format = kwargs.get("response_format")
         mode: Mode = "text"
         schema: dict[str, Any] | None = None
@@ -457,12 +444,8 @@ class LocalChatModel(BaseChatModel):
             tool_choice = kwargs.get("tool_choice")
             names = [tool["function"]["name"] for tool in tools]
             tool_mode = normalize_tool_choice(tool_choice, names)[0]
-            if tool_mode == "auto" and self.tool_gate is not None:
-                tools = _gated(tools, messages, self.tool_gate)
             if tools and tool_mode != "none":
                 may_answer = tool_mode == "auto"
-                if may_answer and self.ground_arguments:
-                    grounding = _Grounding(tools, messages)
                 if native:
                     allowed = normalize_tool_choice(
                         tool_choice, [t["function"]["name"] for t in tools]
@@ -527,7 +510,6 @@ class LocalChatModel(BaseChatModel):
             counter=counter,
             pipeline_kwargs=pipeline_kwargs,
             schema=schema,
-            grounding=grounding,
             native=template_tools is not None,
         )
 
@@ -629,17 +611,6 @@ class LocalChatModel(BaseChatModel):
                 response_metadata=meta,
             )
         arguments = decision.arguments or {}
-        invented = call.grounding.invented(decision.name, arguments) if call.grounding else []
-        if invented:
-            dropped = {"name": decision.name, "args": arguments, "invented": invented}
-            meta["ungrounded_call"] = dropped
-            missing = ", ".join(invented)
-            return AIMessage(
-                content=f"I did not call {decision.name}: nothing so far gives its {missing}.",
-                additional_kwargs=extra,
-                usage_metadata=usage,
-                response_metadata=meta,
-            )
         return AIMessage(
             content=decision.thought,
             tool_calls=[tool_call(name=decision.name, args=arguments, id=call_id)],
@@ -658,32 +629,6 @@ def _native_instruction(allowed: Sequence[str], *, may_answer: bool) -> str:
     return "Call one of the tools now."
 
 
-def _gated(
-    tools: list[dict[str, Any]], messages: Sequence[BaseMessage], threshold: float
-) -> list[dict[str, Any]]:
-    from goalgraph.llm.tool_gate import ToolGate
-
-    request = next((str(m.content) for m in reversed(messages) if m.type == "human"), "")
-    return [dict(tool) for tool in ToolGate(threshold).select(request, tools)]
-
-
-class _Grounding:
-    """What a call's values must come from: the offered tools' schemas and the conversation."""
-
-    def __init__(self, tools: Sequence[Mapping[str, Any]], messages: Sequence[BaseMessage]):
-        self.parameters = {
-            tool["function"]["name"]: tool["function"].get("parameters") or {} for tool in tools
-        }
-        # The system turn holds instructions, not facts a value could be copied from.
-        self.context = "\n".join(str(m.text) for m in messages if not isinstance(m, SystemMessage))
-
-    def invented(self, name: str, arguments: Mapping[str, Any]) -> list[str]:
-        """Return the required arguments of ``name`` whose values the conversation lacks."""
-        from goalgraph.llm.grounding import ungrounded_arguments
-
-        return ungrounded_arguments(arguments, self.parameters.get(name) or {}, self.context)
-
-
 @dataclass
 class _Call:
     """Everything one generation needs, prepared from the messages and bound kwargs."""
@@ -695,7 +640,6 @@ class _Call:
     counter: _TokenCounter
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
-    grounding: _Grounding | None = None
     native: bool = False
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from goalgraph.llm import LocalChatModel, load_local_model
 from goalgraph.llm.grammar import to_openai_tools, tool_call_schema
 from goalgraph.llm.loader import bundled_gguf_path, converted_dir
+from goalgraph.policies import GuardedChatModel
 from goalgraph.spec import CacheSpec, ModelSpec
 
 pytestmark = pytest.mark.model
@@ -186,9 +187,9 @@ def test_cuda_path_uses_bf16_and_sdpa_and_calls_tools() -> None:
 
 
 def test_the_tool_gate_answers_off_topic_questions_without_a_call(chat: LocalChatModel) -> None:
-    from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE
+    from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE
 
-    gated = chat.model_copy(update={"tool_gate": DEFAULT_TOOL_GATE})
+    gated = GuardedChatModel(inner=chat, tool_gate=DEFAULT_TOOL_GATE)
     bound = gated.bind_tools([calculator, read_file], max_new_tokens=48)
     off_topic = bound.invoke("Who wrote the play Hamlet?")
     assert not off_topic.tool_calls and not off_topic.invalid_tool_calls
@@ -196,13 +197,11 @@ def test_the_tool_gate_answers_off_topic_questions_without_a_call(chat: LocalCha
     # What each request is offered (whether the model then calls is its own decision):
     offered = to_openai_tools([calculator, read_file])
     for request, names in [("What is 12*(3+4)?", ["calculator"]), ("Who wrote Hamlet?", [])]:
-        call = gated._prepare([HumanMessage(request)], None, {"tools": offered})
-        assert call.mode == ("tools" if names else "text")
-        assert (call.schema is not None) == bool(names) and all(n in call.prompt for n in names)
-        assert "read_file" not in call.prompt
+        _, tools, may_answer = gated._turn([HumanMessage(request)], {"tools": offered})
+        assert [tool["function"]["name"] for tool in tools] == names and may_answer
     required = {"tools": offered, "tool_choice": "required"}
-    forced = gated._prepare([HumanMessage("Who wrote Hamlet?")], None, required)
-    assert forced.mode == "tools" and "read_file" in forced.prompt  # The gate only filters auto.
+    _, forced, may_answer = gated._turn([HumanMessage("Who wrote Hamlet?")], required)
+    assert len(forced) == 2 and not may_answer  # The gate only filters auto.
 
 
 @tool
@@ -218,8 +217,8 @@ def set_alarm(hour: int, minute: int) -> str:
 
 
 def test_argument_grounding_drops_calls_whose_values_were_invented(chat: LocalChatModel) -> None:
-    update = {"ground_arguments": True, "thought": False, "no_call": "decision"}
-    grounded = chat.model_copy(update=update)
+    inner = chat.model_copy(update={"thought": False, "no_call": "decision"})
+    grounded = GuardedChatModel(inner=inner, ground_arguments=True)
     system = SystemMessage("You turn the user's request into one function call.")
 
     def ask(tools: list[Any], request: str) -> AIMessage:

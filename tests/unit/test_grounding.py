@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from goalgraph.llm.grounding import mentioned_numbers, ungrounded_arguments
+from goalgraph.policies.grounding import mentioned_numbers, ungrounded_arguments
 
 
 @pytest.mark.parametrize(

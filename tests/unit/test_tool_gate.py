@@ -1,4 +1,4 @@
-"""The tool relevance gate: which bound tools a turn is offered (``goalgraph.llm.tool_gate``)."""
+"""The tool relevance gate: which bound tools a turn is offered (``goalgraph.policies.tool_gate``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from helpers import calculator, read_file
 
 from goalgraph.llm.grammar import to_openai_tools
-from goalgraph.llm.tool_gate import DEFAULT_TOOL_GATE, ToolGate, tool_text
+from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE, ToolGate, tool_text
 
 TOOLS = to_openai_tools([calculator, read_file])
 AXES = {"calculator": 0, "read": 1, "weather": 2}
