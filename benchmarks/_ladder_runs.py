@@ -216,9 +216,28 @@ def _divergence(tokenizer: Any, fp32: list[int], bf16: list[int], prefix: int) -
     )
 
 
-def save_runs(runs: list[ModelRun], path: Path) -> None:
+def save_runs(
+    runs: list[ModelRun], path: Path, *, loads: tuple[float, float], new_tokens: int
+) -> None:
     """Write the raw measurements (speeds, greedy tokens and texts) as JSON."""
-    path.write_text(json.dumps([asdict(run) for run in runs], indent=1), encoding="utf-8")
+    data = {
+        "load_average": list(loads),
+        "new_tokens": new_tokens,
+        "runs": [asdict(r) for r in runs],
+    }
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+def load_runs(path: Path) -> tuple[list[ModelRun], tuple[float, float], int]:
+    """Read what ``save_runs`` wrote: ``(runs, load averages, new_tokens)``."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    runs = []
+    for raw in data["runs"]:
+        variants = [Variant(**variant) for variant in raw.pop("variants")]
+        agreement = {key: Agreement(**value) for key, value in raw.pop("agreement").items()}
+        runs.append(ModelRun(**raw, variants=variants, agreement=agreement))
+    start, end = data["load_average"]
+    return runs, (start, end), data["new_tokens"]
 
 
 def choose_settings(run: ModelRun) -> tuple[str, int, str]:
@@ -248,9 +267,12 @@ def choose_settings(run: ModelRun) -> tuple[str, int, str]:
 
 
 def write_report(
-    runs: list[ModelRun], path: Path, *, loads: tuple[Any, Any], new_tokens: int
+    runs: list[ModelRun], path: Path, *, loads: tuple[float, float], new_tokens: int
 ) -> str:
-    """Write the markdown report to ``path`` and return it."""
+    """Write the markdown report to ``path`` and return it.
+
+    ``loads`` are the 1-minute load averages at the start and the end of the measurement.
+    """
     import torch
     import transformers
 
@@ -267,7 +289,7 @@ def write_report(
         f"Python {platform.python_version()}.",
         "",
         "**Timings are ratios measured in one run** on a 2-core machine shared with other "
-        f"engineers' work (load average {loads[0][0]:.1f} at the start, {loads[1][0]:.1f} at the "
+        f"engineers' work (load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the "
         "end): compare the rows of one model with each other, not with other runs or machines.",
         "",
         f"Speed: prefill is one forward pass over {PREFILL_TOKENS} prompt tokens; decode is "
@@ -319,7 +341,8 @@ def write_report(
         "",
         "Loaded parameters count the output matrix separately where the GGUF stores it "
         "untied (both Qwen files do). Loading float32 maps the converted safetensors folder; "
-        "bfloat16 casts it while loading.",
+        "bfloat16 casts it while loading. Where a ladder entry differs from the choice, "
+        "`goalgraph/llm/ladder.py` says why.",
     ]
     for run in runs:
         dtype, threads, why = choose_settings(run)

@@ -38,6 +38,7 @@ Reproduce (from the repository root)::
     .venv/bin/python benchmarks/llm_runtime.py --quick    # 2 repetitions
     .venv/bin/python benchmarks/llm_runtime.py --ladder   # every installed ladder model
     .venv/bin/python benchmarks/llm_runtime.py --ladder qwen2.5-coder-0.5b
+    .venv/bin/python benchmarks/llm_runtime.py --ladder-report   # the table from its JSON
 """
 
 from __future__ import annotations
@@ -178,12 +179,19 @@ def main(argv: list[str] | None = None) -> int:
         "--new-tokens", type=int, default=64, help="greedy tokens per prompt with --ladder"
     )
     parser.add_argument(
+        "--ladder-report",
+        action="store_true",
+        help="rewrite the --ladder table from its JSON (model_ladder.json) without measuring",
+    )
+    parser.add_argument(
         "--ladder-output",
         type=Path,
         default=Path(__file__).parent / "results" / "model_ladder.md",
         help="where --ladder writes its table",
     )
     args = parser.parse_args(argv)
+    if args.ladder_report:
+        return ladder_report(args.ladder_output)
     if args.ladder is not None:
         return ladder_main(args.ladder, new_tokens=args.new_tokens, output=args.ladder_output)
     runs = args.runs or (2 if args.quick else 5)
@@ -284,14 +292,24 @@ def ladder_main(names: list[str], *, new_tokens: int, output: Path) -> int:
             file=sys.stderr,
         )
         return 2
-    load_before = os.getloadavg()
+    load_before = os.getloadavg()[0]
     runs = [
         measure_model(name, prefill_text=agent_system_prompt, new_tokens=new_tokens)
         for name in chosen
     ]
-    save_runs(runs, output.with_suffix(".json"))
-    report = write_report(runs, output, loads=(load_before, os.getloadavg()), new_tokens=new_tokens)
-    print(report)
+    loads = (load_before, os.getloadavg()[0])
+    save_runs(runs, output.with_suffix(".json"), loads=loads, new_tokens=new_tokens)
+    print(write_report(runs, output, loads=loads, new_tokens=new_tokens))
+    _progress(f"wrote {output} and {output.with_suffix('.json').name}")
+    return 0
+
+
+def ladder_report(output: Path) -> int:
+    """Rewrite the ``--ladder`` table from the JSON beside it (e.g. after a ladder change)."""
+    from _ladder_runs import load_runs, write_report
+
+    runs, loads, new_tokens = load_runs(output.with_suffix(".json"))
+    print(write_report(runs, output, loads=loads, new_tokens=new_tokens))
     _progress(f"wrote {output}")
     return 0
 

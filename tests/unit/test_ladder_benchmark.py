@@ -70,12 +70,18 @@ def test_equal_speeds_keep_fp32_and_the_faster_thread_count() -> None:
 def test_report_lists_every_variant_the_choice_and_the_divergence(tmp_path: Path) -> None:
     path = tmp_path / "model_ladder.md"
     run = model_run(PREFILL, DECODE, same_outputs=2)
-    report = runs.write_report([run], path, loads=((4.0,), (5.0,)), new_tokens=64)
+    report = runs.write_report([run], path, loads=(4.0, 5.0), new_tokens=64)
     assert path.read_text() == report
     assert "Timings are ratios measured in one run" in report
     assert "| qwen2.5-coder-0.5b | bfloat16 | 1 | 80 | 2.7 | 1.08x |" in report
     assert "| qwen2.5-coder-0.5b | float32 | 2 | 25 | 1.5 | 0.60x |" in report
     assert "| qwen2.5-coder-0.5b | 9/9 | 2/3 | after 1 same tokens" in report
     assert "| bfloat16, 1 thread(s) | bf16 prefill 2.00x, decode 1.08x fp32" in report
-    runs.save_runs([run], tmp_path / "model_ladder.json")
-    assert '"same_outputs": 2' in (tmp_path / "model_ladder.json").read_text()
+    assert "load average 4.0 at the start, 5.0 at the end" in report
+
+
+def test_saved_runs_load_back_into_the_same_report(tmp_path: Path) -> None:
+    run = model_run(PREFILL, DECODE, same_outputs=2)
+    runs.save_runs([run], tmp_path / "model_ladder.json", loads=(4.0, 5.0), new_tokens=64)
+    loaded, loads, new_tokens = runs.load_runs(tmp_path / "model_ladder.json")
+    assert (loaded, loads, new_tokens) == ([run], (4.0, 5.0), 64)
