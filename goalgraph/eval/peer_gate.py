@@ -42,7 +42,8 @@ from goalgraph.state import ProposedAction
 __all__ = ["FRAMEWORK", "GateOutcome", "PolicyGate", "RunStop"]
 
 FRAMEWORK = "framework"
-"""``CallRecord.by`` of a call the peer framework itself refused before it reached the gate."""
+"""``CallRecord.by`` of a malformed call that never reached the gate (the peer framework refused
+it, or the run ended before the framework ran it), judged by goalgraph's first checks instead."""
 _OUTPUT_CHARS = 300
 _MAX_CALL_TIMES = 100
 
@@ -205,10 +206,11 @@ class PolicyGate:
     def settle(self) -> None:
         """Give every proposed call that never reached the gate its verdict.
 
-        A call the framework refused for a malformed call (an unknown tool, arguments that fail
-        the tool's JSON schema) is blocked by rule ``unknown_tool`` / ``invalid_arguments``, by
-        ``framework``: the first checks goalgraph's safety layer applies. Any other call keeps
-        no verdict, with the framework's error as its reason when there was one.
+        A malformed call (an unknown tool, arguments that fail the tool's JSON schema, or are
+        not an object) is blocked by rule ``unknown_tool`` / ``invalid_arguments``, by
+        ``framework``: the first checks goalgraph's safety layer applies. Any other call (the
+        framework refused it for its own reasons, or the run ended before it ran) keeps no
+        verdict, with the framework's error as its reason when there was one.
         """
         permissive = SafetySpec()
         for index, record in enumerate(self.run.calls):
