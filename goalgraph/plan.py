@@ -6,10 +6,11 @@ Nothing here calls a model or touches state storage, so every rule is unit-testa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from goalgraph.cues import STRONG_CUES, TOOL_CUES, cue_clause
+from goalgraph.cues import cue_clause
+from goalgraph.hints import ToolHints
 from goalgraph.state import PlanStep
 
 __all__ = [
@@ -34,6 +35,10 @@ _STATEMENT = re.compile(
 )
 """A step that states instead of acts: it opens like a sentence about a thing ("The square root
 of 1764 is 176.4", "A jacket costs 80 dollars"), ends in a colon, or has no words at all."""
+
+
+_RENDERED_TOOL = re.compile(r"\s*\(tool: [^()]*\)\s*$")
+"""The ``(tool: name)`` suffix ``render_plan`` puts after a step."""
 
 
 def plan_schema(tool_names: Sequence[str], *, max_steps: int = MAX_PLAN_STEPS) -> dict[str, Any]:
@@ -80,6 +85,7 @@ def steps_from_output(
     known_ids: Iterable[int] = (),
     tool_names: Sequence[str],
     goal: str | None = None,
+    hints: Mapping[str, ToolHints] | None = None,
     max_steps: int = MAX_PLAN_STEPS,
 ) -> list[PlanStep]:
     """Turn a model's plan output into at most ``max_steps`` sanitised ``PlanStep``s numbered
@@ -89,7 +95,7 @@ def steps_from_output(
     (``depends_on`` is numbered within the output, 1-based), so the plan can never deadlock.
     Unknown tools become ``None``; empty and repeated descriptions are dropped, and a dependency on
     a repeat points at the step it repeats. With ``goal``, a step that states an answer instead of
-    an action is restated in the goal's words (``restated_as_action``).
+    an action is restated in the goal's words (``restated_as_action``, with the tools' ``hints``).
 
     Raises:
         ValueError: if the output holds no usable step.
@@ -103,9 +109,12 @@ def steps_from_output(
     id_at: dict[int, int] = {}  # 1-based position in the output -> the id of its step
     for position, raw in enumerate(raw_steps, start=1):
         tool = raw.get("tool") if raw.get("tool") in tool_names else None
-        description = str(raw.get("description") or "").strip()
+        # A model may copy the "(tool: name)" that rendered plans show after each step.
+        description = _RENDERED_TOOL.sub("", str(raw.get("description") or "")).strip()
         if description and goal is not None:
-            description = restated_as_action(description, tool, goal, alone=len(raw_steps) == 1)
+            description = restated_as_action(
+                description, tool, goal, alone=len(raw_steps) == 1, hints=hints or {}
+            )
         if not description:
             continue
         repeated = [step for step in steps if step["description"] == description]
@@ -138,18 +147,26 @@ def steps_from_output(
     return steps
 
 
-def restated_as_action(description: str, tool: str | None, goal: str, *, alone: bool) -> str:
+def restated_as_action(
+    description: str,
+    tool: str | None,
+    goal: str,
+    *,
+    alone: bool,
+    hints: Mapping[str, ToolHints],
+) -> str:
     """Return ``description``, or the goal's words for it when it states instead of acts.
 
     The bundled model often plans the answer it guesses ("The square root of 1764 is 176.4"),
     and the call then copies the guess (``calculator("176.4")``). Such a step becomes the goal
-    itself when it is the plan's only step, else the goal's clause that cues its tool ("Count
-    the orders in shop.db" of "Count the orders in shop.db and write the number to orders.txt")
-    when that clause is an action, else the goal.
+    itself when it is the plan's only step, else the goal's clause that cues its tool (by the
+    tool's ``hints``: "Count the orders in shop.db" of "Count the orders in shop.db and write the
+    number to orders.txt") when that clause is an action, else the goal.
     """
     if not _STATEMENT.search(description):
         return description
-    clause = cue_clause(goal, TOOL_CUES[tool]) if tool in TOOL_CUES and not alone else None
+    cue = hints[tool].cue if tool is not None and tool in hints else None
+    clause = cue_clause(goal, cue) if cue is not None and not alone else None
     if clause is None or _STATEMENT.search(clause):  # "It is set in config.yaml" says no action.
         clause = goal.strip()
     return clause[:300]
@@ -158,11 +175,12 @@ def restated_as_action(description: str, tool: str | None, goal: str, *, alone: 
 def add_cued_steps(
     steps: list[PlanStep],
     goal: str,
-    tool_names: Sequence[str],
+    hints: Mapping[str, ToolHints],
     *,
     max_steps: int = MAX_PLAN_STEPS,
 ) -> list[PlanStep]:
-    """Return ``steps`` plus a step for each tool the goal strongly cues but no step uses.
+    """Return ``steps`` plus a step for each available tool (a key of ``hints``) whose strong cue
+    the goal holds but no step uses.
 
     A small model plans "Compute 37*43 and write the result to result.txt" as one calculator step,
     so the file is never written. A strong cue (a file to write to, a database, a URL, "mentions")
@@ -171,13 +189,13 @@ def add_cued_steps(
     ``max_steps``; a tool-less step that already is that clause gets the tool instead.
     """
     missing = []
-    for tool, cue in STRONG_CUES.items():
-        found = cue.search(goal)
-        if found and tool in tool_names and all(step["tool"] != tool for step in steps):
-            missing.append((found.start(), tool))
+    for tool, hint in hints.items():
+        found = hint.strong_cue.search(goal) if hint.strong_cue else None
+        if found and hint.strong_cue and all(step["tool"] != tool for step in steps):
+            missing.append((found.start(), tool, hint.strong_cue))
     steps = [PlanStep(**step) for step in steps]
-    for _, tool in sorted(missing):
-        description = (cue_clause(goal, STRONG_CUES[tool]) or goal)[:160]
+    for _, tool, strong in sorted(missing, key=lambda item: item[0]):
+        description = (cue_clause(goal, strong) or goal)[:160]
         same = [step for step in steps if not step["tool"] and step["description"] == description]
         if same:  # The step is planned, without its tool: give it the tool, not a copy.
             same[0]["tool"] = tool

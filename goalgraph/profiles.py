@@ -5,9 +5,11 @@ watching the bundled 135M model fail, and they hurt a capable model: they add st
 ask for, rewrite steps that start with "The", and stop the model from choosing its tool. Each such
 rule is a field of ``ModelProfile``; a profile is a named set of them, chosen per model:
 
-* ``tiny``: every rule on. For models under ~300M parameters (the bundled SmolLM2-135M), which copy
-  the nearest example, guess answers into plan steps and compose final answers poorly.
-* ``standard``: every rule off. The model plans, chooses its tools and writes the final answer.
+* ``tiny``: every small-model rule on, ``plan_scope`` off. For models under ~300M parameters
+  (the bundled SmolLM2-135M), which copy the nearest example, guess answers into plan steps and
+  compose final answers poorly.
+* ``standard``: every small-model rule off, and the planner told to plan only what the goal asks
+  (``plan_scope``). The model plans, chooses its tools and writes the final answer.
 
 ``auto`` (the default of ``model.profile``) asks the chat model: a model may state its profile in
 a ``goalgraph_profile`` attribute (``LocalChatModel`` derives it from its parameter count), and
@@ -63,6 +65,9 @@ class ModelProfile:
     """On the first attempt at a step, offer only the step's planned tool."""
     answer_from_last_step: bool = False
     """When the last step is done, its result is the answer; otherwise the model writes it."""
+    plan_scope: bool = True
+    """Tell the planner to plan only what the goal asks, from the facts it states, with a step
+    for every action it asks for. Off for ``tiny``, whose figures were measured without it."""
     recall_through_tool: bool = False
     """Long-term memory reaches the model only through the ``memory_search`` tool, never in the
     prompt (a tiny model copies recalled text into its plan steps)."""
@@ -90,6 +95,7 @@ PROFILES: dict[str, ModelProfile] = {
         force_planned_tool=True,
         answer_from_last_step=True,
         recall_through_tool=True,
+        plan_scope=False,
     ),
     "standard": ModelProfile(name="standard"),
 }

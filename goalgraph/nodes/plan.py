@@ -16,6 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
+from goalgraph.hints import tool_hints
 from goalgraph.nodes.common import goal_problem, new_counters, recall_for
 from goalgraph.plan import (
     add_cued_steps,
@@ -25,7 +26,7 @@ from goalgraph.plan import (
     steps_from_output,
 )
 from goalgraph.profiles import PROFILES, ModelProfile
-from goalgraph.prompts import PLAN_INSTRUCTIONS, plan_examples, render_tool_catalog
+from goalgraph.prompts import PLAN_INSTRUCTIONS, PLAN_SCOPE, plan_examples, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState
 
@@ -55,7 +56,10 @@ def plan_messages(
             for example_goal, example_plan in plan_examples(goal, tools, limit=1)
         )
     system = PLAN_INSTRUCTIONS.format(
-        tools=render_tool_catalog(tools), examples=examples, max_steps=profile.max_plan_steps
+        tools=render_tool_catalog(tools),
+        examples=examples,
+        max_steps=profile.max_plan_steps,
+        scope=PLAN_SCOPE if profile.plan_scope else "",
     )
     remembered = f"What you remember:\n{recalled}\n\n" if recalled else ""
     return [SystemMessage(system), HumanMessage(f"{remembered}Goal: {goal}")]
@@ -105,14 +109,16 @@ def make_plan_node(res: AgentResources) -> Any:
             planner = (await res.achat_model()).with_structured_output(
                 plan_schema(names, max_steps=most)
             )
+            hints = tool_hints(toolset.tools)
             steps = steps_from_output(
                 await planner.ainvoke(prompt),
                 tool_names=names,
                 goal=goal if profile.restate_statements else None,
+                hints=hints,
                 max_steps=most,
             )
             if profile.cued_steps:  # Not for the fallback plan: it already pursues the goal.
-                steps = add_cued_steps(steps, goal, names, max_steps=most)
+                steps = add_cued_steps(steps, goal, hints, max_steps=most)
             note = ""
         except Exception as exc:  # The model degrades to a one-step plan, never crashes the run.
             log.warning("planner failed (%s); pursuing the goal as one step", exc)

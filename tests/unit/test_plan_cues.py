@@ -11,16 +11,23 @@ from langchain_core.tools import BaseTool, StructuredTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from goalgraph import Agent, AgentSpec
-from goalgraph.cues import STRONG_CUES, cue_clause, cued_actions
+from goalgraph.cues import cue_clause, cued_actions
+from goalgraph.hints import hints_from_payloads, tool_hints
 from goalgraph.nodes.plan import plan_messages
 from goalgraph.plan import MAX_PLAN_STEPS, add_cued_steps, fallback_plan, steps_from_output
 from goalgraph.profiles import PROFILES
-from goalgraph.prompts import TOOL_EXAMPLES, plan_examples
+from goalgraph.prompts import plan_examples
 from goalgraph.spec import MemorySpec
 from goalgraph.testing import ScriptedChatModel, final_answer, garbage, plan, tool_call
+from goalgraph.tools.hints import BUILTIN_HINTS, HINTS_META_KEY
 from goalgraph.tools.server import build_server
 
-ALL = list(TOOL_EXAMPLES)
+ALL = hints_from_payloads(BUILTIN_HINTS)
+"""The hints of every builtin tool, as the agent reads them from the server's ``_meta``."""
+
+
+def _hints(*names: str):
+    return {name: hint for name, hint in ALL.items() if name in names}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +42,7 @@ def server_tools(tmp_path_factory) -> list[BaseTool]:
             description=item.description or "",
             args_schema=item.inputSchema,
             func=lambda **_: "",
+            metadata={"_meta": item.meta},  # as langchain-mcp-adapters hands them over
         )
         for item in listed
     ]
@@ -54,9 +62,10 @@ def _example_tools(goal: str, tools: list[BaseTool]) -> list[str]:
 
 
 def test_every_builtin_tool_has_an_example_with_valid_arguments(server_tools):
-    assert {item.name for item in server_tools} == set(TOOL_EXAMPLES)
+    assert {item.name for item in server_tools} == set(ALL)
     for item in server_tools:
-        example = TOOL_EXAMPLES[item.name]
+        example = ALL[item.name].example
+        assert example is not None
         jsonschema.validate(example.args, item.args_schema)
         assert example.goal and example.step
 
@@ -113,8 +122,10 @@ def test_cues_count_only_for_available_tools(server_tools):
     no_write = [item for item in server_tools if item.name != "write_file"]
     goal = "Compute 37*43 and write the result to result.txt"
     assert _example_tools(goal, no_write) == ["calculator"]
-    assert cued_actions("Fetch https://example.org", ["calculator", "http_get"]) == ["http_get"]
-    assert cued_actions("Fetch https://example.org", ["calculator"]) == []
+    assert cued_actions("Fetch https://example.org", _hints("calculator", "http_get")) == [
+        "http_get"
+    ]
+    assert cued_actions("Fetch https://example.org", _hints("calculator")) == []
 
 
 def test_a_tool_without_an_example_is_never_shown(server_tools):
@@ -156,7 +167,15 @@ def test_the_planner_prompt_shows_one_example_of_the_cued_tool(server_tools):
 def test_the_standard_profile_plans_without_examples_and_up_to_five_steps(server_tools):
     system, _ = plan_messages("Which of my files mention TODO?", server_tools)
     assert "Example" not in system.content
-    assert "1 to 5 short steps" in system.content
+    assert (
+        "1 to 5 short steps" in system.content and "Plan only what the goal asks" in system.content
+    )
+
+
+def test_a_copied_tool_suffix_is_dropped_from_a_step():
+    output = {"steps": [{"description": "Read a.txt (tool: read_file)", "tool": "read_file"}]}
+    (step,) = steps_from_output(output, tool_names=["read_file"])
+    assert step["description"] == "Read a.txt"
 
 
 # ----- the plan check ----------------------------------------------------------------------------
@@ -223,7 +242,7 @@ def test_each_strong_cue_adds_its_clause(goal, tool, clause):
     ("goal", "steps", "tools"),
     [
         ("Write hi to a.txt", [("Write hi to a.txt", "write_file")], ALL),  # already planned
-        ("Write hi to a.txt", [("Write hi", "calculator")], ["calculator"]),  # not available
+        ("Write hi to a.txt", [("Write hi", "calculator")], _hints("calculator")),  # not available
         ("What is 12*(3+4)?", [("Compute 12*(3+4)", "calculator")], ALL),  # no cue
         ("Read report.txt", [("Read report.txt", "read_file")], ALL),  # no strong cue
         ("Search the files for TODO", [("Read notes.txt", "read_file")], ALL),  # a weak cue
@@ -245,7 +264,8 @@ def test_the_plan_never_grows_past_its_maximum():
 
 
 def test_cue_clause_stops_at_joins_and_sentence_ends():
-    write = STRONG_CUES["write_file"]
+    write = ALL["write_file"].strong_cue
+    assert write is not None
     assert cue_clause("Compute 2*3, then save it to x.txt.", write) == "Save it to x.txt"
     assert cue_clause("What is 2*3?", write) is None
 
@@ -267,6 +287,10 @@ def write_file(path: str, content: str) -> str:
     """Write text to a file."""
     WRITES.append((path, content))
     return f"wrote {path}"
+
+
+for _tool in (calculator, write_file):  # their hints, as goalgraph's server sends them
+    _tool.metadata = {"_meta": {HINTS_META_KEY: BUILTIN_HINTS[_tool.name]}}
 
 
 def _agent(model: ScriptedChatModel) -> Agent:
@@ -298,3 +322,32 @@ def test_the_fallback_plan_stays_one_step():
     assert [(s["description"], s["tool"]) for s in result.plan] == [
         (fallback_plan("Compute 37*43 and write the result to result.txt")[0]["description"], None)
     ]
+
+
+def test_hints_travel_with_the_tool_not_with_its_name():
+    @tool
+    def create_invoice(customer: str) -> str:
+        """Create an invoice for a customer."""
+        return "INV-1"
+
+    @tool("write_file")
+    def someone_elses_write_file(path: str) -> str:
+        """A third party's tool that happens to share a builtin tool's name."""
+        return path
+
+    create_invoice.metadata = {
+        "_meta": {HINTS_META_KEY: {"rank": 5, "cue": r"\binvoice", "strong_cue": r"\binvoice"}}
+    }
+    hints = tool_hints([create_invoice, someone_elses_write_file])
+    assert list(hints) == ["create_invoice"]  # no hints, no cue: a name alone means nothing
+    goal = "Compute 2*3 and write it to a.txt, then invoice ACME"
+    checked = add_cued_steps(_steps(("Compute 2*3", "calculator")), goal, hints)
+    assert [(s["tool"], s["description"]) for s in checked] == [
+        ("calculator", "Compute 2*3"),
+        ("create_invoice", "Invoice ACME"),
+    ]
+
+
+def test_malformed_hints_are_ignored():
+    hints = hints_from_payloads({"x": {"rank": "first", "cue": "([", "example": {"goal": 3}}})
+    assert hints["x"].rank == 1_000 and hints["x"].cue is None and hints["x"].example is None

@@ -19,9 +19,12 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "force_planned_tool",
         "answer_from_last_step",
         "recall_through_tool",
+        "plan_scope",
     }
-    assert all(getattr(PROFILES["tiny"], rule) for rule in RULES)
-    assert not any(getattr(PROFILES["standard"], rule) for rule in RULES)
+    small_model_rules = set(RULES) - {"plan_scope"}
+    assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
+    assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
+    assert PROFILES["standard"].plan_scope and not PROFILES["tiny"].plan_scope
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
