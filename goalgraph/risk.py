@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from goalgraph.spec import RiskClass
+from goalgraph.tools.hints import HINTS_META_KEY
 
 if TYPE_CHECKING:  # goalgraph's MCP server imports this module and never loads LangChain.
     from langchain_core.tools import BaseTool
@@ -39,10 +40,17 @@ _CLASSES: frozenset[str] = frozenset({"read", "write", "exec", "network"})
 
 
 def tool_meta(
-    risk: RiskClass, *, paths: Iterable[str] = (), urls: Iterable[str] = ()
+    risk: RiskClass,
+    *,
+    paths: Iterable[str] = (),
+    urls: Iterable[str] = (),
+    hints: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return the ``_meta`` goalgraph's server attaches to a tool."""
+    """Return the ``_meta`` goalgraph's server attaches to a tool (``hints``: its planning
+    hints, ``goalgraph.tools.hints``)."""
     meta: dict[str, Any] = {RISK_META_KEY: risk}
+    if hints:
+        meta[HINTS_META_KEY] = dict(hints)
     if paths:
         meta[PATHS_META_KEY] = list(paths)
     if urls:

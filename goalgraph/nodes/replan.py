@@ -13,6 +13,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
+from goalgraph.hints import tool_hints
 from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import fallback_plan, next_step_id, plan_schema, render_plan, steps_from_output
 from goalgraph.progress import NO_PROGRESS, FailedCall, describe_call, repeated_step
@@ -69,6 +70,7 @@ def make_replan_node(res: AgentResources) -> Any:
                 known_ids=done_ids,
                 tool_names=names,
                 goal=state["goal"] if profile.restate_statements else None,
+                hints=tool_hints((await res.toolset()).tools),
                 max_steps=profile.max_plan_steps,
             )
         except Exception as exc:  # Degrade to pursuing the goal directly.

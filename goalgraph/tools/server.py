@@ -28,6 +28,7 @@ from goalgraph.memory.types import MemoryBackendError
 from goalgraph.risk import tool_meta
 from goalgraph.spec import MemorySpec, ToolsSpec
 from goalgraph.tools.calculator import CalculatorError, calculate
+from goalgraph.tools.hints import BUILTIN_HINTS
 from goalgraph.tools.sandbox import MAX_CODE_CHARS, failure_summary, run_python
 from goalgraph.tools.sqlite_query import SqliteQueryError
 from goalgraph.tools.sqlite_query import query as sqlite_select
@@ -88,7 +89,7 @@ def build_server(
         description="Evaluate an arithmetic expression. Returns the number.",
         structured_output=False,
         annotations=READ_ONLY,
-        meta=tool_meta("read"),
+        meta=tool_meta("read", hints=BUILTIN_HINTS["calculator"]),
     )
     def calculator(
         expression: Annotated[
@@ -111,7 +112,7 @@ def build_server(
         description="Read a text file from the workspace. Returns its text.",
         structured_output=False,
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["path"]),
+        meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["read_file"]),
     )
     def read_file(
         path: Annotated[
@@ -128,7 +129,7 @@ def build_server(
         description="List files and folders in a workspace folder. Folder names end with /.",
         structured_output=False,
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["path"]),
+        meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["list_files"]),
     )
     def list_files(
         path: Annotated[str, Field(description="Folder in the workspace; . is the top")] = ".",
@@ -143,7 +144,7 @@ def build_server(
         description="Write text to a file in the workspace, replacing it. Creates folders.",
         structured_output=False,
         annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False),
-        meta=tool_meta("write", paths=["path"]),
+        meta=tool_meta("write", paths=["path"], hints=BUILTIN_HINTS["write_file"]),
     )
     def write_file(
         path: Annotated[
@@ -163,7 +164,7 @@ def build_server(
     @server.tool(
         description="Fetch a web page (only allowlisted hosts) and return its readable text.",
         annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True),
-        meta=tool_meta("network", urls=["url"]),
+        meta=tool_meta("network", urls=["url"], hints=BUILTIN_HINTS["http_get"]),
         structured_output=False,
     )
     async def http_get(
@@ -183,7 +184,7 @@ def build_server(
             "Returns a table."
         ),
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["database"]),
+        meta=tool_meta("read", paths=["database"], hints=BUILTIN_HINTS["sqlite_query"]),
         structured_output=False,
     )
     async def sqlite_query(
@@ -210,7 +211,7 @@ def build_server(
             "(plain text, case-insensitive). Returns file:line: text lines."
         ),
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["path"]),
+        meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["search_files"]),
         structured_output=False,
     )
     async def search_files(
@@ -238,7 +239,7 @@ def build_server(
             "folder, time and memory limits). Print what you need; returns stdout and stderr."
         ),
         annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False),
-        meta=tool_meta("exec"),
+        meta=tool_meta("exec", hints=BUILTIN_HINTS["python"]),
         structured_output=False,
     )
     async def python(
@@ -281,7 +282,7 @@ def _add_memory_search(server: FastMCP, spec: MemorySpec) -> None:
             "and past conversations. Returns facts with dates and excerpts with their source."
         ),
         annotations=READ_ONLY,
-        meta=tool_meta("read"),
+        meta=tool_meta("read", hints=BUILTIN_HINTS["memory_search"]),
         structured_output=False,
     )
     async def memory_search(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from goalgraph.hints import hints_from_payloads
 from goalgraph.plan import restated_as_action, steps_from_output
 from goalgraph.testing import final_answer, plan, tool_call
+from goalgraph.tools.hints import BUILTIN_HINTS
 
 TOOLS = ["calculator", "python", "read_file", "sqlite_query", "write_file"]
+HINTS = hints_from_payloads({name: BUILTIN_HINTS[name] for name in TOOLS})
 
 
 def _output(*steps: tuple[str, str, list[int]]) -> dict:
@@ -34,7 +37,7 @@ def _output(*steps: tuple[str, str, list[int]]) -> dict:
 )
 def test_a_step_that_states_becomes_the_goal_when_it_is_the_only_step(statement):
     goal = "What is the square root of 1764?"
-    assert restated_as_action(statement, "calculator", goal, alone=True) == goal
+    assert restated_as_action(statement, "calculator", goal, alone=True, hints=HINTS) == goal
 
 
 @pytest.mark.parametrize(
@@ -48,25 +51,28 @@ def test_a_step_that_states_becomes_the_goal_when_it_is_the_only_step(statement)
     ],
 )
 def test_a_step_that_acts_is_kept(action):
-    assert restated_as_action(action, "calculator", "How many minutes in a week?", alone=True) == (
-        action
-    )
+    assert restated_as_action(
+        action, "calculator", "How many minutes in a week?", alone=True, hints=HINTS
+    ) == (action)
 
 
 def test_in_a_longer_plan_the_step_becomes_the_goals_clause_for_its_tool():
     goal = "Count the orders in shop.db and write the number to orders.txt"
     step = "The order count in shop.db is 10."
-    assert restated_as_action(step, "sqlite_query", goal, alone=False) == (
+    assert restated_as_action(step, "sqlite_query", goal, alone=False, hints=HINTS) == (
         "Count the orders in shop.db"
     )
     # No clause cues the tool: the whole goal.
-    assert restated_as_action(step, "python", goal, alone=False) == goal
-    assert restated_as_action(step, None, goal, alone=False) == goal
+    assert restated_as_action(step, "python", goal, alone=False, hints=HINTS) == goal
+    assert restated_as_action(step, None, goal, alone=False, hints=HINTS) == goal
 
 
 def test_a_clause_that_itself_states_is_not_used():
     goal = "Which port does the server use? It is set in config.yaml."
-    assert restated_as_action("The server uses port 80", "read_file", goal, alone=False) == goal
+    assert (
+        restated_as_action("The server uses port 80", "read_file", goal, alone=False, hints=HINTS)
+        == goal
+    )
 
 
 def test_restated_repeats_collapse_and_dependencies_follow_the_kept_step():
@@ -79,6 +85,7 @@ def test_restated_repeats_collapse_and_dependencies_follow_the_kept_step():
         ),
         tool_names=TOOLS,
         goal=goal,
+        hints=HINTS,
     )
     assert [(s["id"], s["description"], s["tool"], s["depends_on"]) for s in steps] == [
         (1, "Use Python to compute 2**5", "python", []),

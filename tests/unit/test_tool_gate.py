@@ -1,4 +1,4 @@
-"""The tool relevance gate: which bound tools a turn is offered (``goalgraph.policies.tool_gate``)."""
+"""The tool relevance gate: which bound tools a turn is offered (``policies.tool_gate``)."""
 
 from __future__ import annotations
 
