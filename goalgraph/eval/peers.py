@@ -44,7 +44,6 @@ import contextlib
 import importlib
 import keyword
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -58,9 +57,8 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from goalgraph.eval.checks import classify_failure, evaluate
 from goalgraph.eval.peer_gate import GateOutcome, PolicyGate, RunStop
 from goalgraph.eval.records import CallRecord, TaskRun
-from goalgraph.eval.servers import seed_server_state
-from goalgraph.eval.suite import TaskSpec, seed_workspace
-from goalgraph.eval.tasks import MAX_APPROVALS, task_spec
+from goalgraph.eval.suite import TaskSpec
+from goalgraph.eval.tasks import MAX_APPROVALS, prepare_task_folder
 from goalgraph.resources import AgentResources
 from goalgraph.spec import AgentSpec
 
@@ -128,14 +126,8 @@ async def arun_peer_task(
     """
     run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
-        root = keep_in or Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix=f"peer-task-{task.id}-"))
-        )
+        root, spec = prepare_task_folder(task, stack, keep_in=keep_in, prefix="peer-task")
         workspace = root / "workspace"
-        workspace.mkdir()
-        seed_workspace(task, workspace)
-        seed_server_state(task.server_state, root)
-        spec = task_spec(task, root)
         for earlier in task.before:
             record = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=earlier.goal)
             await _run_goal(peer, spec, earlier.goal, earlier.approval, record)

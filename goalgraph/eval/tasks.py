@@ -61,6 +61,7 @@ __all__ = [
     "SuiteResult",
     "arun_task",
     "load_model",
+    "prepare_task_folder",
     "report_progress",
     "run_suite",
     "select_tasks",
@@ -102,6 +103,30 @@ def load_model(name: str) -> tuple[str, ModelFactory]:
     model_spec = AgentSpec(model={"name": model_name, "cache": {"enabled": False}}).model
     model = LocalChatModel.from_spec(model_spec)
     return name, lambda task: model
+
+
+def prepare_task_folder(
+    task: TaskSpec, stack: contextlib.ExitStack, *, keep_in: Path | None, prefix: str
+) -> tuple[Path, AgentSpec]:
+    """Lay out a task's folder: its seeded ``workspace``, its servers' state, and its spec.
+
+    Args:
+        task: The task.
+        stack: Removes the temporary folder when it closes (unless ``keep_in`` is given).
+        keep_in: An empty folder to use and keep instead of a temporary one.
+        prefix: The temporary folder's name prefix.
+
+    Returns:
+        The folder and the task's ``AgentSpec`` in it.
+    """
+    root = keep_in or Path(
+        stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{prefix}-{task.id}-"))
+    )
+    workspace = root / "workspace"
+    workspace.mkdir()
+    seed_workspace(task, workspace)
+    seed_server_state(task.server_state, root)
+    return root, task_spec(task, root)
 
 
 def task_spec(task: TaskSpec, root: Path) -> AgentSpec:
@@ -153,14 +178,8 @@ async def arun_task(
     """
     run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
-        root = keep_in or Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix=f"goalgraph-task-{task.id}-"))
-        )
+        root, spec = prepare_task_folder(task, stack, keep_in=keep_in, prefix="goalgraph-task")
         workspace = root / "workspace"
-        workspace.mkdir()
-        seed_workspace(task, workspace)
-        seed_server_state(task.server_state, root)
-        spec = task_spec(task, root)
         guard_s = spec.limits.max_seconds + _GUARD_SLACK_S
         for earlier in task.before:  # Each a new agent: only long-term memory carries over.
             record = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=earlier.goal)
