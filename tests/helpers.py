@@ -102,3 +102,15 @@ def calculator(expression: Annotated[str, Field(max_length=40)]) -> str:
 def read_file(path: Annotated[str, Field(max_length=40)]) -> str:
     """Read a text file from the workspace."""
     return path
+
+
+def needs_ladder_model(name: str) -> list[Any]:
+    """Return the ``pytestmark`` of a module that runs ladder model ``name`` for real: marked
+    ``model``, and skipped with the install command when the model is not installed."""
+    import pytest
+
+    from goalgraph.llm.install import list_models
+
+    state = {status.entry.name: status.state for status in list_models()}[name]
+    reason = f"{name} is not installed: run `goalgraph models install {name}` (or make models)"
+    return [pytest.mark.model, pytest.mark.skipif(state == "missing", reason=reason)]

@@ -6,20 +6,11 @@ Skipped when the model is not installed (``goalgraph models install qwen2.5-code
 
 from __future__ import annotations
 
-import pytest
-
-from goalgraph.llm.install import list_models
+from helpers import needs_ladder_model
 
 MODEL = "qwen2.5-coder-0.5b"
-STATE = {status.entry.name: status.state for status in list_models()}[MODEL]
 
-pytestmark = [
-    pytest.mark.model,
-    pytest.mark.skipif(
-        STATE == "missing",
-        reason=f"{MODEL} is not installed: run `goalgraph models install {MODEL}` (or make models)",
-    ),
-]
+pytestmark = needs_ladder_model(MODEL)
 
 WEATHER = {
     "type": "function",

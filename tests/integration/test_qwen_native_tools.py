@@ -8,21 +8,13 @@ tests are skipped with the install command as the reason.
 from __future__ import annotations
 
 import pytest
+from helpers import needs_ladder_model
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 
-from goalgraph.llm.install import list_models
-
 MODEL = "qwen2.5-coder-0.5b"
-STATE = {status.entry.name: status.state for status in list_models()}[MODEL]
 
-pytestmark = [
-    pytest.mark.model,
-    pytest.mark.skipif(
-        STATE == "missing",
-        reason=f"{MODEL} is not installed: run `goalgraph models install {MODEL}` (or make models)",
-    ),
-]
+pytestmark = needs_ladder_model(MODEL)
 
 
 @tool
