@@ -27,9 +27,7 @@ from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
     BaseMessage,
-    ChatMessage,
     FunctionMessage,
-    HumanMessage,
     SystemMessage,
     ToolMessage,
 )
@@ -61,6 +59,7 @@ from goalgraph.llm.native_tools import (
     native_call_schema,
     native_turns,
     parse_native_output,
+    plain_turn,
     template_has_tool_calls,
 )
 from goalgraph.llm.prefix_cache import PrefixCache, PrefixCacheStats
@@ -672,10 +671,9 @@ def to_chat_turns(
     turns: list[dict[str, str]] = []
     for message in messages:
         text = str(message.text)
-        if isinstance(message, SystemMessage):
-            turns.append({"role": "system", "content": text})
-        elif isinstance(message, HumanMessage):
-            turns.append({"role": "user", "content": text})
+        plain = plain_turn(message)
+        if plain is not None:
+            turns.append(plain)
         elif isinstance(message, AIMessage):
             for call in message.tool_calls:
                 if call.get("id"):
@@ -687,9 +685,6 @@ def to_chat_turns(
             turns.append({"role": "user", "content": f"Observation from {name}: {text}"})
         elif isinstance(message, FunctionMessage):
             turns.append({"role": "user", "content": f"Observation from {message.name}: {text}"})
-        elif isinstance(message, ChatMessage):
-            role = message.role if message.role in ("system", "user", "assistant") else "user"
-            turns.append({"role": role, "content": text})
         else:
             raise ValueError(f"cannot render message of type {type(message).__name__}")
     return turns

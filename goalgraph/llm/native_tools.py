@@ -40,6 +40,7 @@ __all__ = [
     "native_call_schema",
     "native_turns",
     "parse_native_output",
+    "plain_turn",
     "template_has_tool_calls",
 ]
 
@@ -74,18 +75,30 @@ def native_call_schema(
     return tool_call_schema(offered, tool_choice="required", thought=False)
 
 
+def plain_turn(message: BaseMessage) -> dict[str, str] | None:
+    """Return the turn of a system, user or generic chat message, or ``None`` for the assistant
+    and tool messages whose rendering depends on the tool-call format."""
+    text = str(message.text)
+    if isinstance(message, SystemMessage):
+        return {"role": "system", "content": text}
+    if isinstance(message, HumanMessage):
+        return {"role": "user", "content": text}
+    if isinstance(message, ChatMessage):
+        role = message.role if message.role in ("system", "user", "assistant") else "user"
+        return {"role": role, "content": text}
+    return None
+
+
 def native_turns(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """Convert LangChain messages to the turns a tool-aware chat template renders natively:
     assistant turns carry ``tool_calls`` and tool results are ``tool`` turns."""
     turns: list[dict[str, Any]] = []
     for message in messages:
-        text = str(message.text)
-        if isinstance(message, SystemMessage):
-            turns.append({"role": "system", "content": text})
-        elif isinstance(message, HumanMessage):
-            turns.append({"role": "user", "content": text})
+        plain = plain_turn(message)
+        if plain is not None:
+            turns.append(plain)
         elif isinstance(message, AIMessage):
-            turn: dict[str, Any] = {"role": "assistant", "content": text}
+            turn: dict[str, Any] = {"role": "assistant", "content": str(message.text)}
             if message.tool_calls:
                 turn["tool_calls"] = [
                     {"type": "function", "function": {"name": c["name"], "arguments": c["args"]}}
@@ -93,10 +106,7 @@ def native_turns(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
                 ]
             turns.append(turn)
         elif isinstance(message, ToolMessage | FunctionMessage):
-            turns.append({"role": "tool", "content": text})
-        elif isinstance(message, ChatMessage):
-            role = message.role if message.role in ("system", "user", "assistant") else "user"
-            turns.append({"role": role, "content": text})
+            turns.append({"role": "tool", "content": str(message.text)})
         else:
             raise ValueError(f"cannot render message of type {type(message).__name__}")
     return turns
