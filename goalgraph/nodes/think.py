@@ -87,7 +87,7 @@ def action_from_message(message: BaseMessage) -> ProposedAction | None:
     )
 
 
-def _context(state: AgentState) -> str:
+def _context(state: AgentState, *, suggest_tool: bool = True) -> str:
     plan = state.get("plan") or []
     step = current_step(plan, state.get("current_step"))
     parts = [f"Goal: {state['goal']}"]
@@ -97,7 +97,9 @@ def _context(state: AgentState) -> str:
     if state.get("summary"):
         parts += ["Earlier:", state["summary"]]
     if step is not None:
-        hint = f" (suggested tool: {step['tool']})" if step["tool"] else ""
+        # When the step's tool is the only choice, naming it again only gives a small model
+        # words to copy into the call ("12*(3+4) (tool)").
+        hint = f" (suggested tool: {step['tool']})" if step["tool"] and suggest_tool else ""
         parts.append(f"Current step {step['id']}: {step['description']}{hint}")
     else:
         parts.append("All steps are done. Give the final answer.")
@@ -162,7 +164,7 @@ def make_think_node(res: AgentResources) -> Any:
                 bound = (await res.achat_model()).bind_tools(choices, tool_choice=tool_choice)
                 prompt = [
                     SystemMessage(instructions),
-                    HumanMessage(_context(state)),
+                    HumanMessage(_context(state, suggest_tool=len(choices) > 1)),
                     *(state.get("messages") or []),
                 ]
                 message = await bound.ainvoke(prompt)

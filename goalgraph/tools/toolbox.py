@@ -521,7 +521,10 @@ def _startup_cause(exc: BaseException) -> str:
         return f"command not found: {leaf.filename or leaf}"
     if isinstance(leaf, PermissionError):
         return f"permission denied: {leaf.filename or leaf}"
-    if isinstance(leaf, McpError) and leaf.error.code == CONNECTION_CLOSED:
+    # A process that exits at once closes its pipes: which error the handshake meets first
+    # (the closed connection, or a write to the broken pipe) depends on timing.
+    closed = isinstance(leaf, McpError) and leaf.error.code == CONNECTION_CLOSED
+    if closed or isinstance(leaf, anyio.BrokenResourceError | anyio.ClosedResourceError):
         return "it exited before the MCP handshake finished (see its stderr)"
     if isinstance(leaf, httpx.TransportError):
         return f"cannot connect: {_exc_text(leaf)}"

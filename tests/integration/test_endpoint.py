@@ -208,7 +208,8 @@ def test_agent_over_http_reaches_done(server, tmp_path):
     workspace = tmp_path / "ws"
     workspace.mkdir()
     spec = AgentSpec(
-        model={"provider": "openai", "base_url": server, "name": "smollm2"},
+        # An endpoint cannot tell its size: the 135M model behind it needs the tiny profile.
+        model={"provider": "openai", "base_url": server, "name": "smollm2", "profile": "tiny"},
         workspace=workspace,
         checkpoint_path=tmp_path / "cp.sqlite",
     )

