@@ -89,8 +89,9 @@ class GuardedChatModel(BaseChatModel):
         """Return what generates this turn, the tools it offers, and whether it may answer."""
         tools: list[dict[str, Any]] = list(kwargs.pop("tools", None) or [])
         tool_choice = kwargs.pop("tool_choice", None)
+        answer_only = self.inner.bind(**kwargs) if kwargs else self.inner
         if not tools:
-            return self.inner.bind(**kwargs) if kwargs else self.inner, [], True
+            return answer_only, [], True
         mode = normalize_tool_choice(tool_choice, [t["function"]["name"] for t in tools])[0]
         may_answer = mode == "auto"
         if may_answer and self.tool_gate is not None:
@@ -99,7 +100,7 @@ class GuardedChatModel(BaseChatModel):
             request = next((str(m.content) for m in reversed(messages) if m.type == "human"), "")
             tools = [dict(tool) for tool in ToolGate(self.tool_gate).select(request, tools)]
             if not tools:  # Nothing fits: the model answers without tools.
-                return self.inner.bind(**kwargs) if kwargs else self.inner, [], True
+                return answer_only, [], True
         return self.inner.bind_tools(tools, tool_choice=tool_choice, **kwargs), tools, may_answer
 
     def _result(
