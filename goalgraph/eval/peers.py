@@ -54,11 +54,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
-from goalgraph.eval.checks import classify_failure, evaluate
 from goalgraph.eval.peer_gate import GateOutcome, PolicyGate, RunStop
 from goalgraph.eval.records import CallRecord, TaskRun
 from goalgraph.eval.suite import TaskSpec
-from goalgraph.eval.tasks import MAX_APPROVALS, prepare_task_folder
+from goalgraph.eval.tasks import MAX_APPROVALS, judge_run, prepare_task_folder
 from goalgraph.resources import AgentResources
 from goalgraph.spec import AgentSpec
 
@@ -127,7 +126,6 @@ async def arun_peer_task(
     run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
         root, spec = prepare_task_folder(task, stack, keep_in=keep_in, prefix="peer-task")
-        workspace = root / "workspace"
         for earlier in task.before:
             record = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=earlier.goal)
             await _run_goal(peer, spec, earlier.goal, earlier.approval, record)
@@ -135,19 +133,7 @@ async def arun_peer_task(
         started = time.perf_counter()
         await _run_goal(peer, spec, task.goal, task.approval, run)
         run.wall_s = time.perf_counter() - started
-        run.error = run.error or next(
-            (f"earlier run: {e['error']}" for e in run.earlier_runs if e["error"]), None
-        )
-        run.check_failures = evaluate(task.check, run, workspace, task_dir=root)
-    if run.error:
-        run.check_failures.insert(0, f"the runner stopped on {run.error}")
-    run.success = not run.check_failures
-    run.failure_cause = classify_failure(
-        run,
-        needed_tools=task.required_tools(),
-        expects_refusal=task.check.expects_refusal(),
-        plans=False,
-    )
+        judge_run(task, run, root, plans=False)
     return run
 
 

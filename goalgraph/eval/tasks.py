@@ -60,6 +60,7 @@ __all__ = [
     "MAX_APPROVALS",
     "SuiteResult",
     "arun_task",
+    "judge_run",
     "load_model",
     "prepare_task_folder",
     "report_progress",
@@ -103,6 +104,24 @@ def load_model(name: str) -> tuple[str, ModelFactory]:
     model_spec = AgentSpec(model={"name": model_name, "cache": {"enabled": False}}).model
     model = LocalChatModel.from_spec(model_spec)
     return name, lambda task: model
+
+
+def judge_run(task: TaskSpec, run: TaskRun, root: Path, *, plans: bool) -> None:
+    """Fill in ``run``'s check failures, success and failure cause, from its record and the
+    task folder ``root`` (``plans``: whether the agent plans, so a plan can be the cause)."""
+    run.error = run.error or next(
+        (f"earlier run: {e['error']}" for e in run.earlier_runs if e["error"]), None
+    )
+    run.check_failures = evaluate(task.check, run, root / "workspace", task_dir=root)
+    if run.error:
+        run.check_failures.insert(0, f"the runner stopped on {run.error}")
+    run.success = not run.check_failures
+    run.failure_cause = classify_failure(
+        run,
+        needed_tools=task.required_tools(),
+        expects_refusal=task.check.expects_refusal(),
+        plans=plans,
+    )
 
 
 def prepare_task_folder(
@@ -179,7 +198,6 @@ async def arun_task(
     run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
         root, spec = prepare_task_folder(task, stack, keep_in=keep_in, prefix="goalgraph-task")
-        workspace = root / "workspace"
         guard_s = spec.limits.max_seconds + _GUARD_SLACK_S
         for earlier in task.before:  # Each a new agent: only long-term memory carries over.
             record = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=earlier.goal)
@@ -188,16 +206,7 @@ async def arun_task(
         started = time.perf_counter()
         await _run_goal(task.approval, spec, model, run, guard_s)
         run.wall_s = time.perf_counter() - started
-        run.error = run.error or next(
-            (f"earlier run: {e['error']}" for e in run.earlier_runs if e["error"]), None
-        )
-        run.check_failures = evaluate(task.check, run, workspace, task_dir=root)
-    if run.error:
-        run.check_failures.insert(0, f"the runner stopped on {run.error}")
-    run.success = not run.check_failures
-    run.failure_cause = classify_failure(
-        run, needed_tools=task.required_tools(), expects_refusal=task.check.expects_refusal()
-    )
+        judge_run(task, run, root, plans=True)
     return run
 
 
