@@ -1,7 +1,12 @@
 """``Workspace``: file access confined to one folder.
 
-Every user path is resolved (``..`` collapsed, symlinks followed) before use and must land inside
-the workspace root, so ``../x``, ``/etc/passwd`` and a symlink pointing outside are all refused.
+A path is read by ``goalgraph.tools.workspace_paths`` (the safety policy's reading too), so
+``../x`` and ``/etc/passwd`` are refused before anything is touched. Files are then opened through
+descriptors (``goalgraph.tools.workspace_fs``): no name inside the workspace is followed by the
+kernel, so a symbolic link pointing outside is refused even when another process swaps it in
+while a tool runs. Reads take only regular files with one link (a hard link may be a file from
+outside) and never block on a FIFO; writes create a temporary file in the opened folder and rename
+it into place.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+import posixpath
 import stat
-import tempfile
 from collections import deque
 from collections.abc import Generator
 from pathlib import Path
 from typing import BinaryIO, Literal
+
+from goalgraph.tools.workspace_fs import READ_FLAGS, Beneath, EscapeError, Opened, replace_file
+from goalgraph.tools.workspace_paths import PathRefused, WorkspacePath, normalise_path
 
 __all__ = [
     "DEFAULT_MAX_LIST_ENTRIES",
@@ -102,6 +110,9 @@ class Workspace:
             raise WorkspaceError(f"workspace {path} is not an existing folder")
         self.root = path.resolve()
         """The absolute, symlink-free workspace folder."""
+        # An absolute path may also name the root as it was given (through a link above it).
+        self._roots = tuple(dict.fromkeys([str(self.root), os.path.normpath(path.absolute())]))
+        self._files = Beneath(self.root, self._roots)
         self.max_read_bytes = max_read_bytes
         self.max_write_bytes = max_write_bytes
         self.max_list_entries = max_list_entries
@@ -113,6 +124,9 @@ class Workspace:
     def resolve(self, path: str | os.PathLike[str] = ".") -> Path:
         """Return the absolute location of ``path``, refusing anything outside the workspace.
 
+        This names the place (for messages and suggestions); the file operations do not rely
+        on it, since a link can change after it looked: they open through descriptors.
+
         Args:
             path: Relative to the root, or absolute inside it. ``""`` and ``"."`` mean the root.
 
@@ -122,25 +136,15 @@ class Workspace:
         Raises:
             WorkspaceError: If the path escapes the workspace or is malformed.
         """
-        text = os.fspath(path)
-        if "\x00" in text:
-            raise WorkspaceError("path contains a NUL byte")
-        text = text.strip() or "."
-        candidate = Path(text)
-        # Path.resolve follows every existing symlink and collapses "..", so a link that points
-        # outside or a "../" that climbs out both end up outside root and are refused here.
+        where = self._where(path)
+        # Path.resolve follows every existing symlink, so a link that points outside ends up
+        # outside root and is refused here.
         try:
-            resolved = (self.root / candidate).resolve()
+            resolved = self.root.joinpath(*where.parts).resolve()
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
-            raise WorkspaceError(f"cannot resolve path {text!r}: {_reason(exc)}") from None
+            raise WorkspaceError(f"cannot resolve path {_shown(path)}: {_reason(exc)}") from None
         if not resolved.is_relative_to(self.root):
-            if candidate.is_absolute() and not Path(os.path.normpath(text)).is_relative_to(
-                self.root
-            ):
-                raise WorkspaceError(
-                    f"path {text!r} is outside the workspace; use a path relative to it"
-                )
-            raise WorkspaceError(f"path {text!r} leads outside the workspace")
+            raise WorkspaceError(f"path {_shown(path)} leads outside the workspace")
         return resolved
 
     def relative(self, path: str | os.PathLike[str]) -> str:
@@ -158,20 +162,20 @@ class Workspace:
             The file's text; a cut file ends with ``[truncated: ...]``.
 
         Raises:
-            WorkspaceError: If the file is missing, a folder, binary or unreadable.
+            WorkspaceError: If the file is missing, a folder, not a regular file (a FIFO, a
+                device), hard-linked, binary or unreadable.
         """
-        target = self.resolve(path)
+        where = self._where(path)
         shown = _shown(path)
-        if target.is_dir():
-            raise WorkspaceError(f"{shown} is a folder, not a file; list it instead")
-        if not target.is_file():
-            if target.exists():
-                raise WorkspaceError(f"{shown} is not a regular file")
-            raise WorkspaceError(f"no such file: {shown}{self.nearby(target, 'file')}")
         try:
-            size = target.stat().st_size
-            with target.open("rb") as handle:
-                data = handle.read(self.max_read_bytes)
+            with self._files.open(where.parts) as opened:
+                size, data = self._read_regular(opened, shown)
+        except (FileNotFoundError, NotADirectoryError):
+            raise WorkspaceError(
+                f"no such file: {shown}{self.nearby(self._target(where), 'file')}"
+            ) from None
+        except EscapeError:
+            raise WorkspaceError(f"path {shown} leads outside the workspace") from None
         except OSError as exc:
             raise WorkspaceError(f"cannot read {shown}: {_reason(exc)}") from None
         text = _decode(data, cut=size > len(data))
@@ -180,6 +184,31 @@ class Workspace:
         if size > len(data):
             text += f"\n[truncated: showing the first {len(data)} of {size} bytes]"
         return text
+
+    def _read_regular(self, opened: Opened, shown: str) -> tuple[int, bytes]:
+        """Return the size and first ``max_read_bytes`` of the open file, if it may be read."""
+        info = os.fstat(opened.fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise WorkspaceError(f"{shown} is a folder, not a file; list it instead")
+        if not stat.S_ISREG(info.st_mode):
+            raise WorkspaceError(
+                f"{shown} is not a regular file ({_kind(info.st_mode)}); only regular files "
+                "are read"
+            )
+        if info.st_nlink > 1:
+            raise WorkspaceError(
+                f"{shown} has {info.st_nlink} hard links, and a hard link can be a file from "
+                "outside the workspace, so it is not read; copy it to a new file first"
+            )
+        chunks: list[bytes] = []
+        wanted = self.max_read_bytes
+        while wanted > 0:
+            chunk = os.read(opened.fd, wanted)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return info.st_size, b"".join(chunks)
 
     def list_dir(self, path: str | os.PathLike[str] = ".") -> list[str]:
         """List a folder: sorted names, folders marked with a trailing ``/``.
@@ -194,17 +223,24 @@ class Workspace:
         Raises:
             WorkspaceError: If the folder is missing, a file or unreadable.
         """
-        target = self.resolve(path)
+        where = self._where(path)
         shown = _shown(path)
-        if not target.exists():
-            raise WorkspaceError(f"no such folder: {shown}{self.nearby(target, 'folder')}")
-        if not target.is_dir():
-            raise WorkspaceError(f"{shown} is a file, not a folder; read it instead")
         try:
-            entries = sorted(os.scandir(target), key=lambda entry: entry.name)
+            with self._files.open(where.parts) as opened:
+                if not stat.S_ISDIR(os.fstat(opened.fd).st_mode):
+                    raise WorkspaceError(f"{shown} is a file, not a folder; read it instead")
+                with os.scandir(opened.fd) as found:
+                    entries = sorted(found, key=lambda entry: entry.name)
+                    # Entries of a descriptor's listing stat through it: ask while it is open.
+                    names = [entry.name + ("/" if _is_dir(entry) else "") for entry in entries]
+        except (FileNotFoundError, NotADirectoryError):
+            raise WorkspaceError(
+                f"no such folder: {shown}{self.nearby(self._target(where), 'folder')}"
+            ) from None
+        except EscapeError:
+            raise WorkspaceError(f"path {shown} leads outside the workspace") from None
         except OSError as exc:
             raise WorkspaceError(f"cannot list {shown}: {_reason(exc)}") from None
-        names = [entry.name + ("/" if _is_dir(entry) else "") for entry in entries]
         if len(names) > self.max_list_entries:
             extra = len(names) - self.max_list_entries
             names = [*names[: self.max_list_entries], f"[... {extra} more entries not shown]"]
@@ -214,7 +250,8 @@ class Workspace:
         """Write ``content`` to a file (replacing it), creating parent folders as needed.
 
         The file is written to a temporary sibling and renamed into place, so a failed write
-        never leaves a half-written file.
+        never leaves a half-written file; the rename replaces a symbolic link swapped in for
+        the file rather than writing where it points.
 
         Args:
             path: A file inside the workspace.
@@ -227,7 +264,7 @@ class Workspace:
             WorkspaceError: If the path is a folder or outside, the text too large, or the write
                 fails.
         """
-        target = self.resolve(path)
+        where = self._where(path)
         shown = _shown(path)
         if not isinstance(content, str):
             raise WorkspaceError(f"content must be text, not {type(content).__name__}")
@@ -236,26 +273,22 @@ class Workspace:
             raise WorkspaceError(
                 f"content is {len(data)} bytes; the write limit is {self.max_write_bytes}"
             )
-        if target == self.root or target.is_dir():
-            raise WorkspaceError(f"{shown} is a folder; give a file path such as notes.txt")
+        folder_error = f"{shown} is a folder; give a file path such as notes.txt"
+        if not where.parts:
+            raise WorkspaceError(folder_error)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except FileExistsError:
+            with self._files.parent(where.parts, create=True) as (folder, name):
+                if name is None or _is_folder(folder.fd, name):
+                    raise WorkspaceError(folder_error)
+                replace_file(folder.fd, name, data)
+        except (FileExistsError, NotADirectoryError):
             raise WorkspaceError(
                 f"cannot write {shown}: a parent is a file, not a folder"
             ) from None
-        except NotADirectoryError:
-            raise WorkspaceError(
-                f"cannot write {shown}: a parent is a file, not a folder"
-            ) from None
+        except IsADirectoryError:
+            raise WorkspaceError(folder_error) from None
+        except EscapeError:
+            raise WorkspaceError(f"path {shown} leads outside the workspace") from None
         except OSError as exc:
             raise WorkspaceError(f"cannot write {shown}: {_reason(exc)}") from None
         return len(data)
@@ -271,9 +304,10 @@ class Workspace:
 
         ``query`` is plain text, not a regular expression: models rarely escape regex syntax, and
         a substring test cannot blow up on a pathological pattern. Binary files (with a NUL
-        byte), files over ``MAX_SEARCH_FILE_BYTES`` and the folders in
-        ``SEARCH_SKIPPED_FOLDERS`` are skipped. Symbolic links are never followed: the folder
-        walk and every file open refuse them, so no link can lead the search outside.
+        byte), files over ``MAX_SEARCH_FILE_BYTES``, files with more than one hard link and the
+        folders in ``SEARCH_SKIPPED_FOLDERS`` are skipped. Below ``path``, symbolic links are
+        never followed: the folder walk and every file open refuse them, so no link can lead
+        the search outside.
 
         Args:
             query: The text to look for.
@@ -292,21 +326,30 @@ class Workspace:
             raise WorkspaceError("the search text is empty")
         if max_results < 1:
             raise WorkspaceError("max_results must be at least 1")
-        top = self.resolve(path)
-        if not top.exists():
-            raise WorkspaceError(f"no such file or folder: {_shown(path)}{self.nearby(top, 'any')}")
+        where = self._where(path)
         needle = query.casefold()
         matches: list[str] = []
         files = too_large = 0
-        with contextlib.closing(self._search_files(top)) as found:
-            for shown, handle in found:
-                files += 1
-                if files > MAX_SEARCH_FILES or len(matches) > max_results:
-                    break
-                if os.fstat(handle.fileno()).st_size > MAX_SEARCH_FILE_BYTES:
-                    too_large += 1
-                    continue
-                matches += _matching_lines(shown, handle.read(), needle)
+        try:
+            with (
+                self._files.open(where.parts) as top,
+                contextlib.closing(_search_files(top)) as found,
+            ):
+                for shown, handle in found:
+                    files += 1
+                    if files > MAX_SEARCH_FILES or len(matches) > max_results:
+                        break
+                    if os.fstat(handle.fileno()).st_size > MAX_SEARCH_FILE_BYTES:
+                        too_large += 1
+                        continue
+                    matches += _matching_lines(shown, handle.read(), needle)
+        except (FileNotFoundError, NotADirectoryError):
+            nearby = self.nearby(self._target(where), "any")
+            raise WorkspaceError(f"no such file or folder: {_shown(path)}{nearby}") from None
+        except EscapeError:
+            raise WorkspaceError(f"path {_shown(path)} leads outside the workspace") from None
+        except OSError as exc:
+            raise WorkspaceError(f"cannot search {_shown(path)}: {_reason(exc)}") from None
         return [*matches[:max_results], *_search_notes(matches, max_results, files, too_large)]
 
     def nearest_paths(
@@ -362,7 +405,7 @@ class Workspace:
             return f"; did you mean {_either(similar)}?"
         folder = self._existing_folder(target)
         where = _shown(folder + "/") if folder else "the workspace"
-        names, more = _children(self.root / folder, MAX_SHOWN_ENTRIES)
+        names, more = _children(self._scan(folder, MAX_SUGGESTION_SCAN), MAX_SHOWN_ENTRIES)
         if not names:
             return f"; {where} is empty"
         listed = ", ".join(repr(name) for name in names)
@@ -389,7 +432,7 @@ class Workspace:
                 continue
             seen.add(folder)
             room = MAX_SUGGESTION_SCAN - len(found)
-            for name, is_dir in _scan(self.root / folder, room):
+            for name, is_dir in self._scan(folder, room):
                 if name.startswith(".") and not hidden:
                     continue
                 relative = f"{folder}/{name}" if folder else name
@@ -398,51 +441,74 @@ class Workspace:
                     folders.append(relative)
         return found
 
-    def _search_files(self, top: Path) -> Generator[tuple[str, BinaryIO], None, None]:
-        """Yield ``(path shown, open file)`` for every regular file under ``top``, in order."""
-        if not top.is_dir():
-            handle = _open_regular(str(top), None)
-            if handle is not None:
-                with handle:
-                    yield top.relative_to(self.root).as_posix(), handle
-            return
-        for folder, subfolders, names, folder_fd in os.fwalk(top, follow_symlinks=False):
-            subfolders[:] = sorted(set(subfolders) - SEARCH_SKIPPED_FOLDERS)
-            for name in sorted(names):
-                handle = _open_regular(name, folder_fd)
-                if handle is None:
-                    continue
-                with handle:
-                    yield Path(folder, name).relative_to(self.root).as_posix(), handle
+    def _scan(self, folder: str, most: int) -> list[tuple[str, bool]]:
+        """Return up to ``most`` ``(name, is a folder)`` entries of ``folder`` (relative),
+        sorted by name.
+
+        The folder is opened without following any symbolic link, and links inside it count as
+        files; a missing or unreadable folder has no entries.
+        """
+        parts = tuple(name for name in folder.split("/") if name)
+        entries: list[tuple[str, bool]] = []
+        try:
+            with (
+                self._files.open(parts, READ_FLAGS | os.O_DIRECTORY, follow=False) as opened,
+                os.scandir(opened.fd) as found,
+            ):
+                for entry in found:
+                    if len(entries) >= most:
+                        break
+                    try:
+                        entries.append((entry.name, entry.is_dir(follow_symlinks=False)))
+                    except OSError:
+                        continue
+        except OSError:
+            return []
+        return sorted(entries)
+
+    def _where(self, path: str | os.PathLike[str]) -> WorkspacePath:
+        """Read ``path`` as the safety policy does (``normalise_path``), absolute inside too."""
+        try:
+            return normalise_path(path, roots=self._roots)
+        except PathRefused as exc:
+            raise WorkspaceError(str(exc)) from None
+
+    def _target(self, where: WorkspacePath) -> Path:
+        """Return where a missing ``where`` would be, for suggestions: symbolic links resolved
+        when they stay inside, else the path as named."""
+        named = self.root.joinpath(*where.parts)
+        with contextlib.suppress(OSError, RuntimeError):
+            resolved = named.resolve()
+            if resolved.is_relative_to(self.root):
+                return resolved
+        return named
 
 
-def _scan(folder: Path, most: int) -> list[tuple[str, bool]]:
-    """Return up to ``most`` ``(name, is a folder)`` entries of ``folder``, sorted by name.
+def _search_files(top: Opened) -> Generator[tuple[str, BinaryIO], None, None]:
+    """Yield ``(path shown, open file)`` for every regular file under the open ``top``, in
+    order, never following a symbolic link."""
+    base = "/".join(top.parts)
+    info = os.fstat(top.fd)
+    if not stat.S_ISDIR(info.st_mode):
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            with os.fdopen(os.dup(top.fd), "rb") as single:
+                yield base, single
+        return
+    for folder, subfolders, names, folder_fd in os.fwalk(".", dir_fd=top.fd, follow_symlinks=False):
+        subfolders[:] = sorted(set(subfolders) - SEARCH_SKIPPED_FOLDERS)
+        for name in sorted(names):
+            handle = _open_regular(name, folder_fd)
+            if handle is None:
+                continue
+            with handle:
+                yield posixpath.normpath(posixpath.join(base, folder, name)), handle
 
-    Symbolic links count as files (never followed); an unreadable folder has no entries.
-    """
-    entries: list[tuple[str, bool]] = []
-    try:
-        with os.scandir(folder) as found:
-            for entry in found:
-                if len(entries) >= most:
-                    break
-                try:
-                    entries.append((entry.name, entry.is_dir(follow_symlinks=False)))
-                except OSError:
-                    continue
-    except OSError:
-        return []
-    return sorted(entries)
 
-
-def _children(folder: Path, most: int) -> tuple[list[str], str]:
-    """Return up to ``most`` entry names of ``folder`` (folders with ``/``), files first, and
-    how many more there are (``""``: none; ``"many"`` past ``MAX_SUGGESTION_SCAN``). Hidden
-    entries (names starting with ``.``) are left out."""
-    entries = [
-        entry for entry in _scan(folder, MAX_SUGGESTION_SCAN) if not entry[0].startswith(".")
-    ]
+def _children(scanned: list[tuple[str, bool]], most: int) -> tuple[list[str], str]:
+    """Return up to ``most`` names of a folder's ``scanned`` entries (folders with ``/``), files
+    first, and how many more there are (``""``: none; ``"many"`` past ``MAX_SUGGESTION_SCAN``).
+    Hidden entries (names starting with ``.``) are left out."""
+    entries = [entry for entry in scanned if not entry[0].startswith(".")]
     ordered = sorted(entries, key=lambda entry: (entry[1], entry[0]))
     names = [name + ("/" if is_dir else "") for name, is_dir in ordered[:most]]
     if len(entries) >= MAX_SUGGESTION_SCAN:
@@ -470,18 +536,19 @@ def _either(paths: list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
-def _open_regular(name: str, folder_fd: int | None) -> BinaryIO | None:
-    """Open a regular file for reading without following a symlink; ``None`` for anything else.
+def _open_regular(name: str, folder_fd: int) -> BinaryIO | None:
+    """Open a regular file with one link for reading without following a symlink; ``None`` for
+    anything else (a hard link can be a file from outside the workspace).
 
     O_NOFOLLOW plus a folder descriptor from ``os.fwalk`` leave no window in which a link
     swapped in could redirect the read; O_NONBLOCK keeps a FIFO from hanging the search.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(name, flags, dir_fd=folder_fd)
+        fd = os.open(name, READ_FLAGS | os.O_NOFOLLOW, dir_fd=folder_fd)
     except OSError:
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
         os.close(fd)
         return None
     return os.fdopen(fd, "rb")
@@ -529,6 +596,25 @@ def _decode(data: bytes, *, cut: bool) -> str | None:
         except UnicodeDecodeError:
             continue
     return None
+
+
+def _is_folder(folder: int, name: str) -> bool:
+    """Whether ``name`` in the open ``folder`` is a folder itself (not a link to one)."""
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _kind(mode: int) -> str:
+    """Name a file type that is neither a regular file nor a folder."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
