@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from goalgraph.state import PlanStep
+from goalgraph.tools.workspace_paths import normalise_path_args
 
 __all__ = [
     "NO_PROGRESS",
@@ -72,15 +73,23 @@ def normalise_args(args: Any) -> Any:
     return args
 
 
-def failure_key(tool: str | None, args: Mapping[str, Any] | None, error: str) -> str:
+def failure_key(
+    tool: str | None,
+    args: Mapping[str, Any] | None,
+    error: str,
+    path_args: Iterable[str] = (),
+) -> str:
     """Return a short, stable key for "this call failed with this error".
 
     Two failures share a key when they name the same tool, with the same arguments and the same
-    error after normalising whitespace and case. The key is a hash, so a large argument (a
-    snippet of code, a file's content) costs the checkpoint 16 characters.
+    error after normalising whitespace and case; the arguments named in ``path_args`` are
+    workspace paths, compared as the workspace reads them (``./a.txt`` is ``a.txt``). The key is
+    a hash, so a large argument (a snippet of code, a file's content) costs the checkpoint 16
+    characters.
     """
+    arguments = normalise_path_args(dict(args or {}), path_args)
     canonical = json.dumps(
-        [tool or "", normalise_args(dict(args or {})), normalise_text(error)],
+        [tool or "", normalise_args(arguments), normalise_text(error)],
         sort_keys=True,
         separators=(",", ":"),
         default=str,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from goalgraph.risk import ToolTraits
 from goalgraph.spec import RiskClass, SafetySpec
 from goalgraph.state import ProposedAction
 from goalgraph.tools.web import Allowlist, WebError, check_url
+from goalgraph.tools.workspace_paths import normalise_path_args, path_problem
 
 __all__ = [
     "RATE_WINDOW_S",
@@ -87,8 +87,18 @@ class RunLedger:
     """Set when an observation was flagged as prompt injection: which call produced it."""
 
 
-def call_signature(tool: str, args: Mapping[str, Any]) -> str:
-    """Return a canonical key for a tool call: its name plus sorted, compact JSON arguments."""
+def call_signature(
+    tool: str, args: Mapping[str, Any], traits: Mapping[str, ToolTraits] | None = None
+) -> str:
+    """Return a canonical key for a tool call: its name plus sorted, compact JSON arguments.
+
+    With ``traits``, the tool's workspace-path arguments are normalised first, as the workspace
+    reads them (``goalgraph.tools.workspace_paths``): ``./notes.txt`` after ``notes.txt`` is
+    the same call, so loop detection counts it.
+    """
+    info = (traits or {}).get(tool)
+    if info is not None and info.path_args and isinstance(args, Mapping):
+        args = normalise_path_args(args, info.path_args)
     return f"{tool}:{json.dumps(args, sort_keys=True, separators=(',', ':'), default=str)}"
 
 
@@ -107,8 +117,9 @@ def check_action(
 
     Checks, in order: the tool exists; the deny lists (tools and risk classes) and the allow
     list; the arguments validate against the tool's JSON schema; workspace-path arguments stay
-    inside the workspace and URL arguments name an allowed host; the same call has not already
-    run ``max_identical_calls`` times (loop detection); the run's budgets; the rate limit (a
+    inside the workspace (read as the workspace tools read them) and URL arguments name an
+    allowed host; the same call (path arguments normalised) has not already run
+    ``max_identical_calls`` times (loop detection); the run's budgets; the rate limit (a
     wait, not a refusal); a run tainted by a flagged observation; and whether a human must
     approve the tool or its class.
 
@@ -144,14 +155,14 @@ def check_action(
     if problem is not None:
         return verdict("block", problem, "invalid_arguments")
     for name in info.path_args:
-        problem = _path_problem(action["args"].get(name))
+        problem = path_problem(action["args"].get(name))
         if problem is not None:
             return verdict("block", f"{tool}.{name}: {problem}", "path_escape")
     for name in info.url_args:
         problem = _url_problem(action["args"].get(name), allow_hosts)
         if problem is not None:
             return verdict("block", f"{tool}.{name}: {problem}", "host_not_allowed")
-    runs = ledger.call_counts.get(call_signature(tool, action["args"]), 0)
+    runs = ledger.call_counts.get(call_signature(tool, action["args"], traits), 0)
     if runs >= max_identical_calls:
         return verdict(
             "block",
@@ -186,20 +197,6 @@ def _argument_problem(tool: str, args: Any, schema: Mapping[str, Any]) -> str | 
         return None
     where = ".".join(str(part) for part in error.absolute_path) or "arguments"
     return f"invalid arguments for {tool!r}: {where}: {error.message}"
-
-
-def _path_problem(value: Any) -> str | None:
-    """Refuse workspace paths that are absolute, start at home, climb with ``..`` or hold NUL."""
-    if value is None:
-        return None
-    path = str(value)
-    if "\x00" in path:
-        return "the path contains a NUL character"
-    if path.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", path):
-        return f"{path!r} is an absolute path; paths are relative to the workspace"
-    if ".." in re.split(r"[\\/]", path):
-        return f"{path!r} climbs out of its folder with '..'; paths stay inside the workspace"
-    return None
 
 
 def _url_problem(value: Any, allow_hosts: Sequence[str]) -> str | None:

@@ -268,7 +268,7 @@ class PolicyGate:
         flags = screen(result.content) if self.spec.safety.screen_observations else []
         shown = quote_observation(text, flags)
         record.ran, record.ok, record.output = True, result.ok, shown[:_OUTPUT_CHARS]
-        signature = call_signature(tool, args)
+        signature = call_signature(tool, args, self.traits)
         self._call_counts[signature] = self._call_counts.get(signature, 0) + 1
         self._tool_counts[tool] = self._tool_counts.get(tool, 0) + 1
         self._call_times = [*self._call_times, time.time()][-_MAX_CALL_TIMES:]

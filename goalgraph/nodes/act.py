@@ -59,7 +59,7 @@ def make_act_node(res: AgentResources) -> Any:
                 output_chars=len(result.content),
                 flags=flags,
             )
-        signature = call_signature(tool, action["args"])
+        signature = call_signature(tool, action["args"], await res.tool_traits())
         call_counts = dict(state.get("call_counts") or {})
         call_counts[signature] = call_counts.get(signature, 0) + 1
         tool_counts = dict(state.get("tool_counts") or {})

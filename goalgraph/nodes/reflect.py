@@ -17,7 +17,7 @@ Rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -26,6 +26,7 @@ from goalgraph.nodes.common import current_step
 from goalgraph.plan import next_step_id
 from goalgraph.progress import failure_key, no_progress_reason
 from goalgraph.resources import AgentResources
+from goalgraph.risk import ToolTraits
 from goalgraph.safety import call_signature
 from goalgraph.state import AgentState, Observation, PlanStep
 
@@ -67,9 +68,10 @@ def make_reflect_node(res: AgentResources) -> Any:
         tool: str | None = None,
         args: Mapping[str, Any] | None = None,
         error: str | None = None,
+        path_args: Sequence[str] = (),
     ) -> dict[str, Any]:
         failures = dict(state.get("failure_counts") or {})
-        key = failure_key(tool, args, error or reason)
+        key = failure_key(tool, args, error or reason, path_args)
         failures[key] = failures.get(key, 0) + 1
         stalled = (state.get("stalled_attempts") or 0) + 1
         stuck = no_progress_reason(
@@ -132,14 +134,18 @@ def make_reflect_node(res: AgentResources) -> Any:
         verdict = state.get("verdict")
         if verdict is not None and verdict["decision"] == "block":
             error: str | None = verdict["reason"]
+            traits = await res.tool_traits()
             if verdict.get("rule") == "loop":  # A failed call proposed again fails again.
-                error = _last_error(state.get("observations") or [], action["tool"], action["args"])
+                error = _last_error(
+                    state.get("observations") or [], action["tool"], action["args"], traits
+                )
             return failed_attempt(
                 state,
                 f"{action['tool']} was blocked: {verdict['reason']}",
                 tool=action["tool"],
                 args=action["args"],
                 error=error or verdict["reason"],
+                path_args=_path_args(traits, action["tool"]),
             )
         observation = next(
             (
@@ -157,6 +163,7 @@ def make_reflect_node(res: AgentResources) -> Any:
                 tool=action["tool"],
                 args=action["args"],
                 error=error,
+                path_args=_path_args(await res.tool_traits(), action["tool"]),
             )
         step = current_step(state.get("plan") or [], state.get("current_step"))
         if step is not None and step["tool"] in (None, action["tool"]):
@@ -166,10 +173,22 @@ def make_reflect_node(res: AgentResources) -> Any:
     return reflect
 
 
-def _last_error(observations: list[Observation], tool: str | None, args: Any) -> str | None:
-    """Return the error of the latest run of this exact call, or ``None`` if it last succeeded."""
-    signature = call_signature(tool or "", args)
+def _last_error(
+    observations: list[Observation],
+    tool: str | None,
+    args: Any,
+    traits: Mapping[str, ToolTraits],
+) -> str | None:
+    """Return the error of the latest run of this call (path arguments normalised, as loop
+    detection counts them), or ``None`` if it last succeeded."""
+    signature = call_signature(tool or "", args, traits)
     for observation in reversed(observations):
-        if call_signature(observation["tool"], observation["args"]) == signature:
+        if call_signature(observation["tool"], observation["args"], traits) == signature:
             return None if observation["ok"] else observation["content"]
     return None
+
+
+def _path_args(traits: Mapping[str, ToolTraits], tool: str | None) -> tuple[str, ...]:
+    """Return the workspace-path arguments of ``tool`` (none for an unknown tool)."""
+    info = traits.get(tool or "")
+    return info.path_args if info is not None else ()
