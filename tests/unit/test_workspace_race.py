@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from goalgraph.tools import workspace_fs
 from goalgraph.tools.workspace import Workspace, WorkspaceError
 
 SWAPPER = Path(__file__).parents[1] / "servers" / "link_swapper.py"
@@ -69,7 +70,14 @@ def outside_state(outside: Path) -> dict[str, str]:
     }
 
 
-def test_link_swaps_never_lead_outside(places: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("opener", ["openat2", "walk"])
+def test_link_swaps_never_lead_outside(
+    places: tuple[Path, Path], opener: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if opener == "walk":  # as on a kernel without openat2: every open walks name by name
+        monkeypatch.setattr(workspace_fs, "_openat2_call", None)
+    elif workspace_fs._openat2_call is None:
+        pytest.skip("this kernel (or its seccomp filter) has no openat2")
     ws_path, outside = places
     ws = Workspace(ws_path)
     before = outside_state(outside)
