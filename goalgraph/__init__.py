@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from goalgraph.events import AgentEvent
     from goalgraph.graph import build_graph
     from goalgraph.spec import AgentSpec, SpecError
+    from goalgraph.teams import Team, TeamResult
 
 __all__ = [
     "Agent",
@@ -22,6 +23,8 @@ __all__ = [
     "HistoryEntry",
     "RunResult",
     "SpecError",
+    "Team",
+    "TeamResult",
     "build_graph",
 ]
 
@@ -33,6 +36,8 @@ _HOMES = {
     "build_graph": "graph",
     "AgentSpec": "spec",
     "SpecError": "spec",
+    "Team": "teams",
+    "TeamResult": "teams",
 }
 
 

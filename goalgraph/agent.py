@@ -8,6 +8,7 @@ checkpoint connection stay open between calls.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import uuid
@@ -192,10 +193,14 @@ class Agent:
                 stack = AsyncExitStack()
                 self._checkpointer = await stack.enter_async_context(open_checkpointer(self.spec))
                 self._checkpointer_stack = stack
-            self._graph = build_graph(
-                resources=self._resources, checkpointer=self._checkpointer, store=self._store
-            )
+            self._graph = self._build_graph(self._checkpointer)
         return self._graph
+
+    def _build_graph(
+        self, checkpointer: BaseCheckpointSaver[Any]
+    ) -> CompiledStateGraph[Any, Any, Any, Any]:
+        """Compile the graph this API drives (a ``Team`` builds its team graph instead)."""
+        return build_graph(resources=self._resources, checkpointer=checkpointer, store=self._store)
 
     async def astream(
         self, goal: str, *, thread_id: str | None = None
@@ -242,7 +247,7 @@ class Agent:
         snapshot = await graph.aget_state(self.run_config(thread_id))
         if not snapshot.values:
             raise ValueError(f"no run with thread id {thread_id!r}")
-        return _result_from_snapshot(thread_id, snapshot)
+        return self._result(thread_id, snapshot)
 
     async def ahistory(self, thread_id: str) -> list[HistoryEntry]:
         """Return the thread's checkpoints, newest first."""
@@ -385,23 +390,17 @@ class Agent:
     ) -> AsyncIterator[AgentEvent]:
         graph = await self.graph()
         config = config or self.run_config(thread_id)
-        plan: list[Any] = []
         error: str | None = None
         try:
-            async for chunk in graph.astream(graph_input, config, stream_mode="updates"):
-                for node, update in chunk.items():
-                    if node == "__interrupt__" or not isinstance(update, dict):
-                        continue
-                    for event in events_from_update(node, update, plan):
-                        yield event
-                    plan = update.get("plan") or plan
+            async for event in self._node_events(graph, graph_input, config):
+                yield event
         except GraphRecursionError:
             error = "stopped_limit"
         except Exception as exc:  # Report, keep the checkpoint; the run can be resumed.
             log.debug("run %s raised", thread_id, exc_info=True)
             error = f"{type(exc).__name__}: {exc}"
         snapshot = await graph.aget_state(self.run_config(thread_id))
-        result = _result_from_snapshot(thread_id, snapshot)
+        result = self._result(thread_id, snapshot)
         if error == "stopped_limit":
             result = _replace(result, status="stopped_limit", message="graph step bound reached")
         elif error:
@@ -412,8 +411,29 @@ class Agent:
                 f"so `resume` can retry from the last completed node",
             )
         if result.pending_approval:
-            yield AgentEvent("approval", "safety_check", result.pending_approval)
+            agent = str(result.pending_approval.get("agent") or "")
+            yield AgentEvent("approval", "safety_check", result.pending_approval, agent=agent)
         yield AgentEvent("end", "", result.to_dict(), result=result)
+
+    async def _node_events(
+        self,
+        graph: CompiledStateGraph[Any, Any, Any, Any],
+        graph_input: Any,
+        config: RunnableConfig,
+    ) -> AsyncIterator[AgentEvent]:
+        """Stream the graph and yield the events of each node's update."""
+        plan: list[Any] = []
+        async for chunk in graph.astream(graph_input, config, stream_mode="updates"):
+            for node, update in chunk.items():
+                if node == "__interrupt__" or not isinstance(update, dict):
+                    continue
+                for event in events_from_update(node, update, plan):
+                    yield event
+                plan = update.get("plan") or plan
+
+    def _result(self, thread_id: str, snapshot: Any) -> RunResult:
+        """Return the result that a thread's latest checkpoint ``snapshot`` holds."""
+        return _result_from_snapshot(thread_id, snapshot)
 
     @staticmethod
     async def _last_result(events: AsyncIterator[AgentEvent], thread_id: str) -> RunResult:
@@ -444,7 +464,7 @@ class Agent:
 
 
 def _replace(result: RunResult, **changes: Any) -> RunResult:
-    return RunResult(**{**result.__dict__, **changes})
+    return dataclasses.replace(result, **changes)
 
 
 def has_work_left(snapshot: Any) -> bool:

@@ -38,9 +38,16 @@ def default_audit_dir() -> Path:
 class AuditLog:
     """Append-only JSON-lines audit records, one file per thread."""
 
-    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
-        """Write under ``folder`` (default ``<data dir>/audit``), created on first write."""
+    def __init__(
+        self, folder: str | os.PathLike[str] | None = None, *, agent: str | None = None
+    ) -> None:
+        """Write under ``folder`` (default ``<data dir>/audit``), created on first write.
+
+        ``agent`` names the team member whose actions this log records: every record then
+        carries it as ``agent``, so a team's shared thread file tells who did what.
+        """
         self.folder = Path(folder) if folder is not None else default_audit_dir()
+        self.agent = agent
         self._lock = threading.Lock()
 
     def path(self, thread_id: str) -> Path:
@@ -58,8 +65,10 @@ class AuditLog:
         await asyncio.to_thread(self.write, thread_id, event, **fields)
 
     def write(self, thread_id: str, event: str, **fields: Any) -> None:
-        """Append one record ``{"ts", "thread_id", "event", **fields}``."""
+        """Append one record ``{"ts", "thread_id", "event", **fields}`` (plus ``agent``, if set)."""
         record = {"ts": time.time(), "thread_id": thread_id, "event": event, **fields}
+        if self.agent is not None:
+            record.setdefault("agent", self.agent)
         if "args" in record:
             record["args"] = _bounded(record["args"])
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"

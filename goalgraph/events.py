@@ -36,6 +36,8 @@ class AgentEvent:
             or ``end``.
         node: The graph node that produced it.
         data: The details (JSON-serialisable).
+        agent: In a team run, the agent that acted (``""`` for the team's own nodes and for a
+            single agent).
     """
 
     kind: EventKind
@@ -43,9 +45,15 @@ class AgentEvent:
     data: dict[str, Any] = field(default_factory=dict)
     result: Any = None
     """The ``RunResult`` on the ``end`` event."""
+    agent: str = ""
 
     def describe(self) -> str:
-        """Return a one-line (plans: multi-line) human-readable description."""
+        """Return a one-line (plans: multi-line) human-readable description; in a team run,
+        prefixed with the acting agent's name in brackets."""
+        text = self._describe()
+        return f"[{self.agent}] {text}" if self.agent else text
+
+    def _describe(self) -> str:
         d = self.data
         if self.kind in ("plan", "replan"):
             return f"{self.kind}:\n{render_plan(d['plan'], d.get('current_step'))}"
@@ -69,8 +77,9 @@ class AgentEvent:
         return f"end: {d.get('status')} - {d.get('message')}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the event as a JSON-serialisable dict."""
-        return {"kind": self.kind, "node": self.node, "data": self.data}
+        """Return the event as a JSON-serialisable dict (with ``agent`` in a team run)."""
+        event = {"kind": self.kind, "node": self.node, "data": self.data}
+        return {**event, "agent": self.agent} if self.agent else event
 
 
 def events_from_update(

@@ -6,17 +6,26 @@ fields with ``__``, e.g. ``GOALGRAPH_LIMITS__MAX_STEPS=5``), then the YAML file,
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from goalgraph.paths import data_dir
 
 __all__ = [
+    "AgentMemberSpec",
     "AgentSpec",
     "CacheSpec",
     "HttpToolSpec",
@@ -28,6 +37,7 @@ __all__ = [
     "RiskClass",
     "SafetySpec",
     "SpecError",
+    "TeamSpec",
     "ToolsSpec",
     "ZepSpec",
 ]
@@ -345,6 +355,107 @@ class MemorySpec(_Section):
         return self.path or data_dir() / "memory.sqlite"
 
 
+AGENT_NAME = r"^[A-Za-z][A-Za-z0-9_-]{0,39}$"
+"""What an agent of a team may be called: it names a graph node, a checkpoint namespace and the
+agent in the audit log."""
+
+RESERVED_AGENT_NAMES = frozenset({"open", "plan", "replan", "next_round", "finish"})
+"""Node names a team graph uses itself, so no agent may take them."""
+
+
+class AgentMemberSpec(_Section):
+    """One named agent of a team: its own instructions and, over the team's, the sections it sets.
+
+    A section given here is merged field by field over the top-level one, so a member that sets
+    ``safety: {require_approval: [write_file]}`` keeps the team's other safety settings.
+    """
+
+    description: str = ""
+    """What the agent is good at, in one line; the orchestrator reads it to assign steps."""
+    instructions: str = ""
+    """Its role, given to it ahead of every task it receives."""
+    model: ModelSpec | None = None
+    """Its chat model (default: the team's ``model``)."""
+    mcp_servers: dict[str, McpServerSpec] | None = Field(default=None, alias="mcpServers")
+    """Its MCP servers (default: the team's)."""
+    builtin_tools: bool | None = None
+    """Whether it gets goalgraph's own tools (default: the team's setting)."""
+    tools: ToolsSpec | None = None
+    """Its tool settings (default: the team's)."""
+    final_answer: Literal["auto", "last_step", "model"] | None = None
+    """How it writes its answer (default: the team's setting)."""
+    limits: LimitsSpec | None = None
+    """Its own bounds; a run also never passes what is left of the team's (``limits``)."""
+    safety: SafetySpec | None = None
+    """Its safety policy (default: the team's)."""
+
+
+class TeamSpec(_Section):
+    """How the named ``agents`` work together.
+
+    Example, a pipeline whose stages pass their output on:
+
+    .. code-block:: yaml
+
+        team: {pattern: pipeline, stages: [researcher, writer, reviewer]}
+    """
+
+    pattern: Literal["orchestrator", "pipeline", "debate"] = "orchestrator"
+    """``orchestrator``: the team's model plans and assigns each step to a specialist, replanning
+    when one fails; ``pipeline``: each stage gets the goal and the previous stage's answer;
+    ``debate``: the debaters answer over ``rounds`` rounds, seeing each other's last answers,
+    and the ``judge`` picks one."""
+    specialists: list[str] = Field(default_factory=list)
+    """The orchestrator's specialists (default: every agent)."""
+    stages: list[str] = Field(default_factory=list)
+    """The pipeline's stages, in order; each agent at most once."""
+    debaters: list[str] = Field(default_factory=list)
+    """The debate's agents (at least two)."""
+    judge: str | None = None
+    """The agent whose model picks the debate's answer."""
+    rounds: int = Field(default=1, ge=1, le=10)
+    """The debate's rounds."""
+
+    @model_validator(mode="after")
+    def _fits_pattern(self) -> TeamSpec:
+        used = {"specialists": self.specialists, "stages": self.stages, "debaters": self.debaters}
+        fitting = {"orchestrator": "specialists", "pipeline": "stages", "debate": "debaters"}
+        for name, value in used.items():
+            if value and fitting[self.pattern] != name:
+                raise ValueError(
+                    f"{name} is for the {_pattern_of(name)} pattern, not {self.pattern}"
+                )
+        for name, value in used.items():
+            repeated = sorted({agent for agent in value if value.count(agent) > 1})
+            if repeated:
+                raise ValueError(f"{name} names {', '.join(repeated)} more than once")
+        if self.pattern == "pipeline" and not self.stages:
+            raise ValueError("a pipeline needs stages: the agents in the order they run")
+        if self.pattern == "debate":
+            if len(self.debaters) < 2:
+                raise ValueError("a debate needs at least two debaters")
+            if self.judge is None:
+                raise ValueError("a debate needs a judge: the agent that picks the answer")
+            if self.judge in self.debaters:
+                raise ValueError(f"the judge {self.judge} cannot also be a debater")
+        elif self.judge is not None or "rounds" in self.model_fields_set:
+            raise ValueError(f"judge and rounds are for the debate pattern, not {self.pattern}")
+        return self
+
+    def members(self, agents: list[str]) -> list[str]:
+        """Return the agents this team runs, in order, given the declared ``agents``."""
+        if self.pattern == "pipeline":
+            return list(self.stages)
+        if self.pattern == "debate":
+            judge = [self.judge] if self.judge and self.judge not in self.debaters else []
+            return [*self.debaters, *judge]
+        return list(self.specialists) or list(agents)
+
+
+def _pattern_of(field: str) -> str:
+    return {"specialists": "orchestrator", "stages": "pipeline", "debaters": "debate"}[field]
+
+
 class AgentSpec(BaseSettings):
     """The whole declarative configuration of an agent.
 
@@ -393,6 +504,12 @@ class AgentSpec(BaseSettings):
     use, or ``sqlite:///relative/file.sqlite`` / ``sqlite:////absolute/file.sqlite`` for a SQLite
     file. ``None`` (the default) uses the SQLite file ``checkpoint_path``. Environment:
     ``GOALGRAPH_CHECKPOINT_URL``."""
+    agents: dict[str, AgentMemberSpec] = Field(default_factory=dict)
+    """Named agents that work as a team (``goalgraph.teams.Team``); each takes the sections above
+    as its defaults. Empty for a single agent."""
+    team: TeamSpec | None = None
+    """How ``agents`` work together; with agents but no ``team``, an orchestrator over all of
+    them. In a team, ``limits`` and ``safety.max_tool_calls`` bound the whole team together."""
 
     def __init__(self, **values: Any) -> None:
         """Validate ``values`` (plus environment), raising ``SpecError`` with every problem."""
@@ -420,6 +537,30 @@ class AgentSpec(BaseSettings):
             if not name or not name.replace("-", "_").isidentifier():
                 raise ValueError(f"server name {name!r} must be a plain identifier")
         return servers
+
+    @model_validator(mode="after")
+    def _team_agents_known(self) -> AgentSpec:
+        names = list(self.agents)
+        for name in names:
+            if not re.match(AGENT_NAME, name):
+                raise ValueError(
+                    f"agent name {name!r} must start with a letter and hold only letters, digits, "
+                    "'_' and '-' (at most 40 characters)"
+                )
+            if name in RESERVED_AGENT_NAMES:
+                raise ValueError(f"agent name {name!r} is reserved for the team's own node")
+        if self.team is not None and not names:
+            raise ValueError("a team needs agents: declare them under 'agents:'")
+        if names:
+            team = self.team or TeamSpec()
+            wanted = [*team.members(names), *([team.judge] if team.judge else [])]
+            unknown = sorted({agent for agent in wanted if agent not in self.agents})
+            if unknown:
+                raise ValueError(
+                    f"the team names unknown agent(s) {', '.join(unknown)}; "
+                    f"the agents are {', '.join(names)}"
+                )
+        return self
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> AgentSpec:

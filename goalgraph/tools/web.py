@@ -3,8 +3,10 @@
 Every URL, the first and each redirect hop (at most ``MAX_REDIRECTS``), must pass these rules:
 
 - the scheme is http or https, and the URL carries no user info (``user:pw@host``);
-- the host is on the allowlist: an entry allows itself and its subdomains (``example.com`` allows
-  ``www.example.com``), ``*`` allows every public host, an empty list refuses everything;
+- the host and port are on the allowlist (``goalgraph.tools.allowlist``): ``host`` allows the web
+  ports 80 and 443, ``host:port`` that port; a name allows itself and its subdomains
+  (``example.com`` allows ``www.example.com``), ``*`` allows every public host, an empty list
+  refuses everything;
 - every address the host resolves to is public. Private, loopback, link-local, multicast,
   reserved and shared addresses (also when embedded in IPv6: IPv4-mapped, 6to4, Teredo, NAT64) are
   refused, unless the allowlist names the host itself and it is an IP literal or ``localhost``;
@@ -15,7 +17,8 @@ Host header and TLS SNI keep the name and the certificate is verified against th
 answer that changes between check and connect (DNS rebinding) cannot reach another address.
 Environment proxies are ignored for the same reason. The body is streamed and cut at
 ``max_bytes`` (after gzip decoding), and the whole fetch, redirects included, is bounded by
-``timeout_s``.
+``timeout_s``; so is the conversion of an HTML body to text (``goalgraph.tools.html_text``), which
+gets what is left of that time, at least ``MIN_CONVERT_S``.
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ import asyncio
 import json
 import re
 import socket
+import time
 import zlib
 from dataclasses import dataclass
-from html.parser import HTMLParser
-from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 import httpx
 
 from goalgraph.spec import HttpToolSpec
+from goalgraph.tools.allowlist import Allowlist, IPAddress, parse_ip
+from goalgraph.tools.html_text import html_to_text
 
 __all__ = [
     "MAX_REDIRECTS",
+    "MIN_CONVERT_S",
     "Allowlist",
     "FetchResult",
     "WebError",
@@ -45,8 +51,8 @@ __all__ = [
 
 MAX_REDIRECTS = 5
 """Most redirects one fetch follows."""
-
-IPAddress = IPv4Address | IPv6Address
+MIN_CONVERT_S = 1.0
+"""Seconds the conversion of a body to text gets even when the download used up the time limit."""
 
 _USER_AGENT = "goalgraph-http_get/0.1"
 _NAT64 = IPv6Network("64:ff9b::/96")
@@ -67,7 +73,7 @@ _TEXT_TYPES = frozenset(
     }
 )
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_WHITESPACE = re.compile(r"\s+")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
@@ -110,59 +116,6 @@ class FetchResult:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class Allowlist:
-    """The hosts ``http_get`` may fetch, normalised from ``HttpToolSpec.allow_hosts``.
-
-    Attributes:
-        entries: The entries as configured (for error messages).
-        names: Lower-case ASCII (IDNA) host names; each also allows its subdomains.
-        ips: IP literals; each allows exactly that address, even a private one.
-        any_public: ``True`` when ``*`` is listed.
-    """
-
-    entries: tuple[str, ...]
-    names: frozenset[str]
-    ips: frozenset[IPAddress]
-    any_public: bool
-
-    @classmethod
-    def from_hosts(cls, hosts: list[str]) -> Allowlist:
-        """Build an allowlist from configured entries (``example.com``, ``*.x.org``, ``::1``)."""
-        names: set[str] = set()
-        ips: set[IPAddress] = set()
-        for entry in hosts:
-            text = entry.strip().lower().removeprefix("*.").rstrip(".")
-            ip = _parse_ip(text.removeprefix("[").removesuffix("]"))
-            if ip is not None:
-                ips.add(ip)
-            elif text and text != "*":
-                names.add(_idna(text))
-        wildcard = any(entry.strip() == "*" for entry in hosts)
-        return cls(tuple(hosts), frozenset(names), frozenset(ips), wildcard)
-
-    def permits(self, host: str) -> bool:
-        """Return whether ``host`` (normalised) is listed, as itself, a subdomain, or by ``*``."""
-        ip = _parse_ip(host)
-        if ip is not None:
-            return self.any_public or ip in self.ips
-        return self.any_public or any(
-            host == name or host.endswith("." + name) for name in self.names
-        )
-
-    def allows_private(self, host: str) -> bool:
-        """Return whether ``host`` may resolve to a non-public address: it is listed itself and
-        is an IP literal or ``localhost``."""
-        ip = _parse_ip(host)
-        if ip is not None:
-            return ip in self.ips
-        return host == "localhost" and "localhost" in self.names
-
-    def describe(self) -> str:
-        """Return the entries for an error message."""
-        return ", ".join(self.entries) if self.entries else "none"
-
-
 async def fetch(url: str, spec: HttpToolSpec) -> FetchResult:
     """Fetch ``url`` under the rules of the module docstring and return its readable text.
 
@@ -178,16 +131,21 @@ async def fetch(url: str, spec: HttpToolSpec) -> FetchResult:
     Raises:
         WebError: If a rule refuses the URL or a redirect, or the fetch fails or times out.
     """
-    allowlist = Allowlist.from_hosts(spec.allow_hosts)
     if not spec.allow_hosts:
         raise WebError("http_get is disabled: no host is allowed (set tools.http.allow_hosts)")
+    try:
+        allowlist = Allowlist.from_hosts(spec.allow_hosts)
+    except ValueError as exc:
+        raise WebError(str(exc)) from None
+    deadline = time.monotonic() + spec.timeout_s
     try:
         async with asyncio.timeout(spec.timeout_s):
             download = await _download(_parse_url(url), spec, allowlist)
     except (TimeoutError, httpx.TimeoutException):
         raise WebError(f"timed out: fetching {url} took longer than {spec.timeout_s:g} s") from None
-    # HTML parsing is pure Python; keep it off the event loop.
-    return await asyncio.to_thread(download.to_result)
+    # Parsing and decoding are CPU work; keep them off the event loop.
+    convert_until = max(deadline, time.monotonic() + MIN_CONVERT_S)
+    return await asyncio.to_thread(download.to_result, convert_until)
 
 
 @dataclass(frozen=True)
@@ -203,8 +161,9 @@ class _Download:
     truncated: bool
     binary_note: str | None = None
 
-    def to_result(self) -> FetchResult:
-        """Decode and convert the body by content type."""
+    def to_result(self, deadline: float | None = None) -> FetchResult:
+        """Decode and convert the body by content type; HTML conversion stops at ``deadline``
+        (a ``time.monotonic()`` value)."""
         mime = self.content_type
         title = None
         if self.binary_note is not None or (not mime and b"\x00" in self.body[:1024]):
@@ -212,7 +171,7 @@ class _Download:
         else:
             text = self.body.decode(self._encoding(), errors="replace")
             if mime in _HTML_TYPES:
-                text, title = html_to_text(text)
+                text, title = html_to_text(text, deadline=deadline)
             elif _is_json(mime) and not self.truncated:
                 text = _pretty_json(text)
         return FetchResult(
@@ -262,7 +221,8 @@ def _parse_url(text: str) -> httpx.URL:
 
 
 def check_url(url: httpx.URL | str, allowlist: Allowlist) -> str:
-    """Apply the rules that need no DNS lookup: http(s), no user info, a host on the allowlist.
+    """Apply the rules that need no DNS lookup: http(s), no user info, a host and port on the
+    allowlist.
 
     The safety policy calls this before a fetch is allowed; ``fetch`` calls it again on every
     hop, then also resolves the host and refuses private addresses.
@@ -283,22 +243,26 @@ def check_url(url: httpx.URL | str, allowlist: Allowlist) -> str:
     host = _host_of(url)
     if not host:
         raise WebError(f"URL has no host: {url}")
-    if not allowlist.permits(host):
-        raise WebError(
-            f"host {host!r} is not on the http allowlist (allowed: {allowlist.describe()})"
-        )
+    if not allowlist.permits(host, _port_of(url)):
+        where = f"host {host!r}" if url.port is None else f"host {host!r} on port {url.port}"
+        raise WebError(f"{where} is not on the http allowlist (allowed: {allowlist.describe()})")
     return host
 
 
 async def _check(url: httpx.URL, allowlist: Allowlist) -> list[IPAddress]:
     """Apply the rules to one URL; return the addresses it may be fetched from."""
     host = check_url(url, allowlist)
-    addresses = await _resolve(host, url.port or (443 if url.scheme == "https" else 80))
+    addresses = await _resolve(host, _port_of(url))
     if not allowlist.allows_private(host):
         for ip in addresses:
             if not _is_public(ip):
                 raise WebError(f"refused: {host!r} resolves to a private address {ip}")
     return addresses
+
+
+def _port_of(url: httpx.URL) -> int:
+    """Return the port a request for ``url`` goes to (the scheme's default when none is given)."""
+    return url.port or _DEFAULT_PORTS[url.scheme]
 
 
 def _host_of(url: httpx.URL) -> str:
@@ -307,7 +271,7 @@ def _host_of(url: httpx.URL) -> str:
 
 
 async def _resolve(host: str, port: int) -> list[IPAddress]:
-    ip = _parse_ip(host)
+    ip = parse_ip(host)
     if ip is not None:
         return [ip]
     try:
@@ -317,7 +281,7 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
         raise WebError(f"cannot resolve host {host!r}: {reason}") from None
     addresses: list[IPAddress] = []
     for info in infos:
-        address = _parse_ip(str(info[4][0]).split("%")[0])
+        address = parse_ip(str(info[4][0]).split("%")[0])
         if address is not None and address not in addresses:
             addresses.append(address)
     if not addresses:
@@ -349,7 +313,7 @@ async def _send(
         "Accept-Encoding": "gzip",
     }
     # Without an IP literal host, SNI and certificate checks use the name, not the address.
-    extensions = {} if _parse_ip(host) is not None else {"sni_hostname": host}
+    extensions = {} if parse_ip(host) is not None else {"sni_hostname": host}
     failure = ""
     for ip in addresses:
         request = client.build_request(
@@ -423,88 +387,6 @@ async def _read_body(response: httpx.Response, max_bytes: int) -> tuple[bytes, b
     return b"".join(parts), False
 
 
-def html_to_text(html: str) -> tuple[str, str | None]:
-    """Return the readable text of an HTML page and its title.
-
-    Scripts, styles and other non-text elements are dropped, block elements start new lines,
-    and whitespace is collapsed.
-
-    Args:
-        html: The page's markup.
-
-    Returns:
-        ``(text, title)``; ``title`` is ``None`` when the page has none.
-    """
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    return parser.text(), parser.title()
-
-
-class _TextExtractor(HTMLParser):
-    _SKIP = frozenset({"script", "style", "noscript", "template", "svg", "iframe", "object"})
-    # fmt: off
-    _BLOCK = frozenset({
-        "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt",
-        "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
-        "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
-        "tbody", "thead", "tfoot", "tr", "ul",
-    })
-    # fmt: on
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self._parts: list[str] = []
-        self._title: list[str] = []
-        self._skip_depth = 0
-        self._pre_depth = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self._skip_depth += 1
-        elif tag == "title":
-            self._in_title = not self._title  # only the first title counts
-        elif tag == "li":
-            self._parts.append("\n- ")
-        elif tag in self._BLOCK:
-            self._parts.append("\n")
-            self._pre_depth += tag == "pre"
-        elif tag in ("td", "th"):
-            self._parts.append(" ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        # <svg/> or <br/> has no end tag: treat it as a block break, never as an open element.
-        if tag in self._BLOCK:
-            self._parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skip_depth = max(0, self._skip_depth - 1)
-        elif tag == "title":
-            self._in_title = False
-        elif tag in self._BLOCK:
-            self._parts.append("\n")
-            if tag == "pre":
-                self._pre_depth = max(0, self._pre_depth - 1)
-
-    def handle_data(self, data: str) -> None:
-        if self._skip_depth:
-            return
-        if self._in_title:
-            self._title.append(data)
-        else:
-            # Line breaks in HTML source are spaces, except inside <pre>.
-            self._parts.append(data if self._pre_depth else _WHITESPACE.sub(" ", data))
-
-    def text(self) -> str:
-        lines = (" ".join(line.split()) for line in "".join(self._parts).splitlines())
-        return "\n".join(line for line in lines if line and line != "-")
-
-    def title(self) -> str | None:
-        return " ".join("".join(self._title).split()) or None
-
-
 def _is_text(mime: str) -> bool:
     return (
         mime.startswith("text/")
@@ -537,17 +419,3 @@ def _known_codec(name: str) -> bool:
     except LookupError:
         return False
     return True
-
-
-def _parse_ip(text: str) -> IPAddress | None:
-    try:
-        return ip_address(text)
-    except ValueError:
-        return None
-
-
-def _idna(name: str) -> str:
-    try:
-        return _host_of(httpx.URL(f"http://{name}/"))
-    except (httpx.InvalidURL, UnicodeError):
-        return name
