@@ -204,12 +204,23 @@ class HttpToolSpec(_Section):
     """The builtin ``http_get`` tool: which hosts it may fetch, and its caps."""
 
     allow_hosts: list[str] = Field(default_factory=list)
-    """Host names it may fetch (``example.com`` also allows ``www.example.com``; ``*`` allows
-    every public host). Empty: every fetch is refused."""
+    """Hosts it may fetch, as ``host`` (the web ports 80 and 443 only) or ``host:port`` (that
+    port only; IPv6 as ``[::1]:8080``). A name also allows its subdomains (``example.com`` allows
+    ``www.example.com``); ``*`` allows every public host. Every redirect is checked again, port
+    included. Empty: every fetch is refused."""
     max_bytes: int = Field(default=1_000_000, gt=0)
     """Most bytes of a response body read."""
     timeout_s: float = Field(default=10.0, gt=0, le=300)
     """Seconds a fetch may take."""
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _valid_hosts(cls, hosts: list[str]) -> list[str]:
+        from goalgraph.tools.allowlist import split_port
+
+        for entry in hosts:
+            split_port(entry)  # raises ValueError naming the entry
+        return hosts
 
 
 class ToolsSpec(_Section):
