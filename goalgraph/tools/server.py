@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
+import anyio
 import anyio.to_thread
 from mcp.server.fastmcp import FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
@@ -39,6 +40,10 @@ __all__ = ["build_server", "main"]
 
 SERVER_NAME = "goalgraph"
 DEFAULT_PORT = 8765
+WORKER_THREADS = 8
+"""Most tool calls that run at once, each in a worker thread; further calls wait for a free one."""
+
+_T = TypeVar("_T")
 
 _INSTRUCTIONS = (
     "Tools for arithmetic, text files, search and read-only SQLite in one workspace folder, "
@@ -78,6 +83,14 @@ def build_server(
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     config = config or ToolsSpec()
+    # No tool work runs on the event loop: one call stuck in a blocking system call (a FIFO, a
+    # dead network mount) would stall every other call and the session's own replies. The
+    # limiter bounds the threads that stuck calls can hold.
+    limiter = anyio.CapacityLimiter(WORKER_THREADS)
+
+    async def off_loop(func: Callable[..., _T], *args: Any) -> _T:
+        return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
+
     # WARNING keeps stderr quiet: at INFO, FastMCP logs a line for every request.
     server = FastMCP(
         SERVER_NAME, instructions=_INSTRUCTIONS, host=host, port=port, log_level="WARNING"
@@ -91,7 +104,7 @@ def build_server(
         annotations=READ_ONLY,
         meta=tool_meta("read", hints=BUILTIN_HINTS["calculator"]),
     )
-    def calculator(
+    async def calculator(
         expression: Annotated[
             str,
             Field(
@@ -104,7 +117,7 @@ def build_server(
         ],
     ) -> str:
         try:
-            return calculate(expression)
+            return await off_loop(calculate, expression)
         except CalculatorError as exc:
             raise ToolError(str(exc)) from None
 
@@ -114,14 +127,14 @@ def build_server(
         annotations=READ_ONLY,
         meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["read_file"]),
     )
-    def read_file(
+    async def read_file(
         path: Annotated[
             str,
             Field(description="The file's path relative to the workspace, as the user gives it"),
         ],
     ) -> str:
         try:
-            return ws.read_text(path)
+            return await off_loop(ws.read_text, path)
         except WorkspaceError as exc:
             raise ToolError(str(exc)) from None
 
@@ -131,11 +144,11 @@ def build_server(
         annotations=READ_ONLY,
         meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["list_files"]),
     )
-    def list_files(
+    async def list_files(
         path: Annotated[str, Field(description="Folder in the workspace; . is the top")] = ".",
     ) -> str:
         try:
-            names = ws.list_dir(path)
+            names = await off_loop(ws.list_dir, path)
         except WorkspaceError as exc:
             raise ToolError(str(exc)) from None
         return "\n".join(names) if names else "(empty folder)"
@@ -146,7 +159,7 @@ def build_server(
         annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False),
         meta=tool_meta("write", paths=["path"], hints=BUILTIN_HINTS["write_file"]),
     )
-    def write_file(
+    async def write_file(
         path: Annotated[
             str,
             Field(description="The file's path relative to the workspace, as the user gives it"),
@@ -154,8 +167,9 @@ def build_server(
         content: Annotated[str, Field(description="The full text to write")],
     ) -> str:
         try:
-            size = ws.write_text(path, content)
-            return f"wrote {size} bytes to {ws.relative(path)}"
+            # relative() resolves the path on the file system too.
+            size, shown = await off_loop(lambda: (ws.write_text(path, content), ws.relative(path)))
+            return f"wrote {size} bytes to {shown}"
         except WorkspaceError as exc:
             raise ToolError(str(exc)) from None
 
@@ -200,8 +214,7 @@ def build_server(
         ],
     ) -> str:
         try:
-            # A worker thread keeps a query of up to its time budget off the event loop.
-            return await anyio.to_thread.run_sync(sqlite_select, ws, database, sql)
+            return await off_loop(sqlite_select, ws, database, sql)
         except SqliteQueryError as exc:
             raise ToolError(str(exc)) from None
 
@@ -224,9 +237,7 @@ def build_server(
         max_results: Annotated[int, Field(description="Most lines returned", ge=1, le=500)] = 50,
     ) -> str:
         try:
-            lines = await anyio.to_thread.run_sync(
-                lambda: ws.search(query, path, max_results=max_results)
-            )
+            lines = await off_loop(lambda: ws.search(query, path, max_results=max_results))
         except WorkspaceError as exc:
             raise ToolError(str(exc)) from None
         return "\n".join(lines) if lines else f"no matches for {query!r} in {path!r}"
@@ -251,18 +262,17 @@ def build_server(
             ),
         ],
     ) -> str:
-        # A worker thread: the snippet may run for its whole time limit.
-        result = await anyio.to_thread.run_sync(run_python, code, python_limits)
+        result = await off_loop(run_python, code, python_limits)
         if not result.ok:  # the exception and the failing line, not the whole traceback
             raise ToolError(failure_summary(result, code))
         return result.output.rstrip() or "(no output)"
 
     if memory is not None and memory.backend != "none":
-        _add_memory_search(server, memory)
+        _add_memory_search(server, memory, limiter)
     return server
 
 
-def _add_memory_search(server: FastMCP, spec: MemorySpec) -> None:
+def _add_memory_search(server: FastMCP, spec: MemorySpec, limiter: anyio.CapacityLimiter) -> None:
     """Offer ``memory_search`` over the memory ``spec`` names, opened on the first call."""
     opened: list[MemoryBackend] = []
 
@@ -296,7 +306,7 @@ def _add_memory_search(server: FastMCP, spec: MemorySpec) -> None:
         ] = 400,
     ) -> str:  # fmt: skip
         try:
-            return await anyio.to_thread.run_sync(search, query, budget_tokens)
+            return await anyio.to_thread.run_sync(search, query, budget_tokens, limiter=limiter)
         except MemoryBackendError as exc:
             raise ToolError(str(exc)) from None
 

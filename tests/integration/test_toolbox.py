@@ -45,6 +45,27 @@ def builtin(workspace: Path) -> McpServerSpec:
     )
 
 
+def stuck_reads(workspace: Path, seconds: float) -> McpServerSpec:
+    """goalgraph's own server, where reading ``stuck.txt`` blocks its thread for ``seconds``.
+
+    As an ``open()`` of a FIFO or a file on a dead network mount would; the rest of the server
+    is the real one.
+    """
+    launcher = (
+        "import time\n"
+        "from goalgraph.tools.workspace import Workspace\n"
+        "read = Workspace.read_text\n"
+        "def stuck(self, path, *args, **kwargs):\n"
+        "    if path == 'stuck.txt':\n"
+        f"        time.sleep({seconds})\n"
+        "    return read(self, path, *args, **kwargs)\n"
+        "Workspace.read_text = stuck\n"
+        "from goalgraph.tools.server import main\n"
+        f"main(['--workspace', {str(workspace)!r}])\n"
+    )
+    return McpServerSpec(command=sys.executable, args=["-c", launcher])
+
+
 def third_party(record_file: Path) -> McpServerSpec:
     """Spec for the third-party-style testing server."""
     return McpServerSpec(
@@ -155,6 +176,27 @@ async def test_kept_session_is_fast(workspace: Path) -> None:
             (await box.call("calculator", {"expression": f"{i}*2"})).elapsed_s for i in range(20)
         ]
         assert statistics.median(timings) < 0.1
+
+
+async def test_a_stuck_tool_call_does_not_stall_the_other_tools(workspace: Path) -> None:
+    (workspace / "stuck.txt").write_text("at last", encoding="utf-8")
+    servers = {"goalgraph": stuck_reads(workspace, seconds=8)}
+    async with ToolBox.open(servers, start_timeout_s=START_S) as box:
+        stuck = [
+            asyncio.ensure_future(box.call("read_file", {"path": "stuck.txt"}, timeout_s=30))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(1)  # the three reads are running in the server
+        started = time.perf_counter()
+        for i in range(5):
+            result = await box.call("calculator", {"expression": f"6*{i}"})
+            assert (result.ok, result.content) == (True, str(6 * i))
+        assert (await box.call("read_file", {"path": "note.txt"})).content == "remember the milk"
+        assert (await box.call("list_files", {})).content == "note.txt\nstuck.txt"
+        # On the event loop, each call would have waited for all three stuck reads (24 s).
+        assert time.perf_counter() - started < 3
+        results = await asyncio.gather(*stuck)
+        assert [(result.ok, result.content) for result in results] == [(True, "at last")] * 3
 
 
 # --- the third-party-style testing server ------------------------------------------------------
