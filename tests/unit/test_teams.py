@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -399,3 +400,35 @@ def test_the_team_graph_draws_each_member_as_a_subgraph(make_team):
     drawn = graph.get_graph(xray=1).nodes
     assert "researcher:think" in drawn and "writer:safety_check" in drawn
     del asyncio
+
+
+# ----- the ready team specs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "members", "own_nodes"),
+    [
+        ("orchestrator", {"calculator", "filer"}, {"plan", "replan", "finish"}),
+        ("pipeline", {"researcher", "writer", "reviewer"}, {"finish"}),
+        ("debate", {"solver", "checker", "judge"}, {"open", "next_round"}),
+    ],
+)
+def test_the_ready_team_specs_build_graphs_with_member_subgraphs(name, members, own_nodes):
+    from goalgraph.teams import studio
+
+    graph = getattr(studio, name)
+    drawn = set(graph.get_graph().nodes)
+    assert members | own_nodes <= drawn
+    debaters = members - {"judge"} if name == "debate" else members
+    assert set(dict(graph.get_subgraphs())) == debaters  # the judge only asks its model
+    assert not any(member.resources._model for member in graph.members.values())  # lazy
+
+
+def test_cli_runs_a_team_and_refuses_spec_with_team(tmp_path):
+    from typer.testing import CliRunner
+
+    from goalgraph.cli import app
+
+    example = Path(__file__).parents[2] / "examples" / "teams" / "pipeline.yaml"
+    both = CliRunner().invoke(app, ["run", "x", "--team", str(example), "--spec", str(example)])
+    assert both.exit_code != 0 and "either --spec or --team" in both.output
