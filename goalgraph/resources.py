@@ -249,7 +249,11 @@ class AgentResources:
 
     async def _open_toolbox(self) -> ToolBox:
         servers = self.spec.all_servers()
-        artifacts = ArtifactStore(self.spec.workspace / ARTIFACTS_FOLDER, shown_as=ARTIFACTS_FOLDER)
+        artifacts = ArtifactStore(
+            self.spec.workspace / ARTIFACTS_FOLDER,
+            shown_as=ARTIFACTS_FOLDER,
+            root=self.spec.workspace,
+        )
         return await self._stack.enter_async_context(
             ToolBox.open(
                 servers,

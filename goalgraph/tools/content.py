@@ -4,7 +4,8 @@ MCP results are lists of content blocks. ``content_to_text`` joins text blocks, 
 when the result is structured, describes images, audio and binary resources instead of pasting
 base64 into the prompt, and cuts long text with a note. With an ``ArtifactStore``, what is cut or
 described is saved as a file, and the note gives its path, so nothing is lost and the agent can
-read it back with ``read_file`` (the store lives in the workspace).
+read it back with ``read_file`` (the store lives in the workspace, and writes there through
+descriptors, so a link swapped in for one of its folders cannot move a write outside).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import hashlib
 import json
 import mimetypes
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from goalgraph.tools.workspace_fs import Beneath, EscapeError, replace_file
 
 __all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "ArtifactStore", "content_to_text"]
 
@@ -35,20 +39,49 @@ class ArtifactStore:
         '.goalgraph/artifacts/2cf24dba5fb0a30e.txt'
     """
 
-    def __init__(self, folder: str | os.PathLike[str], *, shown_as: str | None = None) -> None:
-        """Store files in ``folder``; report their paths under ``shown_as`` (default: folder)."""
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        shown_as: str | None = None,
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Store files in ``folder``; report their paths under ``shown_as`` (default: folder).
+
+        Args:
+            folder: Where the files go.
+            shown_as: How the folder is named in notes (relative to the workspace).
+            root: The workspace folder that holds ``folder``, if any: every folder below it is
+                then opened without following links (``goalgraph.tools.workspace_fs``), since
+                other processes may write there. Without it, only ``folder`` itself is trusted.
+        """
         self.folder = Path(folder)
         self.shown_as = shown_as or str(self.folder)
+        self.root = Path(root) if root is not None else self.folder
+        self._parts = self.folder.absolute().relative_to(self.root.absolute()).parts
 
     def save(self, data: bytes, suffix: str) -> str:
-        """Write ``data`` once (named by its SHA-256) and return the path to show."""
+        """Write ``data`` once (named by its SHA-256) and return the path to show.
+
+        Raises:
+            OSError: If the file cannot be written, or a symbolic link on the way leads
+                outside ``root`` (``PermissionError``).
+        """
         name = hashlib.sha256(data).hexdigest()[:16] + suffix
-        target = self.folder / name
-        if not target.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{name}.partial")
-            partial.write_bytes(data)
-            os.replace(partial, target)
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with Beneath(self.root.resolve()).parent((*self._parts, name), create=True) as (
+                folder,
+                final,
+            ):
+                if final is None:
+                    raise IsADirectoryError(f"{name} is a folder")
+                if not _is_regular(folder.fd, final):
+                    replace_file(folder.fd, final, data)
+        except EscapeError:
+            raise PermissionError(
+                f"{self.shown_as} leads outside the workspace through a symbolic link"
+            ) from None
         return f"{self.shown_as.rstrip('/')}/{name}"
 
 
@@ -90,7 +123,10 @@ def content_to_text(
     if max_chars is not None and len(text) > max_chars:
         note = f"{len(text) - max_chars} more characters, {len(text)} in all"
         if artifacts is not None:
-            note += f"; the whole output is in {artifacts.save(text.encode(), '.txt')}"
+            try:
+                note += f"; the whole output is in {artifacts.save(text.encode(), '.txt')}"
+            except OSError as exc:
+                note += f"; it could not be saved: {exc.strerror or exc}"
         text = f"{text[:max_chars]}\n[truncated: {note}]"
     return text
 
@@ -137,7 +173,18 @@ def _save_media(data: str, mime: str, artifacts: ArtifactStore) -> str | None:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         return None
-    return artifacts.save(raw, mimetypes.guess_extension(mime) or ".bin")
+    try:
+        return artifacts.save(raw, mimetypes.guess_extension(mime) or ".bin")
+    except OSError:
+        return None  # described without a saved copy
+
+
+def _is_regular(folder: int, name: str) -> bool:
+    """Whether ``name`` in the open ``folder`` is a regular file (a link is not)."""
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _base64_size(data: str) -> int:
