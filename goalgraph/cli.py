@@ -56,6 +56,26 @@ SpecOption = Annotated[
     Path | None, typer.Option("--spec", "-s", help="YAML agent spec.", exists=True, dir_okay=False)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only the result, as JSON.")]
+TeamOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--team",
+        help="YAML team spec (agents: and team:); a team of agents works on the goal instead.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _agent_or_team(spec_path: Path | None, team: Path | None, overrides: dict[str, Any]) -> Agent:
+    """Return the ``Team`` of ``team`` when given, else the ``Agent`` of ``spec_path``."""
+    if team is None:
+        return Agent(_load_spec(spec_path, overrides))
+    if spec_path is not None:
+        raise typer.BadParameter("pass either --spec or --team, not both")
+    from goalgraph.teams import Team
+
+    return Team(_load_spec(team, overrides))
 
 
 def _load_spec(spec_path: Path | None, overrides: dict[str, Any]) -> AgentSpec:
@@ -118,14 +138,18 @@ def run(
     workspace: Annotated[Path | None, typer.Option(help="Folder the file tools may use.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Most think iterations.")] = None,
     as_json: JsonOption = False,
+    team: TeamOption = None,
 ) -> None:
-    """Run the agent on GOAL, showing the plan, each thought, tool call, verdict and observation."""
+    """Run the agent on GOAL, showing the plan, each thought, tool call, verdict and observation.
+
+    With ``--team``, a team of agents works on GOAL; each line names the agent acting.
+    """
     overrides: dict[str, Any] = {"workspace": workspace}
     if model:
         overrides["model"] = {"name": model}
     if max_steps is not None:
         overrides["limits"] = {"max_steps": max_steps}
-    agent = Agent(_load_spec(spec, overrides))
+    agent = _agent_or_team(spec, team, overrides)
     with agent:
         if not as_json:
             console.print(f"goal: {goal}", style="bold", markup=False)
@@ -142,9 +166,10 @@ def resume(
     reason: Annotated[str, typer.Option(help="A note for the agent with the decision.")] = "",
     spec: SpecOption = None,
     as_json: JsonOption = False,
+    team: TeamOption = None,
 ) -> None:
     """Continue THREAD: decide its pending approval, or pick it up after a crash."""
-    agent = Agent(_load_spec(spec, {}))
+    agent = _agent_or_team(spec, team, {})
     with agent:
         try:
             events = agent.stream_resume(thread, approve=approve, reason=reason)
