@@ -195,9 +195,19 @@ class PythonToolSpec(_Section):
     cpu_s: int = Field(default=10, gt=0, le=600)
     """CPU seconds (RLIMIT_CPU)."""
     memory_mb: int = Field(default=512, ge=64)
-    """Address-space limit in MiB (RLIMIT_AS)."""
+    """Memory in MiB: each process's address-space limit (RLIMIT_AS), and the budget of all the
+    sandbox's processes together (their proportional set size, summed every 50 ms; the sandbox
+    is killed when it passes)."""
     max_output_chars: int = Field(default=10_000, gt=0)
     """Longest stdout plus stderr returned; the rest is cut with a note."""
+    max_concurrent: int = Field(default=2, ge=1, le=64)
+    """Most sandboxes running at once in one server; a call waits for a slot up to its
+    ``timeout_s``, then is refused."""
+    allow_unisolated: bool = False
+    """Where Linux namespaces are unavailable, run snippets anyway, as the server's user with only
+    resource limits, a seccomp filter and an audit hook: a determined snippet can escape that
+    (see the README's sandbox modes), so it is logged as a warning and the tool's description
+    says so. Off: the python tool refuses every call there, saying why."""
 
 
 class HttpToolSpec(_Section):

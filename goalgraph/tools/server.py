@@ -30,7 +30,12 @@ from goalgraph.risk import tool_meta
 from goalgraph.spec import MemorySpec, ToolsSpec
 from goalgraph.tools.calculator import CalculatorError, calculate
 from goalgraph.tools.hints import BUILTIN_HINTS
-from goalgraph.tools.sandbox import MAX_CODE_CHARS, failure_summary, run_python
+from goalgraph.tools.sandbox import (
+    MAX_CODE_CHARS,
+    failure_summary,
+    python_tool_description,
+    run_python,
+)
 from goalgraph.tools.sqlite_query import SqliteQueryError
 from goalgraph.tools.sqlite_query import query as sqlite_select
 from goalgraph.tools.web import WebError, fetch
@@ -245,10 +250,8 @@ def build_server(
     python_limits = config.python
 
     @server.tool(
-        description=(
-            "Run a short Python 3 snippet in a sandbox (no network, no files outside a temporary "
-            "folder, time and memory limits). Print what you need; returns stdout and stderr."
-        ),
+        # Says so when snippets would run unisolated (tools.python.allow_unisolated).
+        description=python_tool_description(python_limits),
         annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False),
         meta=tool_meta("exec", hints=BUILTIN_HINTS["python"]),
         structured_output=False,

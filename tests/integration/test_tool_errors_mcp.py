@@ -111,11 +111,13 @@ async def test_python_error_is_the_exception_and_the_failing_line(box: ToolBox) 
     code = "values = [3, 1, 2]\nprint(sorted(values))\nprint(values.sort_by())\n"
     result = await box.call("python", {"code": code})
     assert result.error == (
-        "tool 'python' failed: AttributeError: 'list' object has no attribute 'sort_by'; "
+        "tool 'python' failed: the snippet raised an exception; snippet output: "
+        "AttributeError: 'list' object has no attribute 'sort_by'; "
         "at line 3: print(values.sort_by())"
     )
     assert "Traceback" not in result.content
     result = await box.call("python", {"code": "print(\n"})
     assert result.error == (
-        "tool 'python' failed: SyntaxError: '(' was never closed; at line 1: print("
+        "tool 'python' failed: the snippet raised an exception; "
+        "snippet output: SyntaxError: '(' was never closed; at line 1: print("
     )

@@ -223,7 +223,9 @@ def test_python_failure_names_the_exception_and_the_line() -> None:
         "json.decoder.JSONDecodeError: Expecting property name: line 1 column 2 (char 1)\n"
     )
     assert failure_summary(failed(output), code) == (
-        "json.decoder.JSONDecodeError: Expecting property name: line 1 column 2 (char 1)\n"
+        "the snippet raised an exception\n"
+        "snippet output: json.decoder.JSONDecodeError: Expecting property name: line 1 column 2 "
+        "(char 1)\n"
         "at line 3: data = json.loads('{bad')"
     )
 
@@ -233,7 +235,8 @@ def test_python_syntax_error_and_multi_line_message() -> None:
         "  File \"<snippet>\", line 1\n    print(\n         ^\nSyntaxError: '(' was never closed\n"
     )
     assert failure_summary(failed(output), "print(") == (
-        "SyntaxError: '(' was never closed\nat line 1: print("
+        "the snippet raised an exception\n"
+        "snippet output: SyntaxError: '(' was never closed\nat line 1: print("
     )
     output = (
         "Traceback (most recent call last):\n"
@@ -241,7 +244,8 @@ def test_python_syntax_error_and_multi_line_message() -> None:
         "ValueError: first line\nsecond line\n"
     )
     assert failure_summary(failed(output), "x = 1\nraise ValueError('...')") == (
-        "ValueError: first line\nat line 2: raise ValueError('...')"
+        "the snippet raised an exception\n"
+        "snippet output: ValueError: first line\nat line 2: raise ValueError('...')"
     )
 
 
@@ -255,12 +259,12 @@ def test_python_refusals_and_limits_keep_their_reason() -> None:
         failed(output, "ctypes is disabled in the sandbox"), "import ctypes"
     ) == (
         "ctypes is disabled in the sandbox\n"
-        "PermissionError: [Errno 1] ctypes is disabled in the sandbox\n"
+        "snippet output: PermissionError: [Errno 1] ctypes is disabled in the sandbox\n"
         "at line 1: import ctypes"
     )
     timeout = failed("working...\n", "killed: exceeded the 10 s time limit")
     assert failure_summary(timeout, "while True: pass") == (
-        "killed: exceeded the 10 s time limit\nworking..."
+        "killed: exceeded the 10 s time limit\nsnippet output: working..."
     )
     assert failure_summary(failed("", "killed: exceeded the 1 s CPU time limit"), "x") == (
         "killed: exceeded the 1 s CPU time limit"
@@ -275,5 +279,5 @@ def test_python_summary_is_bounded() -> None:
         f"NameError: name '{'y' * 5000}' is not defined\n"
     )
     summary = failure_summary(failed(output), code)
-    assert len(summary) < 300
-    assert summary.splitlines()[1].startswith("at line 2: yyy")
+    assert len(summary) < 340
+    assert summary.splitlines()[2].startswith("at line 2: yyy")
