@@ -4,6 +4,11 @@ A new stdio session per call costs ~1.6 s; a kept one a few milliseconds. ``Tool
 every configured server once, loads its tools as LangChain tools, and keeps the sessions until the
 ``async with`` block ends. ``ToolBox.call`` turns every tool problem (unknown tool, tool error,
 timeout, dead server) into a ``ToolResult`` with ``ok=False``.
+
+A server that stops answering is treated like one that died. A timeout alone does not tell a hung
+server from one slow tool, so after a call times out the server is pinged (MCP ``ping``, answered
+by the session itself, not by a tool): without a reply within ``ping_timeout_s`` it is stopped
+(a stdio server's process is killed) and restarted on the next call, like a dead one.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from langchain_core.tools import BaseTool, ToolException
 from langchain_mcp_adapters.client import MultiServerMCPClient
 from langchain_mcp_adapters.sessions import Connection
 from langchain_mcp_adapters.tools import load_mcp_tools
+from mcp import ClientSession
 from mcp.shared.exceptions import McpError
 from mcp.types import CONNECTION_CLOSED
 from pydantic import BaseModel
@@ -38,6 +44,7 @@ from goalgraph.tools.content import DEFAULT_MAX_OUTPUT_CHARS, ArtifactStore, con
 __all__ = [
     "DEFAULT_MAX_OUTPUT_CHARS",
     "DEFAULT_MAX_RESTARTS",
+    "DEFAULT_PING_TIMEOUT_S",
     "ToolBox",
     "ToolResult",
     "ToolServerError",
@@ -50,6 +57,8 @@ _MAX_ERROR_CHARS = 300
 _STOP_TIMEOUT_S = 10.0
 DEFAULT_MAX_RESTARTS = 3
 """How often a server that died is restarted before it stays down."""
+DEFAULT_PING_TIMEOUT_S = 5.0
+"""Seconds a server has to answer a ping after a call timed out before it counts as hung."""
 _FASTMCP_PREFIX = re.compile(r"^Error executing tool [^:]*: ")
 # Errors that mean the transport under a session is gone, not that one call went wrong.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -114,10 +123,13 @@ class ToolBox:
         artifacts: ArtifactStore | None = None,
         max_restarts: int = DEFAULT_MAX_RESTARTS,
         start_timeout_s: float | None = None,
+        ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S,
     ) -> None:
         """Index the tools of started servers; use ``ToolBox.open`` instead of calling this."""
         self.max_restarts = max_restarts
-        """How often each server may be restarted after it died."""
+        """How often each server may be restarted after it died or hung."""
+        self.ping_timeout_s = ping_timeout_s
+        """Seconds a server has to answer a ping after a call timed out."""
         self.start_timeout_s = timeout_s if start_timeout_s is None else start_timeout_s
         """Seconds a (re)starting server may take."""
         self._exposed: dict[tuple[str, str], str] = {}
@@ -168,6 +180,7 @@ class ToolBox:
         max_output_chars: int | None = DEFAULT_MAX_OUTPUT_CHARS,
         artifacts: ArtifactStore | None = None,
         max_restarts: int = DEFAULT_MAX_RESTARTS,
+        ping_timeout_s: float = DEFAULT_PING_TIMEOUT_S,
     ) -> AsyncIterator[ToolBox]:
         """Start every server, keep one session each, and close them all on exit.
 
@@ -180,8 +193,10 @@ class ToolBox:
             start_timeout_s: Seconds a server may take to start; defaults to ``timeout_s``.
             max_output_chars: Longest output kept per call; ``None`` keeps all.
             artifacts: Where media and the full text of cut outputs are saved.
-            max_restarts: How often a server that died is restarted (on the next call of one
-                of its tools); 0 leaves it down.
+            max_restarts: How often a server that died, or hung, is restarted (on the next
+                call of one of its tools); 0 leaves it down.
+            ping_timeout_s: Seconds a server has to answer a ping after one of its calls timed
+                out; a server that does not is stopped and counts as dead.
 
         Yields:
             The open tool box.
@@ -208,6 +223,7 @@ class ToolBox:
                 artifacts=artifacts,
                 max_restarts=max_restarts,
                 start_timeout_s=start_timeout,
+                ping_timeout_s=ping_timeout_s,
             )
             try:
                 yield box
@@ -270,7 +286,7 @@ class ToolBox:
 
         Returns:
             ``ok=True`` with the output as text, or ``ok=False`` with a one-line ``error`` for an
-            unknown tool, a tool error, a timeout or a server that has died.
+            unknown tool, a tool error, a timeout or a server that has died or hung.
         """
         started = time.perf_counter()
 
@@ -309,6 +325,18 @@ class ToolBox:
             if server.down.done():
                 return failed(
                     f"tool {name!r} failed: server {server.name!r} died ({server.failure})"
+                )
+            if not await server.answers_ping(self.ping_timeout_s):
+                wait = f"{self.ping_timeout_s:g} s"
+                server.mark_down(f"it stopped answering (no reply to a ping within {wait})")
+                then = (
+                    "the next call restarts it"
+                    if server.restarts < self.max_restarts
+                    else f"it stays down after {server.restarts} restarts"
+                )
+                return failed(
+                    f"tool {name!r} timed out after {timeout:g} s and server {server.name!r} "
+                    f"did not answer a ping within {wait}: it was stopped as hung; {then}"
                 )
             return failed(f"tool {name!r} timed out after {timeout:g} s")
 
@@ -405,6 +433,7 @@ class _Server:
 
     def _reset(self) -> None:
         self.failure: str | None = None
+        self.session: ClientSession | None = None
         loop = asyncio.get_running_loop()
         self.down: asyncio.Future[None] = loop.create_future()
         self._ready: asyncio.Future[None] = loop.create_future()
@@ -447,6 +476,27 @@ class _Server:
         self._reset()
         await self.start(timeout_s)
 
+    async def answers_ping(self, timeout_s: float) -> bool:
+        """Return whether the session answers an MCP ping within ``timeout_s``.
+
+        Only a ping left unanswered counts as ``False``; a session that is gone or failed is
+        the dead-server path's business (``down``), not this one's.
+        """
+        session = self.session
+        if session is None or self.failure is not None:
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                await session.send_ping()
+        except (TimeoutError, McpError) as exc:
+            # A session-wide read timeout shorter than ours ends the ping as an McpError.
+            if isinstance(exc, TimeoutError) or exc.error.code == httpx.codes.REQUEST_TIMEOUT:
+                return self.failure is not None  # it died meanwhile: not a hang
+            logger.debug("ping of MCP server %r failed: %s", self.name, _exc_text(exc))
+        except Exception as exc:  # a closed or broken session: the owner task reports it
+            logger.debug("ping of MCP server %r failed: %s", self.name, _exc_text(exc))
+        return True
+
     def mark_down(self, reason: str) -> None:
         """Record that the session is unusable and let the owner task close it."""
         if self.failure is None:
@@ -471,6 +521,7 @@ class _Server:
         try:
             async with self.client.session(self.name) as session:
                 self.tools = await load_mcp_tools(session, server_name=self.name)
+                self.session = session
                 self._ready.set_result(None)
                 await self._stop.wait()
         except asyncio.CancelledError:

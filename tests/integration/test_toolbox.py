@@ -222,6 +222,47 @@ async def test_timeout_is_a_result_and_the_session_survives(record_file: Path) -
         assert (await box.call("echo", {"text": "after"})).content == "after"
 
 
+async def test_hung_server_is_killed_and_restarted(record_file: Path) -> None:
+    servers = {"testing": third_party(record_file)}
+    async with ToolBox.open(servers, start_timeout_s=START_S, ping_timeout_s=1) as box:
+        pid = int((await box.call("pid", {})).content)
+        started = time.perf_counter()
+        result = await box.call("hang", {"seconds": 600}, timeout_s=1)
+        assert time.perf_counter() - started < 5
+        assert not result.ok
+        assert result.error == (
+            "tool 'hang' timed out after 1 s and server 'testing' did not answer a ping within "
+            "1 s: it was stopped as hung; the next call restarts it"
+        )
+        assert not box.is_running("testing")
+        deadline = time.monotonic() + 15
+        while _alive(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not _alive(pid), "the hung process was not killed"
+        echo = await box.call("echo", {"text": "back"})
+        assert (echo.ok, echo.content) == (True, "back")
+        assert int((await box.call("pid", {})).content) != pid
+
+
+async def test_slow_tool_on_a_live_server_is_only_a_timeout(record_file: Path) -> None:
+    servers = {"testing": third_party(record_file)}
+    async with ToolBox.open(servers, start_timeout_s=START_S, ping_timeout_s=1) as box:
+        pid = int((await box.call("pid", {})).content)
+        result = await box.call("slow", {"seconds": 30}, timeout_s=0.5)
+        assert result.error == "tool 'slow' timed out after 0.5 s"
+        assert box.is_running("testing")  # it answered the ping: not restarted
+        assert int((await box.call("pid", {})).content) == pid
+
+
+def _alive(pid: int) -> bool:
+    """Return whether process ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
 async def test_default_timeout_comes_from_open(record_file: Path) -> None:
     servers = {"testing": third_party(record_file)}
     async with ToolBox.open(servers, timeout_s=0.5, start_timeout_s=START_S) as box:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
 
 from mcp.server.fastmcp import FastMCP, Image
 
@@ -39,6 +40,14 @@ async def slow(seconds: float) -> str:
     """Sleep ``seconds`` without blocking the server."""
     await asyncio.sleep(seconds)
     return f"slept {seconds}"
+
+
+@server.tool(description="Block the whole server for the given seconds, then say so.")
+def hang(seconds: float) -> str:
+    """Sleep in a synchronous handler, which FastMCP runs on its event loop: until it returns,
+    the server answers nothing, not even a ping, as a server stuck in a blocking call."""
+    time.sleep(seconds)
+    return f"hung {seconds}"
 
 
 @server.tool(description="Append a tag line to $RECORD_FILE; return the line count.")
