@@ -20,7 +20,7 @@ from goalgraph.checkpoint import CheckpointError
 from goalgraph.eval.cli import eval_app
 from goalgraph.events import AgentEvent
 from goalgraph.llm.models_cli import models_app
-from goalgraph.spec import AgentSpec, SpecError
+from goalgraph.spec import BUILTIN_SERVER, AgentSpec, SpecError
 from goalgraph.tools.toolbox import ToolServerError
 
 if TYPE_CHECKING:
@@ -299,13 +299,46 @@ def mcp_server(
     workspace: Annotated[Path | None, typer.Option(help="Folder the file tools may use.")] = None,
     transport: Annotated[str, typer.Option(help="stdio or streamable-http.")] = "stdio",
     port: Annotated[int, typer.Option(help="Port for streamable-http.")] = 8765,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            "-s",
+            help="YAML agent spec: its workspace, tools (python, http) and memory settings.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="HOST[:PORT]",
+            help="A host http_get may fetch: HOST on ports 80 and 443, HOST:PORT on that port "
+            "(repeatable; adds to the spec's tools.http.allow_hosts). Without any, http_get "
+            "refuses every URL.",
+        ),
+    ] = None,
+    max_request_bytes: Annotated[
+        int | None,
+        typer.Option(help="Longest request read over stdio; longer ones are refused unread."),
+    ] = None,
 ) -> None:
     """Serve goalgraph's own tools to any MCP client."""
     from goalgraph.tools.server import main as server_main
 
     argv = ["--transport", transport, "--port", str(port)]
-    if workspace is not None:
+    if spec is not None:
+        # The flags AgentSpec.all_servers() starts goalgraph's server with, for this spec.
+        agent = _load_spec(spec, {"workspace": workspace})
+        agent = agent.model_copy(update={"builtin_tools": True, "mcp_servers": {}})
+        argv += list(agent.all_servers()[BUILTIN_SERVER].args)[2:]  # after -m MODULE
+    elif workspace is not None:
         argv += ["--workspace", str(workspace)]
+    for host in allow_host or []:
+        argv += ["--allow-host", host]
+    if max_request_bytes is not None:
+        argv += ["--max-request-bytes", str(max_request_bytes)]
     server_main(argv)
 
 

@@ -27,7 +27,7 @@ from pydantic import Field
 from goalgraph.memory.backend import MemoryBackend
 from goalgraph.memory.types import MemoryBackendError
 from goalgraph.risk import tool_meta
-from goalgraph.spec import MemorySpec, ToolsSpec
+from goalgraph.spec import HttpToolSpec, MemorySpec, ToolsSpec
 from goalgraph.tools.calculator import CalculatorError, calculate
 from goalgraph.tools.hints import BUILTIN_HINTS
 from goalgraph.tools.sandbox import (
@@ -38,6 +38,7 @@ from goalgraph.tools.sandbox import (
 )
 from goalgraph.tools.sqlite_query import SqliteQueryError
 from goalgraph.tools.sqlite_query import query as sqlite_select
+from goalgraph.tools.stdio import DEFAULT_MAX_REQUEST_BYTES, run_stdio
 from goalgraph.tools.web import WebError, fetch
 from goalgraph.tools.workspace import Workspace, WorkspaceError
 
@@ -354,8 +355,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--allow-host",
         action="append",
         default=[],
-        metavar="HOST",
-        help="host http_get may fetch (repeatable; adds to --config's list)",
+        metavar="HOST[:PORT]",
+        help="host http_get may fetch: HOST on ports 80 and 443, HOST:PORT on that port "
+        "(repeatable; adds to --config's list)",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help="longest request line read over stdio; a longer one is refused unread "
+        f"(default: {DEFAULT_MAX_REQUEST_BYTES})",
     )
     args = parser.parse_args(argv)
     try:
@@ -366,14 +376,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"goalgraph.tools.server: {exc}\n")
     except ValueError as exc:
         parser.exit(2, f"goalgraph.tools.server: invalid --config: {exc}\n")
+    if args.max_request_bytes <= 0:
+        parser.exit(2, "goalgraph.tools.server: --max-request-bytes must be positive\n")
     if args.allow_host:
         hosts = [*config.http.allow_hosts, *args.allow_host]
-        config = config.model_copy(
-            update={"http": config.http.model_copy(update={"allow_hosts": hosts})}
-        )
+        try:
+            http = HttpToolSpec(**{**config.http.model_dump(), "allow_hosts": hosts})
+        except ValueError as exc:
+            parser.exit(2, f"goalgraph.tools.server: invalid --allow-host: {exc}\n")
+        config = config.model_copy(update={"http": http})
     server = build_server(workspace, config=config, memory=memory, host=args.host, port=args.port)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop it
-        server.run(transport=args.transport)
+        if args.transport == "stdio":
+            anyio.run(run_stdio, server, args.max_request_bytes)
+        else:  # the SDK's HTTP transport refuses bodies over 4 MiB itself
+            server.run(transport=args.transport)
 
 
 if __name__ == "__main__":

@@ -512,3 +512,50 @@ async def test_tools_through_the_mcp_server_over_stdio(base_url: str, tmp_path: 
         result = await box.call("search_files", {"query": "GAMMA"})
         assert (result.ok, result.content) == (True, "notes.txt:2: Beta gamma")
 
+
+CLI = Path(sys.executable).with_name("goalgraph")
+
+
+def cli_server(*args: str) -> McpServerSpec:
+    """``goalgraph mcp-server ARGS`` as an MCP server."""
+    return McpServerSpec(command=str(CLI), args=["mcp-server", *args])
+
+
+async def test_mcp_server_command_allow_host_turns_http_get_on(
+    base_url: str, other_url: str, tmp_path: Path
+) -> None:
+    servers = {
+        "goalgraph": cli_server("--workspace", str(tmp_path), "--allow-host", local(base_url))
+    }
+    async with ToolBox.open(servers, start_timeout_s=60) as box:
+        result = await box.call("http_get", {"url": f"{base_url}/page.html"})
+        assert result.ok, result.error
+        assert "Title: The Test Page" in result.content
+        result = await box.call("http_get", {"url": f"{other_url}/page.html"})
+        assert "is not on the http allowlist" in (result.error or "")
+    async with ToolBox.open({"goalgraph": cli_server()}, start_timeout_s=60) as box:
+        result = await box.call("http_get", {"url": f"{base_url}/page.html"})
+        assert "http_get is disabled: no host is allowed" in (result.error or "")
+
+
+async def test_mcp_server_command_reads_the_agent_spec(base_url: str, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "note.txt").write_text("from the spec's workspace", encoding="utf-8")
+    spec_file = tmp_path / "agent.yaml"
+    spec_file.write_text(
+        json.dumps(
+            {
+                "workspace": str(workspace),
+                "tools": {"http": {"allow_hosts": [local(base_url)], "max_bytes": 50}},
+            }
+        ),
+        encoding="utf-8",
+    )
+    servers = {"goalgraph": cli_server("--spec", str(spec_file))}
+    async with ToolBox.open(servers, start_timeout_s=60) as box:
+        note = await box.call("read_file", {"path": "note.txt"})
+        assert (note.ok, note.content) == (True, "from the spec's workspace")
+        page = await box.call("http_get", {"url": f"{base_url}/big.txt"})
+        assert page.ok, page.error
+        assert "[truncated: only the first 50 bytes of the body were read]" in page.content
