@@ -229,7 +229,8 @@ def tools_list(
         return
     for entry in entries:
         console.print(
-            f"{entry['name']}  [{entry['risk']}]  (server {entry['server']})",
+            f"{entry['name']}  [{entry['risk']}, {entry['source']} output]  "
+            f"(server {entry['server']})",
             style="bold",
             markup=False,
         )

@@ -24,7 +24,7 @@ from goalgraph.audit import AuditLog
 from goalgraph.memory.backend import MemoryBackend
 from goalgraph.policies import guard_tool_choice
 from goalgraph.profiles import ModelProfile, profile_of_model, resolve_profile
-from goalgraph.risk import ToolTraits, tool_traits
+from goalgraph.risk import ToolTraits, server_trust, tool_traits
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec
 from goalgraph.tools.content import DEFAULT_MAX_OUTPUT_CHARS, ArtifactStore, content_to_text
 from goalgraph.tools.toolbox import ToolBox, ToolResult
@@ -237,10 +237,22 @@ class AgentResources:
         return self._toolset
 
     async def tool_traits(self) -> dict[str, ToolTraits]:
-        """Return each tool's risk class and path/URL arguments, computed once per tool set."""
+        """Return each tool's risk class, path/URL arguments and output source, computed once
+        per tool set.
+
+        A tool's declared source is believed when its MCP server is marked trusted; tools given
+        in Python (``StaticToolSet``) are the user's own and count as a trusted server's.
+        """
         toolset = await self.toolset()
         if self._traits is None or self._traits[0] is not toolset:
-            self._traits = (toolset, tool_traits(toolset.tools, self.spec.tools.risk))
+            server_of = getattr(toolset, "server_of", None)
+            trusted = (
+                server_trust(self.spec.all_servers(), server_of)
+                if server_of is not None
+                else lambda _name: True
+            )
+            traits = tool_traits(toolset.tools, self.spec.tools.risk, trusted=trusted)
+            self._traits = (toolset, traits)
         return self._traits[1]
 
     def tool_timeout(self, tool: str) -> float:

@@ -2,12 +2,17 @@
 
 ``check_action`` is a pure function: the same action, policy and history always give the same
 verdict, which makes the policy testable without a graph and reproducible after a resume.
+
+``taint_of`` decides whether a tool's output taints the run: by where it came from (a source the
+spec does not trust), or because the injection screen flagged it. The protection does not depend
+on recognising an attack; the screen is a second signal.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +21,7 @@ from typing import Any, Literal
 import jsonschema
 
 from goalgraph.risk import ToolTraits
-from goalgraph.spec import RiskClass, SafetySpec
+from goalgraph.spec import RiskClass, SafetySpec, Source
 from goalgraph.state import ProposedAction
 from goalgraph.tools.web import Allowlist, WebError, check_url
 from goalgraph.tools.workspace_paths import normalise_path_args, path_problem
@@ -30,6 +35,8 @@ __all__ = [
     "call_signature",
     "check_action",
     "human_decision",
+    "output_source",
+    "taint_of",
 ]
 
 
@@ -84,7 +91,7 @@ class RunLedger:
     call_times: Sequence[float] = ()
     """Wall-clock times (``time.time()``) of the most recent calls."""
     tainted_by: str | None = None
-    """Set when an observation was flagged as prompt injection: which call produced it."""
+    """Set once the run read untrusted content (``taint_of``): which call, and why."""
 
 
 def call_signature(
@@ -120,8 +127,8 @@ def check_action(
     inside the workspace (read as the workspace tools read them) and URL arguments name an
     allowed host; the same call (path arguments normalised) has not already run
     ``max_identical_calls`` times (loop detection); the run's budgets; the rate limit (a
-    wait, not a refusal); a run tainted by a flagged observation; and whether a human must
-    approve the tool or its class.
+    wait, not a refusal); a run tainted by untrusted content (``taint_of``); and whether a
+    human must approve the tool or its class.
 
     Args:
         action: The proposed tool call.
@@ -175,8 +182,8 @@ def check_action(
         return verdict("block", problem, "budget")
     if ledger.tainted_by and risk in _RISKY and policy.on_injection != "flag":
         reason = (
-            f"tool {tool!r} is {risk} risk and an earlier observation ({ledger.tainted_by}) "
-            "contained text that looks like injected instructions"
+            f"tool {tool!r} is {risk} risk and the run has read content it cannot trust "
+            f"({ledger.tainted_by})"
         )
         return verdict("ask" if policy.on_injection == "ask" else "block", reason, "tainted")
     wait = _rate_wait(policy, ledger, time.time() if now is None else now)
@@ -186,6 +193,39 @@ def check_action(
         reason = f"tool {tool!r} is {risk} risk, which requires human approval"
         return verdict("ask", reason, "approval", wait)
     return verdict("allow", "passed the safety policy", "allowed", wait)
+
+
+def output_source(
+    traits: ToolTraits | None, args: Mapping[str, Any], *, saved_outputs: str
+) -> Source:
+    """Return where a call's output comes from: its tool's source, or ``external`` for a read
+    of a path inside ``saved_outputs`` (where earlier tools' outputs were saved, e.g. a fetched
+    page cut short: content the user did not provide)."""
+    if traits is None:
+        return "external"
+    folder = [part for part in saved_outputs.split("/") if part]
+    for name in traits.path_args:
+        path = re.split(r"[\\/]", str(args.get(name) or ""))
+        parts = [part for part in path if part not in ("", ".")]
+        if folder and parts[: len(folder)] == folder:
+            return "external"
+    return traits.source
+
+
+def taint_of(
+    tool: str, call_id: str, source: Source, flags: Sequence[str], policy: SafetySpec
+) -> str | None:
+    """Return why a call's output taints the run (which call, and what about it), or ``None``.
+
+    Output from a source outside ``policy.trusted_sources`` taints whatever it says; output the
+    injection screen flagged (``flags``) taints even from a trusted source.
+    """
+    if flags:
+        found = ", ".join(flags)
+        return f"{tool} call {call_id}: text that looks like injected instructions ({found})"
+    if source not in policy.trusted_sources:
+        return f"{tool} call {call_id}: {source} content"
+    return None
 
 
 def _argument_problem(tool: str, args: Any, schema: Mapping[str, Any]) -> str | None:

@@ -36,6 +36,7 @@ __all__ = [
     "PythonToolSpec",
     "RiskClass",
     "SafetySpec",
+    "Source",
     "SpecError",
     "TeamSpec",
     "ToolsSpec",
@@ -163,6 +164,12 @@ class McpServerSpec(_Section):
     """Endpoint of a streamable-HTTP server (instead of ``command``)."""
     headers: dict[str, str] | None = None
     """HTTP headers sent to a ``url`` server."""
+    trust: Literal["trusted", "untrusted"] = "untrusted"
+    """Whether this server's output is the user's own: ``trusted`` takes each tool's declared
+    source (``goalgraph/source`` in its MCP ``_meta``; without one, ``external`` for a tool
+    annotated ``openWorldHint``, else ``internal``); ``untrusted`` (the default) counts all its
+    tools return as ``external`` content, which taints the run (``safety.trusted_sources``).
+    goalgraph's own server is trusted."""
 
     def model_post_init(self, __context: Any) -> None:
         """Check that exactly one of ``command`` and ``url`` is given."""
@@ -185,6 +192,13 @@ class McpServerSpec(_Section):
 RiskClass = Literal["read", "write", "exec", "network"]
 """What a tool can do: ``read`` observes, ``write`` changes files or data, ``exec`` runs code,
 ``network`` reaches other machines. Approval can be required per class."""
+
+Source = Literal["internal", "workspace", "memory", "external"]
+"""Where a tool's output comes from: ``internal`` (computed by the tool itself, e.g. the
+calculator or the python sandbox), ``workspace`` (the user's workspace files), ``memory`` (the
+agent's long-term memory of the user's conversations) or ``external`` (the web, and every tool of
+an untrusted MCP server)."""
+_TRUSTED_BY_DEFAULT: tuple[Source, ...] = ("internal", "workspace", "memory")
 
 
 class PythonToolSpec(_Section):
@@ -315,10 +329,17 @@ class SafetySpec(_Section):
     max_calls_per_minute: int | None = Field(default=None, gt=0)
     """Rate limit: a call beyond it waits until the oldest call in the window is a minute old."""
     screen_observations: bool = True
-    """Screen tool outputs for prompt injection before the model reads them."""
+    """Screen tool outputs for prompt injection before the model reads them (a signal: a flagged
+    output is fenced as data and taints the run, whatever its source)."""
+    trusted_sources: list[Source] = Field(default_factory=lambda: list(_TRUSTED_BY_DEFAULT))
+    """Sources whose output does not taint the run. Output from any other source (by default
+    ``external``: fetched pages, untrusted servers' tools, files goalgraph saved from earlier
+    tool outputs) taints it, whether or not the screen recognises an attack in it."""
     on_injection: Literal["ask", "block", "flag"] = "ask"
-    """After an observation was flagged, ``write``, ``exec`` and ``network`` actions: ``ask`` a
-    human, ``block`` them, or only ``flag`` the observation (fenced as data, nothing else)."""
+    """Once the run is tainted (it read output from a source not in ``trusted_sources``, or an
+    output the screen flagged), ``write``, ``exec`` and ``network`` actions: ``ask`` a human,
+    ``block`` them, or only ``flag`` (the taint is recorded and flagged output fenced, nothing
+    is gated)."""
     audit: bool = True
     """Write every proposed action, verdict and result to the audit log."""
     audit_dir: Path | None = None
@@ -602,6 +623,7 @@ class AgentSpec(BaseSettings):
         servers = dict(self.mcp_servers)
         if self.builtin_tools and BUILTIN_SERVER not in servers:
             servers[BUILTIN_SERVER] = McpServerSpec(
+                trust="trusted",
                 command=sys.executable,
                 args=[
                     "-m",

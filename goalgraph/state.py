@@ -185,7 +185,8 @@ class AgentState(TypedDict):
     call_times: NotRequired[list[float]]
     """Wall-clock times of the most recent tool calls: the rate limit."""
     tainted_by: NotRequired[str | None]
-    """The tool call whose output was flagged as prompt injection, if any."""
+    """The first tool call whose output tainted the run (an untrusted source, or flagged as
+    prompt injection), and why, if any (``goalgraph.safety.taint_of``)."""
     summary: NotRequired[str]
     """Running summary of messages folded out of ``messages``."""
     recalled: NotRequired[str]

@@ -12,8 +12,10 @@ tasks:
   stops answering and the run ends ``awaiting_approval``, as goalgraph's runner gives up;
 * a blocked call becomes an error the framework shows its model (``Blocked: <reason>``);
 * an allowed call runs through goalgraph's ``ToolBox`` (timeouts, output normalisation), and its
-  output is screened for prompt injection exactly as goalgraph's act node screens it (a flagged
-  output is fenced as data and taints the run).
+  output is screened for prompt injection and its provenance checked exactly as goalgraph's act
+  node does it (a flagged output is fenced as data; a flagged output, or any output from a source
+  the spec does not trust, taints the run, and later write, exec and network calls are judged
+  under that taint).
 
 Every call is recorded as a ``CallRecord`` in the run's ``TaskRun``. The framework's own trace
 announces each proposed call (``propose``); the gate fills in the verdict and the outcome when
@@ -33,9 +35,16 @@ from typing import Any, Literal
 
 from goalgraph.eval.records import INVALID_CALL_RULES, CallRecord, TaskRun
 from goalgraph.injection import quote_observation, screen
-from goalgraph.resources import ToolSet
+from goalgraph.resources import ARTIFACTS_FOLDER, ToolSet
 from goalgraph.risk import ToolTraits
-from goalgraph.safety import PolicyVerdict, RunLedger, call_signature, check_action
+from goalgraph.safety import (
+    PolicyVerdict,
+    RunLedger,
+    call_signature,
+    check_action,
+    output_source,
+    taint_of,
+)
 from goalgraph.spec import AgentSpec, SafetySpec
 from goalgraph.state import ProposedAction
 
@@ -98,7 +107,7 @@ class PolicyGate:
         Args:
             spec: The task run's agent spec (safety, limits, tool timeouts).
             toolset: The open tool set (goalgraph's ``ToolBox`` over the task's MCP servers).
-            traits: Each tool's risk class and path/URL arguments.
+            traits: Each tool's risk class, path/URL arguments and output source.
             run: The record calls are written to.
             approval: The task's answer to an approval request.
             deadline: When the run's time is up; later calls are refused and stop the run.
@@ -272,8 +281,10 @@ class PolicyGate:
         self._call_counts[signature] = self._call_counts.get(signature, 0) + 1
         self._tool_counts[tool] = self._tool_counts.get(tool, 0) + 1
         self._call_times = [*self._call_times, time.time()][-_MAX_CALL_TIMES:]
-        if flags and self._tainted_by is None:
-            self._tainted_by = f"{tool} call {len(self.run.calls)}"
+        if self._tainted_by is None:
+            source = output_source(self.traits.get(tool), args, saved_outputs=ARTIFACTS_FOLDER)
+            call_id = str(next(i for i, call in enumerate(self.run.calls, 1) if call is record))
+            self._tainted_by = taint_of(tool, call_id, source, flags, self.spec.safety)
         return GateOutcome(result.ok, shown)
 
 

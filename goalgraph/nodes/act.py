@@ -1,4 +1,9 @@
-"""act: run the allowed tool call, screen its output, and record the outcome as an observation."""
+"""act: run the allowed tool call, screen its output, and record the outcome as an observation.
+
+The output's provenance decides the taint: output from a source the spec does not trust (a
+fetched page, an untrusted server's tool) taints the run whatever it says, and so does output
+the injection screen flags; once tainted, write, exec and network calls need a human
+(``goalgraph.safety``)."""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from langchain_core.runnables import RunnableConfig
 
 from goalgraph.injection import quote_observation, screen
 from goalgraph.nodes.common import bump, thread_id_of
-from goalgraph.resources import AgentResources
-from goalgraph.safety import call_signature
+from goalgraph.resources import ARTIFACTS_FOLDER, AgentResources
+from goalgraph.safety import call_signature, output_source, taint_of
 from goalgraph.state import AgentState, Observation
 
 __all__ = ["MAX_CALL_TIMES", "make_act_node"]
@@ -27,7 +32,8 @@ def make_act_node(res: AgentResources) -> Any:
         """Call the tool; a failure, timeout or dead server becomes an ``ok=False`` observation.
 
         The output (already normalised and bounded by the tool set) is screened for prompt
-        injection: a flagged output reaches the model fenced as data, and taints the run.
+        injection: a flagged output reaches the model fenced as data. A flagged output, or any
+        output from an untrusted source, taints the run.
         """
         action = state["proposed_action"]
         assert action is not None and action["tool"] is not None
@@ -37,6 +43,10 @@ def make_act_node(res: AgentResources) -> Any:
         text = result.content if result.ok else result.error or "tool failed"
         flags = screen(result.content) if res.spec.safety.screen_observations else []
         shown = quote_observation(text, flags)
+        source = output_source(
+            (await res.tool_traits()).get(tool), action["args"], saved_outputs=ARTIFACTS_FOLDER
+        )
+        taint = taint_of(tool, action["call_id"], source, flags, res.spec.safety)
         observation = Observation(
             step_id=state.get("current_step"),
             call_id=action["call_id"],
@@ -58,6 +68,8 @@ def make_act_node(res: AgentResources) -> Any:
                 elapsed_s=round(result.elapsed_s, 4),
                 output_chars=len(result.content),
                 flags=flags,
+                source=source,
+                taints=taint is not None,
             )
         signature = call_signature(tool, action["args"], await res.tool_traits())
         call_counts = dict(state.get("call_counts") or {})
@@ -79,8 +91,8 @@ def make_act_node(res: AgentResources) -> Any:
             "call_times": [*(state.get("call_times") or []), time.time()][-MAX_CALL_TIMES:],
             "counters": bump(state, tool_calls=1),
         }
-        if flags and not state.get("tainted_by"):
-            update["tainted_by"] = f"{tool} call {action['call_id']}"
+        if taint is not None and not state.get("tainted_by"):
+            update["tainted_by"] = taint
         return update
 
     return act

@@ -1,10 +1,10 @@
-"""A readable catalog of the tools an agent spec provides: name, server, risk class, arguments."""
+"""A readable catalog of the tools an agent spec provides: name, server, risk, source, arguments."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from goalgraph.risk import tool_traits
+from goalgraph.risk import server_trust, tool_traits
 from goalgraph.spec import AgentSpec
 from goalgraph.tools.toolbox import ToolBox
 
@@ -14,20 +14,23 @@ __all__ = ["describe_arguments", "describe_tools"]
 async def describe_tools(spec: AgentSpec) -> list[dict[str, Any]]:
     """Start the spec's MCP servers, and return one entry per tool, sorted by name.
 
-    Each entry has ``name``, ``server``, ``risk``, ``description``, ``schema`` (the arguments'
-    JSON schema) and ``arguments`` (one readable line per argument).
+    Each entry has ``name``, ``server``, ``risk``, ``source`` (where its output comes from),
+    ``description``, ``schema`` (the arguments' JSON schema) and ``arguments`` (one readable
+    line per argument).
 
     Raises:
         ToolServerError: If a server cannot be started.
     """
     async with ToolBox.open(spec.all_servers(), timeout_s=spec.limits.tool_timeout_s) as box:
-        traits = tool_traits(box.tools, spec.tools.risk)
+        trusted = server_trust(spec.all_servers(), box.server_of)
+        traits = tool_traits(box.tools, spec.tools.risk, trusted=trusted)
         schemas = box.schemas()
         return [
             {
                 "name": tool.name,
                 "server": box.server_of(tool.name),
                 "risk": traits[tool.name].risk,
+                "source": traits[tool.name].source,
                 "description": tool.description,
                 "schema": schemas[tool.name],
                 "arguments": describe_arguments(schemas[tool.name]),

@@ -131,7 +131,9 @@ def build_server(
         description="Read a text file from the workspace. Returns its text.",
         structured_output=False,
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["read_file"]),
+        meta=tool_meta(
+            "read", paths=["path"], hints=BUILTIN_HINTS["read_file"], source="workspace"
+        ),
     )
     async def read_file(
         path: Annotated[
@@ -148,7 +150,9 @@ def build_server(
         description="List files and folders in a workspace folder. Folder names end with /.",
         structured_output=False,
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["list_files"]),
+        meta=tool_meta(
+            "read", paths=["path"], hints=BUILTIN_HINTS["list_files"], source="workspace"
+        ),
     )
     async def list_files(
         path: Annotated[str, Field(description="Folder in the workspace; . is the top")] = ".",
@@ -184,7 +188,7 @@ def build_server(
     @server.tool(
         description="Fetch a web page (only allowlisted hosts) and return its readable text.",
         annotations=ToolAnnotations(readOnlyHint=True, openWorldHint=True),
-        meta=tool_meta("network", urls=["url"], hints=BUILTIN_HINTS["http_get"]),
+        meta=tool_meta("network", urls=["url"], hints=BUILTIN_HINTS["http_get"], source="external"),
         structured_output=False,
     )
     async def http_get(
@@ -204,7 +208,9 @@ def build_server(
             "Returns a table."
         ),
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["database"], hints=BUILTIN_HINTS["sqlite_query"]),
+        meta=tool_meta(
+            "read", paths=["database"], hints=BUILTIN_HINTS["sqlite_query"], source="workspace"
+        ),
         structured_output=False,
     )
     async def sqlite_query(
@@ -230,7 +236,9 @@ def build_server(
             "(plain text, case-insensitive). Returns file:line: text lines."
         ),
         annotations=READ_ONLY,
-        meta=tool_meta("read", paths=["path"], hints=BUILTIN_HINTS["search_files"]),
+        meta=tool_meta(
+            "read", paths=["path"], hints=BUILTIN_HINTS["search_files"], source="workspace"
+        ),
         structured_output=False,
     )
     async def search_files(
@@ -296,7 +304,7 @@ def _add_memory_search(server: FastMCP, spec: MemorySpec, limiter: anyio.Capacit
             "and past conversations. Returns facts with dates and excerpts with their source."
         ),
         annotations=READ_ONLY,
-        meta=tool_meta("read", hints=BUILTIN_HINTS["memory_search"]),
+        meta=tool_meta("read", hints=BUILTIN_HINTS["memory_search"], source="memory"),
         structured_output=False,
     )
     async def memory_search(

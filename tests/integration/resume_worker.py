@@ -43,6 +43,9 @@ def main(mode: str) -> None:
                 "command": sys.executable,
                 "args": [str(SERVER)],
                 "env": {"RECORD_FILE": os.environ["RECORD_FILE"]},
+                # Trusted, or its first output would taint the run and the next record call
+                # (exec: the tool carries no annotations) would wait for a human.
+                "trust": "trusted",
             }
         },
     )

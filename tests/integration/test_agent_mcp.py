@@ -15,7 +15,16 @@ SERVER = Path(__file__).parents[1] / "servers" / "mcp_testing_server.py"
 
 
 def _testing_server(**env: str) -> dict:
-    return {"testing": {"command": sys.executable, "args": [str(SERVER)], "env": env or None}}
+    # Trusted: these tests are about restarts, and an untrusted server's output would taint the
+    # run and make its next exec call (its tools carry no annotations) wait for a human.
+    return {
+        "testing": {
+            "command": sys.executable,
+            "args": [str(SERVER)],
+            "env": env or None,
+            "trust": "trusted",
+        }
+    }
 
 
 def test_calculator_through_goalgraph_mcp_server_with_sqlite(tmp_path):

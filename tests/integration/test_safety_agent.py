@@ -143,6 +143,7 @@ def test_cli_tools_list_and_audit(tmp_path: Path) -> None:
     assert tools["write_file"]["risk"] == "write"
     assert tools["http_get"]["risk"] == "network"
     assert tools["read_file"]["risk"] == "read"
+    assert tools["read_file"]["source"] == "workspace" and tools["http_get"]["source"] == "external"
     assert tools["calculator"]["schema"]["required"] == ["expression"]
     assert any(line.startswith("path: string") for line in tools["read_file"]["arguments"])
 
