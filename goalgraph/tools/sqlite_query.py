@@ -1,34 +1,31 @@
 """The engine of the ``sqlite_query`` tool: one read-only SQL statement on a workspace database.
 
-Reading only is enforced by three independent layers, each enough on its own for ordinary writes:
+The statement runs in a worker process (``sqlite_worker.py``), where reading only is enforced by
+three independent layers (``mode=ro``, ``query_only`` and a deny-by-default authorizer: no
+writes, ATTACH, ``VACUUM INTO`` or extension loading; see that module), and where every resource
+is bounded: the worker's address space (``WORKER_ADDRESS_SPACE_MB``), SQLite's heap
+(``HEAP_LIMIT_MB``, temporary tables included), the length of one value
+(``MAX_VALUE_BYTES``) and of the statement, and the time: a progress handler aborts the
+statement at its budget, and the worker is killed if it is still running ``KILL_GRACE_S``
+later (a single SQLite function call, like ``printf('%.*c', 1000000000, 'x')``, is never
+interrupted from inside). So no query can grow the server's memory or hold its thread past the
+budget, and a crafted database file that crashes SQLite crashes only the worker.
 
-1. the file is opened with ``mode=ro`` (SQLite's read-only open flag; it also never creates a
-   missing file);
-2. ``PRAGMA query_only=ON`` makes SQLite refuse every statement that would change the database;
-3. an authorizer, consulted by SQLite while it compiles the statement, denies everything except
-   reading tables and columns, calling functions (not ``load_extension``), recursive CTEs and a
-   list of read-only pragmas. It is deny-by-default, so ATTACH (and with it ``VACUUM INTO``,
-   which could write a new file even through a read-only connection), DETACH, transactions,
-   schema and data changes and pragma assignments are all refused before anything runs.
-
-In addition no database may be attached at all (``SQLITE_LIMIT_ATTACHED`` is 0), schema code in
-the file may only call innocuous functions (``trusted_schema=OFF``), and a progress handler aborts
-a statement that runs longer than the time budget.
+Errors name the database as the caller did, relative to the workspace, never by its host path.
 
 Known limit: table-valued pragma functions (``SELECT * FROM pragma_table_info('t')``) are refused,
 because SQLite asks to update ``sqlite_master`` when it first sets them up; ``PRAGMA
-table_info(t)`` gives the same answer.
+table_info(t)`` gives the same answer. ``PRAGMA database_list`` is refused: it shows the path.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
-import sqlite3
-import time
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from goalgraph.tools.workspace import Workspace, WorkspaceError
 
@@ -40,54 +37,31 @@ DEFAULT_TIME_BUDGET_S = 5.0
 """Seconds a statement may run before it is aborted."""
 MAX_CELL_CHARS = 200
 """Longest value shown in a cell; longer ones are cut with ``...``."""
+MAX_TABLE_CHARS = 200_000
+"""Rows stop being added once the table is this long (with the note that more were left out)."""
 MAX_HINT_TABLES = 12
 """Most tables a "no such table" or "no such column" error names."""
 MAX_HINT_COLUMNS = 12
 """Most columns per table such an error names."""
 MAX_HINT_CHARS = 200
 """Longest schema such an error shows; beyond it, only the table names."""
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+"""Longest string or blob a query may read or make (``SQLITE_LIMIT_LENGTH``)."""
+MAX_SQL_BYTES = 100_000
+"""Longest statement (``SQLITE_LIMIT_SQL_LENGTH``)."""
+HEAP_LIMIT_MB = 256
+"""SQLite's hard heap limit in the worker: page cache, sorts, temporary tables, values."""
+WORKER_ADDRESS_SPACE_MB = 512
+"""The worker's address-space limit (RLIMIT_AS): SQLite's heap plus Python's copy of a row."""
+KILL_GRACE_S = 0.5
+"""Seconds past the budget before the worker is killed (its progress handler stops first)."""
 
-_NO_SUCH = re.compile(r"^no such (table|column): (.+)$")
-
-_PROGRESS_STEPS = 1000  # SQLite VM instructions between two looks at the clock
 _SQLITE_HEADER = b"SQLite format 3\x00"
-
-# Pragmas that only report; they may take an argument (a table or index name, a row limit).
-_REPORTING_PRAGMAS = frozenset(
-    {
-        "table_info",
-        "table_xinfo",
-        "table_list",
-        "index_list",
-        "index_info",
-        "index_xinfo",
-        "foreign_key_list",
-        "foreign_key_check",
-        "integrity_check",
-        "quick_check",
-        "collation_list",
-        "function_list",
-        "module_list",
-        "pragma_list",
-        "compile_options",
-        "database_list",
-    }
+_WORKER = str(Path(__file__).with_name("sqlite_worker.py"))
+_REFUSED = (
+    "refused: sqlite_query only reads (SELECT, WITH, VALUES, EXPLAIN, read-only PRAGMAs "
+    "like table_info); writes, schema changes, ATTACH and pragma settings are not allowed"
 )
-# Pragmas that set a value when given one; only their reading form (no argument) is allowed.
-_SETTING_PRAGMAS = frozenset(
-    {
-        "application_id",
-        "encoding",
-        "foreign_keys",
-        "freelist_count",
-        "journal_mode",
-        "page_count",
-        "page_size",
-        "schema_version",
-        "user_version",
-    }
-)
-_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 
 
 class SqliteQueryError(ValueError):
@@ -116,22 +90,15 @@ def query(
 
     Raises:
         SqliteQueryError: If the database is missing or outside the workspace, not a SQLite
-            file, or the statement is empty, several, writing, invalid or too slow.
+            file, or the statement is empty, several, writing, invalid, too slow or too big.
     """
     path = _database_path(ws, database)
     if not sql.strip():
         raise SqliteQueryError("the SQL statement is empty")
-    with contextlib.closing(_connect(path, time_budget_s)) as conn:
-        try:
-            cursor = conn.execute(sql)
-            rows = cursor.fetchmany(max_rows + 1)
-        except sqlite3.Error as exc:
-            problem = _explain(exc, database, time_budget_s)
-            raise SqliteQueryError(
-                f"{problem}{_schema_hint(conn, str(exc), sql, database)}"
-            ) from None
-        columns = [column[0] for column in cursor.description or ()]
-    return _format_table(columns, rows, max_rows)
+    reply = _run_worker(path, database, sql, max_rows, time_budget_s)
+    if "error" in reply:
+        raise SqliteQueryError(_message(reply, str(path), database, time_budget_s))
+    return _format_table(reply["columns"], reply["rows"], bool(reply["more"]))
 
 
 def _database_path(ws: Workspace, database: str) -> Path:
@@ -154,131 +121,80 @@ def _database_path(ws: Workspace, database: str) -> Path:
     return path
 
 
-def _connect(path: Path, time_budget_s: float) -> sqlite3.Connection:
-    """Open ``path`` read-only with every guard of the module docstring in place."""
-    uri = f"file:{quote(str(path))}?mode=ro"
+def _run_worker(
+    path: Path, database: str, sql: str, max_rows: int, time_budget_s: float
+) -> dict[str, Any]:
+    """Run the statement in a worker process; return its reply, or an error reply of our own."""
+    request = {
+        "path": str(path),
+        "database": database,
+        "sql": sql,
+        "max_rows": max_rows,
+        "time_budget_s": time_budget_s,
+        "max_value_bytes": MAX_VALUE_BYTES,
+        "max_sql_bytes": MAX_SQL_BYTES,
+        "heap_mb": HEAP_LIMIT_MB,
+        "address_space_mb": WORKER_ADDRESS_SPACE_MB,
+        "max_table_chars": MAX_TABLE_CHARS,
+        "max_cell_chars": MAX_CELL_CHARS,
+        "max_hint_tables": MAX_HINT_TABLES,
+        "max_hint_columns": MAX_HINT_COLUMNS,
+        "max_hint_chars": MAX_HINT_CHARS,
+    }
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=min(time_budget_s, 5.0))
-    except sqlite3.Error as exc:
-        raise SqliteQueryError(f"cannot open database {path.name!r}: {exc}") from None
-    try:
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA trusted_schema=OFF")
-        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        conn.set_authorizer(_authorize)
-        deadline = time.monotonic() + time_budget_s
-        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_STEPS)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise SqliteQueryError(f"cannot open database {path.name!r}: {exc}") from None
-    return conn
-
-
-def _authorize(action: int, arg1: str | None, arg2: str | None, *_: str | None) -> int:
-    """Allow reading only (see the module docstring); SQLite calls this while compiling."""
-    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_FUNCTION:
-        denied = (arg2 or "").lower() in _DENIED_FUNCTIONS
-        return sqlite3.SQLITE_DENY if denied else sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA:
-        name = (arg1 or "").lower()
-        if name in _REPORTING_PRAGMAS or (name in _SETTING_PRAGMAS and arg2 is None):
-            return sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
-
-
-def _explain(exc: sqlite3.Error, database: str, time_budget_s: float) -> SqliteQueryError:
-    """Turn a SQLite error into a one-line message that says what to do."""
-    message = str(exc)
-    if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in message:
-        return SqliteQueryError("only one SQL statement per query; send them one at a time")
-    if message == "interrupted":
-        return SqliteQueryError(f"query stopped: it ran longer than {time_budget_s:g} s")
-    if "not authorized" in message or "authorization denied" in message or "readonly" in message:
-        return SqliteQueryError(
-            "refused: sqlite_query only reads (SELECT, WITH, VALUES, EXPLAIN, read-only PRAGMAs "
-            "like table_info); writes, schema changes, ATTACH and pragma settings are not allowed"
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-B", _WORKER],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            timeout=time_budget_s + KILL_GRACE_S,
+            cwd="/",
+            env={"PATH": os.defpath, "LANG": "C.UTF-8"},
         )
-    if "file is not a database" in message:
-        return SqliteQueryError(f"{database!r} is not a SQLite database")
-    return SqliteQueryError(f"SQL error: {message}")
-
-
-def _schema_hint(conn: sqlite3.Connection, message: str, sql: str, database: str) -> str:
-    """Return what to add to a "no such table" or "no such column" error: what does exist.
-
-    For a missing table, the tables (and views) with their columns, or only their names when
-    that is too long; for a missing column, the columns of the tables the statement names.
-    Only names from the database's own schema are shown, never its location on the host.
-    """
-    missing = _NO_SUCH.match(message)
-    if missing is None:
-        return ""
+    except subprocess.TimeoutExpired:  # subprocess.run killed it
+        return {"error": "interrupted", "detail": "", "hint": ""}
     try:
-        schema = _schema(conn)
-    except sqlite3.Error:
-        return ""
-    if not schema:
-        return "; the database has no tables"
-    what, name = missing.group(1), missing.group(2)
-    if what == "table":
-        hint = ""
-        if name.casefold() in {database.casefold(), Path(database).name.casefold()}:
-            hint = f"; {name!r} is the database file, name a table in it"
-        return f"{hint}; tables: {_render_schema(schema)}"
-    words = {word.casefold() for word in re.findall(r"\w+", sql)}
-    named = {table: columns for table, columns in schema.items() if table.casefold() in words}
-    if len(named) == 1:
-        table, columns = next(iter(named.items()))
-        return f"; {table} has columns: {', '.join(columns)}"
-    return f"; columns: {_render_schema(named or schema)}"
+        reply: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        # Killed by its address-space limit in C, or crashed: say which, not what it printed.
+        kind = "memory" if done.returncode in (-6, -9, -11, 1) else "crashed"
+        return {"error": kind, "detail": f"exit code {done.returncode}", "hint": ""}
+    return reply
 
 
-def _schema(conn: sqlite3.Connection) -> dict[str, list[str]]:
-    """Return up to ``MAX_HINT_TABLES`` tables and views with up to ``MAX_HINT_COLUMNS`` columns."""
-    conn.set_progress_handler(None, 0)  # the statement's own time budget may be spent
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
-        "AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT ?",
-        (MAX_HINT_TABLES + 1,),
-    ).fetchall()
-    schema: dict[str, list[str]] = {}
-    for (name,) in rows[:MAX_HINT_TABLES]:
-        quoted = '"' + str(name).replace('"', '""') + '"'
-        columns = conn.execute(f"PRAGMA table_info({quoted})").fetchall()
-        schema[str(name)] = [str(column[1]) for column in columns[:MAX_HINT_COLUMNS]]
-        if len(columns) > MAX_HINT_COLUMNS:
-            schema[str(name)].append("...")
-    if len(rows) > MAX_HINT_TABLES:
-        schema["..."] = []
-    return schema
+def _message(reply: dict[str, Any], host_path: str, database: str, time_budget_s: float) -> str:
+    """Word the worker's error in one line that says what to do, naming ``database`` only."""
+    kind = reply["error"]
+    detail = str(reply.get("detail", "")).replace(host_path, database)
+    if kind == "one_statement":
+        return "only one SQL statement per query; send them one at a time"
+    if kind == "interrupted":
+        return f"query stopped: it ran longer than {time_budget_s:g} s"
+    if kind == "refused":
+        return _REFUSED
+    if kind == "not_a_database":
+        return f"{database!r} is not a SQLite database"
+    if kind == "too_big":
+        return (
+            f"query stopped: a string or blob would be longer than {MAX_VALUE_BYTES} bytes; "
+            "select less (substr, length, LIMIT)"
+        )
+    if kind == "memory":
+        return f"query stopped: it needed more than {HEAP_LIMIT_MB} MiB of memory; select less"
+    if kind == "open":
+        return f"cannot open database {database!r}: {detail}"
+    if kind == "crashed":
+        return f"query failed: the SQLite worker ended unexpectedly ({detail})"
+    hint = str(reply.get("hint", "")).replace(host_path, database)
+    return f"SQL error: {detail}{hint}"
 
 
-def _render_schema(schema: dict[str, list[str]]) -> str:
-    """Render ``table(column, ...)`` entries within ``MAX_HINT_CHARS``; names only if too long."""
-    full = ", ".join(
-        f"{table}({', '.join(columns)})" if columns else table for table, columns in schema.items()
-    )
-    return full if len(full) <= MAX_HINT_CHARS else ", ".join(schema)[:MAX_HINT_CHARS]
-
-
-def _format_table(columns: list[str], rows: list[Any], max_rows: int) -> str:
+def _format_table(columns: list[str], rows: list[list[str]], more: bool) -> str:
     if not columns:
         return "(statement returned no result table)"
     lines = [" | ".join(columns)]
-    lines += [" | ".join(_cell(value) for value in row) for row in rows[:max_rows]]
-    if len(rows) > max_rows:
-        lines.append(f"[showing the first {max_rows} rows; more were left out, refine the query]")
+    lines += [" | ".join(row) for row in rows]
+    if more:
+        lines.append(f"[showing the first {len(rows)} rows; more were left out, refine the query]")
     else:
         lines.append(f"({len(rows)} row{'' if len(rows) == 1 else 's'})")
     return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bytes):
-        return f"<blob {len(value)} bytes>"
-    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
-    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 3] + "..."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import sqlite3
 import time
 from pathlib import Path
@@ -177,3 +178,54 @@ def test_runaway_query_is_stopped_by_the_time_budget(ws: Workspace) -> None:
     with pytest.raises(SqliteQueryError, match=r"^query stopped: it ran longer than 0.5 s$"):
         query(ws, "data/shop.db", runaway, time_budget_s=0.5)
     assert time.perf_counter() - started < 2.0
+
+
+BIG = "query stopped: a string or blob would be longer than 16777216 bytes"
+SLOW = "query stopped: it ran longer than 1 s"
+HUNGRY = "query stopped: it needed more than 256 MiB of memory"
+
+
+@pytest.mark.parametrize(
+    ("sql", "budget_s", "message"),
+    [
+        ("SELECT length(zeroblob(2000000000))", 5.0, BIG),
+        # One function call that loops per character: no progress handler sees it; killed.
+        ("SELECT length(printf('%.*c', 1000000000, 'x'))", 1.0, SLOW),
+        (
+            "WITH RECURSIVE r(s) AS (SELECT 'x' UNION ALL SELECT s || s FROM r) SELECT s FROM r",
+            5.0,
+            BIG,
+        ),
+        # UNION keeps every row it has seen: 8 MB each, in memory, until the heap limit.
+        (
+            "WITH RECURSIVE r(n, b) AS (SELECT 1, zeroblob(8000000) UNION "
+            "SELECT n + 1, zeroblob(8000000) FROM r) SELECT count(*) FROM r",
+            5.0,
+            HUNGRY,
+        ),
+        ("SELECT " + ", ".join(["zeroblob(16000000)"] * 40), 5.0, HUNGRY),
+    ],
+    ids=["zeroblob", "printf", "doubling-cte", "union-cte", "wide-row"],
+)
+def test_huge_or_endless_values_stop_within_the_budget_outside_the_server(
+    ws: Workspace, sql: str, budget_s: float, message: str
+) -> None:
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(SqliteQueryError) as caught:
+        query(ws, "data/shop.db", sql, time_budget_s=budget_s)
+    assert str(caught.value).startswith(message)
+    assert time.perf_counter() - started < budget_s + 1.5
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert grown_kib < 32 * 1024  # the values lived in the worker, not in this process
+
+
+def test_errors_never_show_the_database_s_host_path(ws: Workspace) -> None:
+    # PRAGMA database_list is where SQLite itself names the file.
+    with pytest.raises(SqliteQueryError, match=f"^{REFUSED}") as caught:
+        query(ws, "data/shop.db", "PRAGMA database_list")
+    assert str(ws.root) not in str(caught.value)
+    for sql in ["SELECT * FROM pragma_database_list", "SELECT * FROM nowhere", "SELEC 1"]:
+        with pytest.raises(SqliteQueryError) as caught:
+            query(ws, "data/shop.db", sql)
+        assert str(ws.root) not in str(caught.value)
