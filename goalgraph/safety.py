@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,12 @@ from goalgraph.risk import ToolTraits
 from goalgraph.spec import RiskClass, SafetySpec, Source
 from goalgraph.state import ProposedAction
 from goalgraph.tools.web import Allowlist, WebError, check_url
-from goalgraph.tools.workspace_paths import normalise_path_args, path_problem
+from goalgraph.tools.workspace_paths import (
+    PathRefused,
+    normalise_path,
+    normalise_path_args,
+    path_problem,
+)
 
 __all__ = [
     "RATE_WINDOW_S",
@@ -203,10 +207,12 @@ def output_source(
     page cut short: content the user did not provide)."""
     if traits is None:
         return "external"
-    folder = [part for part in saved_outputs.split("/") if part]
+    folder = normalise_path(saved_outputs).parts
     for name in traits.path_args:
-        path = re.split(r"[\\/]", str(args.get(name) or ""))
-        parts = [part for part in path if part not in ("", ".")]
+        try:  # read as the workspace reads it: "a/../.goalgraph/..." is inside the folder too
+            parts = normalise_path(str(args.get(name) or "")).parts
+        except PathRefused:
+            continue  # the path check refuses the call; it has no output
         if folder and parts[: len(folder)] == folder:
             return "external"
     return traits.source

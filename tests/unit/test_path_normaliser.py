@@ -16,7 +16,7 @@ from langchain_core.tools import StructuredTool
 from goalgraph import Agent, AgentSpec
 from goalgraph.progress import failure_key
 from goalgraph.risk import PATHS_META_KEY, RISK_META_KEY, ToolTraits
-from goalgraph.safety import RunLedger, call_signature, check_action
+from goalgraph.safety import RunLedger, call_signature, check_action, output_source
 from goalgraph.spec import SafetySpec
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
 from goalgraph.tools.workspace import Workspace, WorkspaceError
@@ -187,3 +187,31 @@ def test_the_agent_blocks_a_repeated_call_spelled_differently() -> None:
     assert counters["blocked"] == 1
     blocked: Any = [m for m in model.calls[3] if "loop detected" in str(m.content)]
     assert blocked
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "notes/../.goalgraph/artifacts/2cf2.txt",
+        " .goalgraph/artifacts/2cf2.txt",
+        ".goalgraph/artifacts/2cf2.txt\n",
+        "./.goalgraph/./artifacts/2cf2.txt",
+    ],
+)
+def test_saved_outputs_are_external_however_the_path_is_spelled(path: str) -> None:
+    # The workspace reads all of these as a file goalgraph saved from a tool's output; the
+    # taint check has to see them as such too.
+    reader = ToolTraits("read", path_args=("path",), source="workspace")
+    assert str(normalise_path(path)) == ".goalgraph/artifacts/2cf2.txt"
+    assert output_source(reader, {"path": path}, saved_outputs=".goalgraph/artifacts") == (
+        "external"
+    )
+
+
+def test_a_backslash_name_is_not_the_saved_outputs_folder() -> None:
+    reader = ToolTraits("read", path_args=("path",), source="workspace")
+    # One file name on POSIX, beside the folder rather than in it.
+    path = ".goalgraph\\artifacts\\2cf2.txt"
+    assert output_source(reader, {"path": path}, saved_outputs=".goalgraph/artifacts") == (
+        "workspace"
+    )
