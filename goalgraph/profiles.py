@@ -71,6 +71,10 @@ class ModelProfile:
     recall_through_tool: bool = False
     """Long-term memory reaches the model only through the ``memory_search`` tool, never in the
     prompt (a tiny model copies recalled text into its plan steps)."""
+    step_history: bool = False
+    """The model sees only the current step's tool calls and results; earlier steps reach it as
+    the results in the plan. A small model otherwise copies an earlier step's call into the new
+    step."""
 
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""

@@ -11,7 +11,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
@@ -25,7 +31,14 @@ from goalgraph.prompts import (
 from goalgraph.resources import AgentResources
 from goalgraph.state import ActionKind, AgentState, ProposedAction
 
-__all__ = ["FINAL_ANSWER", "STEP_DONE", "action_from_message", "limit_reached", "make_think_node"]
+__all__ = [
+    "FINAL_ANSWER",
+    "STEP_DONE",
+    "action_from_message",
+    "limit_reached",
+    "make_think_node",
+    "step_messages",
+]
 
 STEP_DONE: dict[str, Any] = {
     "type": "function",
@@ -128,6 +141,27 @@ def _choices(
     return THINK_INSTRUCTIONS, [*tools, STEP_DONE, FINAL_ANSWER], "any"
 
 
+def step_messages(messages: Sequence[BaseMessage], step_id: int | None) -> list[BaseMessage]:
+    """Return the messages of step ``step_id``: its tool calls (tagged by think with the step's
+    id) and their results, plus every message that is neither. With no current step (the final
+    answer), every message is kept."""
+    if step_id is None:
+        return list(messages)
+    kept: list[BaseMessage] = []
+    keep_results = False
+    for message in messages:
+        if isinstance(message, AIMessage) and message.tool_calls:
+            keep_results = message.response_metadata.get("step") == step_id
+            if keep_results:
+                kept.append(message)
+        elif isinstance(message, ToolMessage):
+            if keep_results:
+                kept.append(message)
+        else:
+            kept.append(message)
+    return kept
+
+
 def _takes_no_required_arguments(
     choices: Sequence[Any], tool_choice: str, schemas: Mapping[str, Mapping[str, Any]]
 ) -> bool:
@@ -162,10 +196,13 @@ def make_think_node(res: AgentResources) -> Any:
                 message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
             else:
                 bound = (await res.achat_model()).bind_tools(choices, tool_choice=tool_choice)
+                history: Sequence[BaseMessage] = state.get("messages") or []
+                if profile.step_history:
+                    history = step_messages(history, state.get("current_step"))
                 prompt = [
                     SystemMessage(instructions),
                     HumanMessage(_context(state, suggest_tool=len(choices) > 1)),
-                    *(state.get("messages") or []),
+                    *history,
                 ]
                 message = await bound.ainvoke(prompt)
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
@@ -189,7 +226,10 @@ def make_think_node(res: AgentResources) -> Any:
                     tool_calls=[
                         {"name": action["tool"], "args": action["args"], "id": action["call_id"]}
                     ],
-                    response_metadata={"think_seconds": round(time.perf_counter() - started, 3)},
+                    response_metadata={
+                        "think_seconds": round(time.perf_counter() - started, 3),
+                        "step": state.get("current_step"),
+                    },
                 )
             ]
         return {**update, "proposed_action": action}

@@ -20,8 +20,9 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "answer_from_last_step",
         "recall_through_tool",
         "plan_scope",
+        "step_history",
     }
-    small_model_rules = set(RULES) - {"plan_scope"}
+    small_model_rules = set(RULES) - {"plan_scope", "step_history"}
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
     assert PROFILES["standard"].plan_scope and not PROFILES["tiny"].plan_scope
@@ -105,3 +106,27 @@ def test_agent_takes_model_and_memory_settings_as_spec_fields():
     assert agent.spec.model.profile == "standard"
     with pytest.raises(TypeError, match="model must be a LangChain chat model"):
         Agent(model=42)
+
+
+@pytest.mark.parametrize("step_history", [True, False])
+def test_step_history_shows_the_model_only_the_current_steps_calls(make_agent, step_history):
+    agent, model = make_agent(
+        [
+            plan(("Compute 6*7", "calculator"), ("Compute 2+3", "calculator")),
+            tool_call("calculator", expression="6*7"),
+            tool_call("calculator", expression="2+3"),
+            final_answer("42 and 5"),
+        ],
+        profile="standard",
+        model={"rules": {"step_history": step_history}},
+    )
+    result = agent.run("What are 6*7 and 2+3?")
+    assert result.status == "done"
+    second_step_prompt = model.calls[2]
+    earlier_calls = [m for m in second_step_prompt if getattr(m, "tool_calls", None)]
+    # The first step's call reaches the second step only as the plan's result line, or also as
+    # the call itself (which a small model copies) when the rule is off.
+    assert "=> 42" in second_step_prompt[1].content
+    assert len(earlier_calls) == (0 if step_history else 1)
+    # The final answer still sees every call.
+    assert len([m for m in model.calls[3] if getattr(m, "tool_calls", None)]) == 2
