@@ -92,16 +92,22 @@ def query(
         SqliteQueryError: If the database is missing or outside the workspace, not a SQLite
             file, or the statement is empty, several, writing, invalid, too slow or too big.
     """
-    path = _database_path(ws, database)
+    path, identity = _database_path(ws, database)
     if not sql.strip():
         raise SqliteQueryError("the SQL statement is empty")
-    reply = _run_worker(path, database, sql, max_rows, time_budget_s)
+    reply = _run_worker(path, database, sql, max_rows, time_budget_s, identity)
     if "error" in reply:
         raise SqliteQueryError(_message(reply, str(path), database, time_budget_s))
     return _format_table(reply["columns"], reply["rows"], bool(reply["more"]))
 
 
-def _database_path(ws: Workspace, database: str) -> Path:
+def _database_path(ws: Workspace, database: str) -> tuple[Path, tuple[int, int]]:
+    """Return where the database is and its file's identity (device, inode).
+
+    The file is checked through the workspace's descriptors (``Workspace.open_file``: a
+    regular file with one link, no link out, no blocking on a FIFO). SQLite can only open it
+    by name, so the worker compares the file it opened with this identity.
+    """
     try:
         path = ws.resolve(database)
     except WorkspaceError as exc:
@@ -111,22 +117,31 @@ def _database_path(ws: Workspace, database: str) -> Path:
     if not path.is_file():
         raise SqliteQueryError(f"no such database: {database!r}{ws.nearby(path, 'file')}")
     try:
-        with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
+        with ws.open_file(database) as opened:
+            header = os.pread(opened.fd, len(_SQLITE_HEADER), 0)
+            info = os.fstat(opened.fd)
+    except WorkspaceError as exc:
+        raise SqliteQueryError(str(exc)) from None
     except OSError as exc:
         raise SqliteQueryError(f"cannot read {database!r}: {exc.strerror or exc}") from None
     # An empty file is a valid (empty) database to SQLite; anything else needs the header.
     if header and header != _SQLITE_HEADER:
         raise SqliteQueryError(f"{database!r} is not a SQLite database")
-    return path
+    return ws.root.joinpath(*opened.parts), (info.st_dev, info.st_ino)
 
 
 def _run_worker(
-    path: Path, database: str, sql: str, max_rows: int, time_budget_s: float
+    path: Path,
+    database: str,
+    sql: str,
+    max_rows: int,
+    time_budget_s: float,
+    identity: tuple[int, int],
 ) -> dict[str, Any]:
     """Run the statement in a worker process; return its reply, or an error reply of our own."""
     request = {
         "path": str(path),
+        "identity": list(identity),
         "database": database,
         "sql": sql,
         "max_rows": max_rows,
@@ -182,6 +197,11 @@ def _message(reply: dict[str, Any], host_path: str, database: str, time_budget_s
         return f"query stopped: it needed more than {HEAP_LIMIT_MB} MiB of memory; select less"
     if kind == "open":
         return f"cannot open database {database!r}: {detail}"
+    if kind == "changed":
+        return (
+            f"{database!r} was replaced while it was being opened (by another program); "
+            "nothing was read from it; try again"
+        )
     if kind == "crashed":
         return f"query failed: the SQLite worker ended unexpectedly ({detail})"
     hint = str(reply.get("hint", "")).replace(host_path, database)

@@ -1,10 +1,10 @@
 """The ``sqlite_query`` worker: one read-only statement in a process of its own, with its limits.
 
 ``goalgraph.tools.sqlite_query`` runs this file as ``python -I -S -B sqlite_worker.py``, with a
-JSON request on stdin (``path``, ``sql``, ``max_rows``, ``time_budget_s`` and the limits), and
-reads one JSON reply from stdout: ``{"columns": [...], "rows": [[cell, ...], ...], "more":
-bool}``, or ``{"error": KIND, "detail": TEXT, "hint": TEXT}``. At run time it imports only the
-standard library.
+JSON request on stdin (``path``, ``identity``, ``sql``, ``max_rows``, ``time_budget_s`` and the
+limits), and reads one JSON reply from stdout: ``{"columns": [...], "rows": [[cell, ...], ...],
+"more": bool}``, or ``{"error": KIND, "detail": TEXT, "hint": TEXT}``. At run time it imports
+only the standard library.
 
 A process of its own because SQLite cannot bound everything from inside: a single function call
 is never interrupted by the progress handler (``printf('%.*c', 1000000000, 'x')`` loops per
@@ -26,6 +26,7 @@ file may only call innocuous functions (``trusted_schema=OFF``).
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import sqlite3
@@ -95,6 +96,8 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
     except sqlite3.Error as exc:
         return {"error": "open", "detail": str(exc), "hint": ""}
     try:
+        if not _holds_file(tuple(request["identity"])):
+            return {"error": "changed", "detail": "", "hint": ""}
         try:
             cursor = conn.execute(request["sql"])
             columns = [column[0] for column in cursor.description or ()]
@@ -106,6 +109,28 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"columns": columns, "rows": rows, "more": more}
     finally:
         conn.close()
+
+
+def _holds_file(identity: tuple[int, ...]) -> bool:
+    """Whether one of this process's descriptors is the file ``identity`` (device, inode) names.
+
+    SQLite opens the database by name (it even resolves ``/proc/self/fd`` links back to a name),
+    so a link swapped in after the server checked the file would lead it elsewhere. It opens the
+    file when it connects and keeps it open: if none of our descriptors is the checked file,
+    what SQLite opened is another one.
+    """
+    try:
+        descriptors = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: try the low descriptors, where SQLite's is
+        descriptors = list(range(1024))
+    for fd in descriptors:
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) == identity:
+            return True
+    return False
 
 
 def _connect(request: dict[str, Any]) -> sqlite3.Connection:

@@ -165,11 +165,42 @@ class Workspace:
             WorkspaceError: If the file is missing, a folder, not a regular file (a FIFO, a
                 device), hard-linked, binary or unreadable.
         """
+        shown = _shown(path)
+        with self.open_file(path) as opened:
+            size = os.fstat(opened.fd).st_size
+            try:
+                data = _read_head(opened.fd, self.max_read_bytes)
+            except OSError as exc:
+                raise WorkspaceError(f"cannot read {shown}: {_reason(exc)}") from None
+        text = _decode(data, cut=size > len(data))
+        if text is None:
+            raise WorkspaceError(f"{shown} is not a UTF-8 text file")
+        if size > len(data):
+            text += f"\n[truncated: showing the first {len(data)} of {size} bytes]"
+        return text
+
+    def open_file(self, path: str | os.PathLike[str]) -> Opened:
+        """Open a workspace file for reading through descriptors, as ``read_text`` does.
+
+        Only a regular file with one link is given: never a folder, a FIFO or a device (the
+        open does not block), nor a hard link, which may be a file from outside. No symbolic
+        link leads outside, even one swapped in meanwhile.
+
+        Args:
+            path: A file inside the workspace.
+
+        Returns:
+            The open file (``fd``, and ``parts``: where it is, links resolved); close it, or
+            use it as a ``with`` block.
+
+        Raises:
+            WorkspaceError: If the file is missing, a folder, not a regular file, hard-linked,
+                outside or cannot be opened.
+        """
         where = self._where(path)
         shown = _shown(path)
         try:
-            with self._files.open(where.parts) as opened:
-                size, data = self._read_regular(opened, shown)
+            opened = self._files.open(where.parts)
         except (FileNotFoundError, NotADirectoryError):
             raise WorkspaceError(
                 f"no such file: {shown}{self.nearby(self._target(where), 'file')}"
@@ -178,37 +209,22 @@ class Workspace:
             raise WorkspaceError(f"path {shown} leads outside the workspace") from None
         except OSError as exc:
             raise WorkspaceError(f"cannot read {shown}: {_reason(exc)}") from None
-        text = _decode(data, cut=size > len(data))
-        if text is None:
-            raise WorkspaceError(f"{shown} is not a UTF-8 text file")
-        if size > len(data):
-            text += f"\n[truncated: showing the first {len(data)} of {size} bytes]"
-        return text
-
-    def _read_regular(self, opened: Opened, shown: str) -> tuple[int, bytes]:
-        """Return the size and first ``max_read_bytes`` of the open file, if it may be read."""
         info = os.fstat(opened.fd)
+        problem = None
         if stat.S_ISDIR(info.st_mode):
-            raise WorkspaceError(f"{shown} is a folder, not a file; list it instead")
-        if not stat.S_ISREG(info.st_mode):
-            raise WorkspaceError(
-                f"{shown} is not a regular file ({_kind(info.st_mode)}); only regular files "
-                "are read"
-            )
-        if info.st_nlink > 1:
-            raise WorkspaceError(
+            problem = f"{shown} is a folder, not a file; list it instead"
+        elif not stat.S_ISREG(info.st_mode):
+            kind = _kind(info.st_mode)
+            problem = f"{shown} is not a regular file ({kind}); only regular files are read"
+        elif info.st_nlink > 1:
+            problem = (
                 f"{shown} has {info.st_nlink} hard links, and a hard link can be a file from "
                 "outside the workspace, so it is not read; copy it to a new file first"
             )
-        chunks: list[bytes] = []
-        wanted = self.max_read_bytes
-        while wanted > 0:
-            chunk = os.read(opened.fd, wanted)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            wanted -= len(chunk)
-        return info.st_size, b"".join(chunks)
+        if problem is not None:
+            opened.close()
+            raise WorkspaceError(problem)
+        return opened
 
     def list_dir(self, path: str | os.PathLike[str] = ".") -> list[str]:
         """List a folder: sorted names, folders marked with a trailing ``/``.
@@ -596,6 +612,18 @@ def _decode(data: bytes, *, cut: bool) -> str | None:
         except UnicodeDecodeError:
             continue
     return None
+
+
+def _read_head(fd: int, most: int) -> bytes:
+    """Return up to ``most`` bytes from the start of the open file."""
+    chunks: list[bytes] = []
+    while most > 0:
+        chunk = os.read(fd, most)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        most -= len(chunk)
+    return b"".join(chunks)
 
 
 def _is_folder(folder: int, name: str) -> bool:

@@ -57,12 +57,24 @@ class EscapeError(Exception):
 
 @dataclass(frozen=True)
 class Opened:
-    """An open descriptor and where it is in the workspace."""
+    """An open descriptor and where it is in the workspace; a ``with`` block closes it."""
 
     fd: int
-    """The descriptor; closed when the ``with`` block that gave it ends."""
+    """The descriptor."""
     parts: tuple[str, ...]
     """Its names from the workspace root down, symbolic links resolved."""
+
+    def close(self) -> None:
+        """Close the descriptor."""
+        os.close(self.fd)
+
+    def __enter__(self) -> Opened:
+        """Return itself."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the descriptor."""
+        self.close()
 
 
 class Beneath:
@@ -81,16 +93,16 @@ class Beneath:
         self.aliases = tuple(dict.fromkeys([self.root, *aliases]))
         """The absolute spellings of the root that absolute link targets may start with."""
 
-    @contextlib.contextmanager
-    def open(
-        self, parts: Sequence[str], flags: int = READ_FLAGS, *, follow: bool = True
-    ) -> Iterator[Opened]:
-        """Open ``parts`` (names below the root, no ``..``) with ``flags``; close it afterwards.
+    def open(self, parts: Sequence[str], flags: int = READ_FLAGS, *, follow: bool = True) -> Opened:
+        """Open ``parts`` (names below the root, no ``..``) with ``flags``.
 
         Args:
             parts: The path's names from the root down; empty for the root.
             flags: ``os.open`` flags for the last name (``READ_FLAGS``: a file or a folder).
             follow: Follow symbolic links that stay inside; when off, any link is an error.
+
+        Returns:
+            The open descriptor; close it, or use it as a ``with`` block.
 
         Raises:
             EscapeError: If a symbolic link leads outside the root.
@@ -98,10 +110,7 @@ class Beneath:
                 file (``NotADirectoryError``), links loop (``ELOOP``) or the open fails.
         """
         fd, where = self._open(tuple(parts), flags, follow)
-        try:
-            yield Opened(fd, where)
-        finally:
-            os.close(fd)
+        return Opened(fd, where)
 
     @contextlib.contextmanager
     def parent(
