@@ -252,17 +252,17 @@ class Agent:
     async def ahistory(self, thread_id: str) -> list[HistoryEntry]:
         """Return the thread's checkpoints, newest first."""
         graph = await self.graph()
+        snapshots = [snap async for snap in graph.aget_state_history(self.run_config(thread_id))]
         entries = []
-        async for snap in graph.aget_state_history(self.run_config(thread_id)):
+        for index, snap in enumerate(snapshots):
             metadata = cast(dict[str, Any], snap.metadata or {})
-            writes = metadata.get("writes") or {}
-            node = next(iter(writes), None) or str(metadata.get("source", ""))
+            parent = snapshots[index + 1] if index + 1 < len(snapshots) else None
             values = snap.values or {}
             entries.append(
                 HistoryEntry(
                     checkpoint_id=str(snap.config["configurable"]["checkpoint_id"]),
                     step=int(metadata.get("step", -1)),
-                    node=node,
+                    node=_writer(metadata, parent.next if parent else ()),
                     next=tuple(snap.next),
                     status=str(values.get("status", "")),
                     current_step=values.get("current_step"),
@@ -498,3 +498,16 @@ def _result_from_snapshot(thread_id: str, snapshot: Any) -> RunResult:
         counters=values.get("counters"),
         pending_approval=pending,
     )
+
+
+def _writer(metadata: dict[str, Any], scheduled: Sequence[str]) -> str:
+    """Return the node that wrote a checkpoint: the one its metadata names (LangGraph before 1.0
+    recorded ``writes``), else the node the previous checkpoint scheduled, else its ``source``
+    (``input`` for the first)."""
+    writes = metadata.get("writes") or {}
+    named = next(iter(writes), None)
+    if named:
+        return str(named)
+    if metadata.get("source") == "loop" and scheduled:
+        return ",".join(scheduled)
+    return str(metadata.get("source", ""))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from goalgraph.testing import final_answer, plan, tool_call
@@ -67,6 +69,15 @@ def test_history_and_time_travel(make_agent):
     history = agent.history("h1")
     assert history[0].status == "done" and history[0].next == ()
     assert [h.step for h in history] == sorted((h.step for h in history), reverse=True)
+    # Each checkpoint names the node that wrote it, the one the checkpoint before scheduled.
+    assert [h.node for h in reversed(history)][:5] == [
+        "input",
+        "__start__",
+        "plan",
+        "think",
+        "safety_check",
+    ]
+    assert all(newer.node in older.next for newer, older in itertools.pairwise(history))
     before_think = next(h for h in reversed(history) if h.next == ("think",))
     assert agent.state("h1", before_think.checkpoint_id)["counters"]["steps"] == 0
 
