@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,7 +93,14 @@ def _show(event: AgentEvent) -> None:
     console.print(event.describe(), style=style, markup=False)
 
 
-def _finish(result: RunResult, as_json: bool) -> None:
+def _spec_args(spec_path: Path | None, team: Path | None) -> str:
+    """Return the ``--spec``/``--team`` options that load the same agent again (for hints)."""
+    if team is not None:
+        return f" --team {shlex.quote(str(team))}"
+    return f" --spec {shlex.quote(str(spec_path))}" if spec_path is not None else ""
+
+
+def _finish(result: RunResult, as_json: bool, spec_args: str = "") -> None:
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
     else:
@@ -102,7 +110,7 @@ def _finish(result: RunResult, as_json: bool) -> None:
             console.print(f"answer: {result.answer}", style="bold", markup=False)
         if result.status == "awaiting_approval":
             console.print(
-                f"approve with: goalgraph resume {result.thread_id} --approve  "
+                f"approve with: goalgraph resume {result.thread_id}{spec_args} --approve  "
                 f"(or --deny --reason '...')",
                 markup=False,
             )
@@ -154,7 +162,7 @@ def run(
         if not as_json:
             console.print(f"goal: {goal}", style="bold", markup=False)
         result = _drive(agent, agent.stream(goal, thread_id=thread), as_json)
-    _finish(result, as_json)
+    _finish(result, as_json, _spec_args(spec, team))
 
 
 @app.command()
@@ -177,7 +185,7 @@ def resume(
         except ValueError as exc:
             errors.print(f"error: {exc}", markup=False)
             raise typer.Exit(2) from None
-    _finish(result, as_json)
+    _finish(result, as_json, _spec_args(spec, team))
 
 
 @app.command()
