@@ -56,8 +56,9 @@ QUICK_TASKS = [
     "multi-compute-then-write",
     "approval-granted-write",
     "refuse-read-passwd",
+    "team-pipe-read-compute-write",
 ]
-"""One task of each main shape, for ``--quick``."""
+"""One task of each main shape (a team's too), for ``--quick``."""
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -17,6 +17,11 @@ A task's ``check`` is a mapping of conditions that must all hold (``any_of`` nes
       state: {file: shop.json, path: products.widget.quantity, equals: 7}   # a server's state
       any_of: [{answer_number: 68}, {answer_contains: sixty-eight}]
 
+    # team tasks: conditions on the members
+      tool_called_by: {reader: read_file, writer: [write_file]}   # ran without error, by whom
+      tool_not_called_by: {reader: write_file}                    # never ran in that agent
+      agents_done: [reader, writer]      # each has a member run that ended done
+
 ``evaluate`` returns what did not hold, in words; ``classify_failure`` derives the failure cause
 of a failed run from its recorded trajectory, by fixed rules (``FAILURE_CAUSES``, first match).
 ``state`` reads a JSON file a task's MCP server keeps in the task folder
@@ -130,6 +135,12 @@ class CheckSpec(BaseModel):
     """Whether the run must (or must not) have asked for approval."""
     refused: bool | None = None
     """Whether a call must (or must not) have been refused by the policy or a human."""
+    tool_called_by: dict[str, str | list[str]] | None = None
+    """Per agent of a team, tools that ran at least once without error in that agent's runs."""
+    tool_not_called_by: dict[str, str | list[str]] | None = None
+    """Per agent of a team, tools that never ran in that agent's runs."""
+    agents_done: str | list[str] | None = None
+    """Agents of a team that each have a member run that ended ``done``."""
     state: StateCheck | list[StateCheck] | None = None
     """Conditions on JSON state files of the task's MCP servers, in the task folder."""
     any_of: list[CheckSpec] | None = Field(default=None, min_length=1)
@@ -181,6 +192,7 @@ def evaluate(
     failures += _answer_failures(check, run.answer or "")
     failures += _file_failures(check, workspace)
     failures += _tool_failures(check, run)
+    failures += _agent_failures(check, run)
     states = check.state if isinstance(check.state, list) else [check.state] if check.state else []
     for condition in states:
         failures += state_failures(condition, task_dir)
@@ -282,6 +294,26 @@ def _tool_failures(check: CheckSpec, run: TaskRun) -> list[str]:
     refused = any(call.refused for call in run.calls)
     if check.refused is not None and refused != check.refused:
         failures.append(NO_REFUSAL if check.refused else "a call was refused by the safety layer")
+    return failures
+
+
+def _agent_failures(check: CheckSpec, run: TaskRun) -> list[str]:
+    failures = []
+    for agent, tools in (check.tool_called_by or {}).items():
+        succeeded = {call.tool for call in run.calls if call.agent == agent and call.succeeded}
+        for tool in _as_list(tools):
+            if tool not in succeeded:
+                failures.append(f"{tool} never ran without error in {agent}'s runs")
+    for agent, tools in (check.tool_not_called_by or {}).items():
+        ran = {call.tool for call in run.calls if call.agent == agent and call.ran}
+        for tool in _as_list(tools):
+            if tool in ran:
+                failures.append(f"{tool} ran in {agent}'s runs, but must not")
+    for agent in _as_list(check.agents_done):
+        ended = [member["status"] for member in run.members if member["agent"] == agent]
+        if "done" not in ended:
+            how = ", ".join(ended) if ended else "never ran"
+            failures.append(f"agent {agent} has no run that ended done ({how})")
     return failures
 
 

@@ -16,6 +16,10 @@ tool call at all) counts as one invalid call, so
     validity = valid calls / (proposed tool calls + unusable think turns)
 
 and a run without any call has no validity (``None``), not 100 %.
+
+In a team run every call, plan and decision carries the ``agent`` that made it, a verdict or an
+observation is matched to the latest call of the same agent (debaters run side by side), and the
+record keeps each member run (``members``) and the debate's ``winner``.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class CallRecord:
     """Whether it succeeded (``None`` when it did not run)."""
     output: str = ""
     """The start of its output or error."""
+    agent: str = ""
+    """In a team run, the agent that proposed it (``""`` for a single agent)."""
 
     @property
     def valid(self) -> bool:
@@ -138,6 +144,13 @@ class TaskRun:
     """Each part of the check that did not hold, in words."""
     failure_cause: str | None = None
     """The failure category (``goalgraph.eval.checks.FAILURE_CAUSES``) when it failed."""
+    members: list[dict[str, Any]] = field(default_factory=list)
+    """A team run's member runs, in the order they ended: agent, task, status, reason, answer,
+    think steps and tool calls."""
+    team_plan: list[dict[str, Any]] = field(default_factory=list)
+    """The orchestrator's last plan: each step's description, agent and status."""
+    winner: str | None = None
+    """The debater whose answer the judge picked."""
 
     @property
     def calls_total(self) -> int:
@@ -169,33 +182,46 @@ class TaskRun:
 def record_event(run: TaskRun, event: AgentEvent) -> None:
     """Add one progress event of the run to ``run``."""
     data = event.data
+    agent = {"agent": event.agent} if event.agent else {}
     if event.kind in ("plan", "replan"):
+        if "plan" not in data:  # A team's own plan (text); its steps come with the result.
+            return
         run.plans.append(
             [
-                {"description": s["description"], "tool": s["tool"], "status": s["status"]}
+                {
+                    "description": s["description"],
+                    "tool": s["tool"],
+                    "status": s["status"],
+                    **agent,
+                }
                 for s in data["plan"]
             ]
         )
     elif event.kind == "tool_call":
-        run.calls.append(CallRecord(tool=str(data["tool"]), args=dict(data["args"] or {})))
-    elif event.kind == "verdict" and run.calls:
-        call = run.calls[-1]
+        run.calls.append(
+            CallRecord(tool=str(data["tool"]), args=dict(data["args"] or {}), agent=event.agent)
+        )
+    elif event.kind == "verdict" and (call := _latest_call(run, event.agent)):
         call.decision, call.rule = data["decision"], data.get("rule")
         call.by, call.reason = data.get("by"), str(data.get("reason", ""))
-    elif event.kind == "observation" and run.calls:
-        call = run.calls[-1]
+    elif event.kind == "observation" and (call := _latest_call(run, event.agent)):
         call.ran, call.ok = True, bool(data["ok"])
         call.output = str(data["content"])[:_OUTPUT_CHARS]
     elif event.kind == "approval":
         run.approvals += 1
-        if run.calls:
-            run.calls[-1].approval_requested = True
+        if call := _latest_call(run, event.agent):
+            call.approval_requested = True
     elif event.kind == "note":
         run.unusable_turns.append(str(data["text"])[:_OUTPUT_CHARS])
     elif event.kind == "decision":
-        run.decisions.append({"action": str(data["action"]), "text": str(data["text"])})
+        run.decisions.append({"action": str(data["action"]), "text": str(data["text"]), **agent})
     elif event.kind == "end" and event.result is not None:
         _record_end(run, event.result)
+
+
+def _latest_call(run: TaskRun, agent: str) -> CallRecord | None:
+    """Return the latest call that ``agent`` proposed (``""``: a single agent's)."""
+    return next((call for call in reversed(run.calls) if call.agent == agent), None)
 
 
 def _record_end(run: TaskRun, result: Any) -> None:
@@ -203,3 +229,23 @@ def _record_end(run: TaskRun, result: Any) -> None:
     counters = result.counters or {}
     run.think_steps = int(counters.get("steps", 0))
     run.replans = int(counters.get("replans", 0))
+    members = getattr(result, "runs", None)
+    if members is None:  # A single agent's result.
+        return
+    run.members = [
+        {
+            "agent": member["agent"],
+            "task": member["task"],
+            "status": member["status"],
+            "reason": member["reason"],
+            "answer": member["answer"],
+            "think_steps": int((member.get("counters") or {}).get("steps", 0)),
+            "tool_calls": int((member.get("counters") or {}).get("tool_calls", 0)),
+        }
+        for member in members
+    ]
+    run.team_plan = [
+        {"description": step["description"], "agent": step.get("agent"), "status": step["status"]}
+        for step in result.plan or []
+    ]
+    run.winner = getattr(result, "winner", None)

@@ -26,7 +26,18 @@ A task may also
 * run ``before`` goals first, in the same task folder with long-term memory on, each with its own
   script, so that its goal can ask for something an earlier run was told;
 * say its ``split``: ``tuning`` (the default: tasks looked at while tuning the agent) or
-  ``heldout`` (tasks kept for measuring it); a file may set the default ``split`` of its tasks.
+  ``heldout`` (tasks kept for measuring it); a file may set the default ``split`` of its tasks;
+* be a team task: ``team`` holds a team spec (``agents:``, ``team:`` and the team's ``limits`` and
+  ``safety``), inline or as the path of its YAML file relative to the suite file, and the task
+  runs with ``goalgraph.teams.Team`` instead of ``Agent``. Its ``script`` is then a mapping from
+  each agent's name to that agent's turns, plus ``team`` for the team's own model (the
+  orchestrator's plans, whose ``tool`` names the agent of each step)::
+
+    team: teams/reader_writer.yaml
+    script:
+      team: [{plan: [{description: Read prices.txt, tool: reader}, ...]}]
+      reader: [{plan: [...]}, {tool: read_file, args: {path: prices.txt}}]
+      writer: [...]
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from goalgraph.testing import ScriptedChatModel, final_answer, plan, step_done, 
 
 __all__ = [
     "SPLITS",
+    "TEAM_SCRIPT",
     "EarlierRun",
     "PlanStepSpec",
     "ScriptTurn",
@@ -56,8 +68,10 @@ __all__ = [
     "default_suite_dir",
     "load_suite",
     "merge_overrides",
+    "scripted_member_models",
     "scripted_model",
     "seed_workspace",
+    "team_spec_of",
 ]
 
 
@@ -65,6 +79,8 @@ Split = Literal["tuning", "heldout"]
 """Which part of the suite a task belongs to: ``tuning`` tasks were looked at while tuning the
 agent; ``heldout`` tasks measure it."""
 SPLITS: tuple[Split, ...] = ("tuning", "heldout")
+TEAM_SCRIPT = "team"
+"""The key of a team task's script that holds the turns of the team's own model."""
 
 
 class SuiteError(ValueError):
@@ -187,8 +203,13 @@ class TaskSpec(_Strict):
     """What must hold after the run."""
     needs_tools: list[str] | None = None
     """Tools a solution needs, for failure analysis; default: the tools the script calls."""
-    script: list[ScriptTurn] = Field(default_factory=list)
-    """The ideal trajectory for the scripted model."""
+    team: str | dict[str, Any] | None = None
+    """A team spec (``agents:``, ``team:``, its ``limits`` and ``safety``), or the path of its YAML
+    file relative to the suite file; the task then runs with a ``Team``. ``load_suite`` reads a
+    path, so a loaded task always holds the mapping."""
+    script: list[ScriptTurn] | dict[str, list[ScriptTurn]] = Field(default_factory=list)
+    """The ideal trajectory for the scripted model; for a team task, each agent's turns by its
+    name, and the team model's under ``team``."""
 
     @field_validator("files", "databases")
     @classmethod
@@ -204,14 +225,66 @@ class TaskSpec(_Strict):
     def _state_paths(cls, files: dict[str, Any]) -> dict[str, Any]:
         return _check_state_files(files)
 
+    @model_validator(mode="after")
+    def _team_fits_script(self) -> TaskSpec:
+        if self.team is None:
+            if isinstance(self.script, dict):
+                raise ValueError(
+                    "a script by agent name is for a team task: add 'team:' or make the script "
+                    "a list of turns"
+                )
+            return self
+        if self.before:
+            raise ValueError("before runs are for single-agent tasks, not team tasks")
+        if isinstance(self.script, list) and self.script:
+            raise ValueError(
+                "a team task's script maps each agent's name (and 'team', for the team's own "
+                "model) to its turns"
+            )
+        return self
+
+    def is_team(self) -> bool:
+        """Whether the task runs with a team of agents."""
+        return self.team is not None
+
+    def agent_scripts(self) -> dict[str, list[ScriptTurn]]:
+        """Return a team task's script by agent (``team``: the team's own model); ``{}`` else."""
+        return dict(self.script) if isinstance(self.script, dict) else {}
+
+    def own_script(self) -> list[ScriptTurn]:
+        """Return the turns of the model the task's goal starts with: a single agent's script,
+        or a team task's ``team`` turns."""
+        if isinstance(self.script, dict):
+            return list(self.script.get(TEAM_SCRIPT, []))
+        return list(self.script)
+
     def required_tools(self) -> list[str]:
-        """Return ``needs_tools``, or else the tools the script of its own goal calls, in order."""
+        """Return ``needs_tools``, or else the tools the script of its own goal calls, in order.
+
+        For a team task, the tools its members' scripts call (not the turns of the team's own
+        model, nor the debate judge's verdict, which are structured output, not tool calls).
+        """
         if self.needs_tools is not None:
             return list(self.needs_tools)
+        if isinstance(self.script, dict):
+            team = self.team if isinstance(self.team, dict) else {}
+            judge = (team.get("team") or {}).get("judge")
+            members = [
+                turn
+                for name, turns in self.script.items()
+                if name not in (TEAM_SCRIPT, judge)
+                for turn in turns
+            ]
+            return _scripted_tools(members)
         return _scripted_tools(self.script)
 
     def all_turns(self) -> list[ScriptTurn]:
-        """Return the scripts of the ``before`` runs and of the task's own goal, in run order."""
+        """Return the scripts of the ``before`` runs and of the task's own goal, in run order
+        (a team task's: every agent's turns, the team's own first)."""
+        if isinstance(self.script, dict):
+            scripts = self.agent_scripts()
+            own = scripts.pop(TEAM_SCRIPT, [])
+            return [*own, *(turn for turns in scripts.values() for turn in turns)]
         return [turn for earlier in self.before for turn in earlier.script] + list(self.script)
 
     def scripted(self) -> bool:
@@ -313,10 +386,42 @@ def _load_file(path: Path) -> list[TaskSpec]:
         except ValueError as exc:
             raise SuiteError(f"{path}: task {task.id!r}: {exc}") from None
         update: dict[str, Any] = {"kind": kind, "spec": spec, "server_state": state}
+        if task.team is not None:
+            try:
+                update["team"] = team_spec_of(task, path)
+            except ValueError as exc:
+                raise SuiteError(f"{path}: task {task.id!r}: {exc}") from None
         if "split" not in task.model_fields_set and suite.split is not None:
             update["split"] = suite.split
         tasks.append(task.model_copy(update=update))
     return tasks
+
+
+def team_spec_of(task: TaskSpec, suite_file: Path) -> dict[str, Any]:
+    """Return the team spec of ``task`` as a mapping: inline, or read from its YAML file
+    (relative to ``suite_file``), checked against the agents its script names.
+
+    Raises:
+        ValueError: If the file is missing or not a mapping, the spec declares no agents, or the
+            script names an agent the team does not have.
+    """
+    team = task.team
+    if isinstance(team, str):
+        file = (suite_file.parent / team).resolve()
+        try:
+            team = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read team spec {file}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ValueError(f"team spec {file} is not valid YAML: {exc}") from None
+    if not isinstance(team, dict) or not isinstance(team.get("agents"), dict) or not team["agents"]:
+        raise ValueError("a team spec needs 'agents:', a mapping of agent names to their settings")
+    if TEAM_SCRIPT in team["agents"]:
+        raise ValueError(f"a team task's agent cannot be named {TEAM_SCRIPT!r} (its script key)")
+    unknown = sorted(set(task.agent_scripts()) - set(team["agents"]) - {TEAM_SCRIPT})
+    if unknown:
+        raise ValueError(f"the script names agents the team does not have: {', '.join(unknown)}")
+    return dict(team)
 
 
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
@@ -362,6 +467,19 @@ def seed_workspace(task: TaskSpec, workspace: Path) -> None:
         with sqlite3.connect(target) as connection:
             connection.executescript(sql)
         connection.close()
+
+
+def scripted_member_models(task: TaskSpec) -> dict[str, ScriptedChatModel]:
+    """Return a team task's scripted model per agent (empty for a single-agent task).
+
+    Each member gets its own model, so that members running side by side (a debate's) each
+    replay their own turns whatever order they run in.
+    """
+    return {
+        name: scripted_model(turns)
+        for name, turns in task.agent_scripts().items()
+        if name != TEAM_SCRIPT
+    }
 
 
 def scripted_model(turns: Sequence[ScriptTurn]) -> ScriptedChatModel:

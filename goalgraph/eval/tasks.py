@@ -13,6 +13,11 @@ are recorded (``goalgraph.eval.records``), the task's check is evaluated against
 workspace and the task folder, and a failed run gets a failure cause (``goalgraph.eval.checks``).
 Success is reported per kind and per split (``tuning`` / ``heldout``).
 
+A team task (``team:``) runs the same way with a ``goalgraph.teams.Team`` over the task's team
+spec: the same folder layout and limits (the team's ``limits`` bound all its members together),
+the same approval answering (an approval asked inside any member), and every call recorded with
+the agent that made it. With the scripted model each agent replays its own part of the script.
+
 The model is ``scripted`` (each task's ``script`` replayed by ``ScriptedChatModel``: it tests the
 harness, the checks and the graph), ``bundled`` (SmolLM2-135M), or any model folder or GGUF file.
 A local model is loaded once and shared by every task; its generation cache is off, so that every
@@ -29,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,6 +54,7 @@ from goalgraph.eval.suite import (
     default_suite_dir,
     load_suite,
     merge_overrides,
+    scripted_member_models,
     scripted_model,
     seed_workspace,
 )
@@ -62,6 +68,7 @@ __all__ = [
     "arun_task",
     "judge_run",
     "load_model",
+    "member_models",
     "prepare_task_folder",
     "report_progress",
     "run_suite",
@@ -96,7 +103,10 @@ def load_model(name: str) -> tuple[str, ModelFactory]:
         ModelLoadError: If the local model cannot be loaded.
     """
     if name == "scripted":
-        return "scripted", lambda task: scripted_model(task.all_turns())
+        # A team task's own model is the team's (the orchestrator's plans); see member_models.
+        return "scripted", lambda task: scripted_model(
+            task.own_script() if task.is_team() else task.all_turns()
+        )
     from goalgraph.llm import LocalChatModel  # Heavy: torch and transformers.
 
     # Through AgentSpec, so that GOALGRAPH_MODEL__* (threads, dtype, device...) applies.
@@ -152,7 +162,9 @@ def task_spec(task: TaskSpec, root: Path) -> AgentSpec:
     """Return the agent spec of one task run whose files live under ``root``.
 
     Long-term memory is off, except for a task with ``before`` runs (``graph``); the task's
-    ``spec`` may say otherwise. Placeholders in its servers' settings are filled in for ``root``.
+    ``spec`` may say otherwise. A team task's team spec (its agents, pattern, limits and safety)
+    is merged over these defaults, and the task's ``spec`` over it. Placeholders in its servers'
+    settings are filled in for ``root``.
 
     Raises:
         SpecError: If the task's ``spec`` overrides are invalid.
@@ -167,6 +179,8 @@ def task_spec(task: TaskSpec, root: Path) -> AgentSpec:
             "path": str(root / "memory.sqlite"),
         },
     }
+    if isinstance(task.team, dict):
+        base = merge_overrides(base, task.team)
     try:
         overrides = fill_placeholders(task.spec, run_values(root))
     except ValueError as exc:
@@ -184,14 +198,22 @@ def _check_specs(tasks: Sequence[TaskSpec]) -> None:
 
 
 async def arun_task(
-    task: TaskSpec, model: BaseChatModel, label: str, *, keep_in: Path | None = None
+    task: TaskSpec,
+    model: BaseChatModel,
+    label: str,
+    *,
+    models: Mapping[str, BaseChatModel] | None = None,
+    keep_in: Path | None = None,
 ) -> TaskRun:
     """Run one task in a fresh temporary folder and return its checked record.
 
     Args:
         task: The task.
-        model: The chat model the agent thinks with.
+        model: The chat model the agent thinks with; of a team task, the team's and every
+            member's.
         label: The model's name in the record.
+        models: A team task's chat models by agent name, over ``model`` (the scripted model
+            gives each agent its own script: ``member_models``).
         keep_in: An empty folder to run in and keep (workspace, checkpoints, audit log, memory,
             server state) for inspection; by default a temporary folder, removed afterwards.
     """
@@ -204,27 +226,52 @@ async def arun_task(
             await _run_goal(earlier.approval, spec, model, record, guard_s)
             run.earlier_runs.append(_earlier_summary(record))
         started = time.perf_counter()
-        await _run_goal(task.approval, spec, model, run, guard_s)
+        await _run_goal(task.approval, spec, model, run, guard_s, models=models)
         run.wall_s = time.perf_counter() - started
         judge_run(task, run, root, plans=True)
     return run
 
 
 async def _run_goal(
-    approval: str, spec: AgentSpec, model: BaseChatModel, run: TaskRun, guard_s: float
+    approval: str,
+    spec: AgentSpec,
+    model: BaseChatModel,
+    run: TaskRun,
+    guard_s: float,
+    *,
+    models: Mapping[str, BaseChatModel] | None = None,
 ) -> None:
-    """Run ``run.goal`` with a new agent under the wall-clock guard, recording it in ``run``.
+    """Run ``run.goal`` with a new agent (a ``Team`` when ``spec`` declares agents) under the
+    wall-clock guard, recording it in ``run``.
 
     A timeout or a crash (even while the agent starts) ends up in ``run``, never raised.
     """
     try:
         async with asyncio.timeout(guard_s):
-            await _drive(run.goal, approval, Agent(spec, model=model), run)
+            await _drive(run.goal, approval, _agent(spec, model, models), run)
     except TimeoutError:
         run.status = "stopped_limit"
         run.message = f"time limit reached (the runner's wall-clock guard, {guard_s:g} s)"
     except Exception as exc:  # A crash is a result to count, not a reason to stop the suite.
         run.error = f"{type(exc).__name__}: {exc}"
+
+
+def _agent(
+    spec: AgentSpec, model: BaseChatModel, models: Mapping[str, BaseChatModel] | None
+) -> Agent:
+    if not spec.agents:
+        return Agent(spec, model=model)
+    from goalgraph.teams import Team
+
+    return Team(spec, model=model, models=models)
+
+
+def member_models(label: str, task: TaskSpec) -> dict[str, BaseChatModel]:
+    """Return a team task's models by agent: with the scripted model, each agent's own script;
+    with a real model none (the one model serves the team and every member)."""
+    if label != "scripted":
+        return {}
+    return dict(scripted_member_models(task))
 
 
 def _earlier_summary(record: TaskRun) -> dict[str, Any]:
@@ -323,7 +370,7 @@ def run_suite(
         async def run_one(task: TaskSpec) -> TaskRun:
             nonlocal finished
             async with slots:
-                run = await arun_task(task, factory(task), label)
+                run = await arun_task(task, factory(task), label, models=member_models(label, task))
             finished += 1
             if progress is not None:
                 progress(finished, len(runnable), run)

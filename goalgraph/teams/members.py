@@ -3,6 +3,10 @@
 A member's graph is goalgraph's own agent graph, compiled without a checkpointer: run from inside a
 team node with that node's config, it checkpoints in the team thread under its own namespace, and an
 approval ``interrupt()`` in it pauses the whole team and resumes inside it.
+
+A member sees only the tools its ``safety.allow_tools`` and ``safety.deny_tools`` let it call
+(``AllowedTools``): a read-only researcher is not offered ``write_file``, so its planner cannot plan
+a step it would only be refused.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from goalgraph.spec import AgentSpec
 from goalgraph.state import Counters
 from goalgraph.teams.budget import Allowance, capped_spec
 from goalgraph.teams.state import MemberRun
+from goalgraph.tools.toolbox import ToolResult
 
 __all__ = [
+    "AllowedTools",
     "Member",
     "MemberResources",
     "build_members",
@@ -46,6 +52,39 @@ _SCOPE: ContextVar[tuple[MemberResources, AgentSpec] | None] = ContextVar(
 A context variable rather than a per-run copy of the resources: LangGraph copies the context into
 every task it starts, so the member's nodes see the capped limits, while concurrent team runs
 (a server's) each see their own, over one compiled member graph."""
+
+
+class AllowedTools:
+    """A view of a ``ToolSet`` that offers only the tools a policy lets an agent call.
+
+    ``call`` still reaches every tool: the safety layer has already refused a call that the
+    policy does not allow. Other attributes (``server_of``...) are the underlying tool set's.
+    """
+
+    def __init__(self, inner: ToolSet, spec: AgentSpec) -> None:
+        """Offer the tools of ``inner`` that ``spec.safety`` allows."""
+        self._inner = inner
+        self._allow = spec.safety.allow_tools
+        self._deny = set(spec.safety.deny_tools)
+        self.tools: list[BaseTool] = [tool for tool in inner.tools if self.allows(tool.name)]
+        """The allowed tools, in the underlying order."""
+
+    def allows(self, name: str) -> bool:
+        """Whether the policy lets the agent call ``name``."""
+        return (self._allow is None or name in self._allow) and name not in self._deny
+
+    def schemas(self) -> dict[str, dict[str, Any]]:
+        """Return each allowed tool's argument JSON schema by name."""
+        return {name: schema for name, schema in self._inner.schemas().items() if self.allows(name)}
+
+    async def call(
+        self, name: str, args: dict[str, Any], *, timeout_s: float | None = None
+    ) -> ToolResult:
+        """Run a tool of the underlying set."""
+        return await self._inner.call(name, args, timeout_s=timeout_s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class MemberResources(AgentResources):
@@ -69,6 +108,7 @@ class MemberResources(AgentResources):
         self.name = name
         self._lead = lead
         self._owns_memory = False  # The team's memory, closed by the team.
+        self._allowed: tuple[ToolSet, AllowedTools] | None = None
         self.audit = AuditLog(spec.safety.audit_dir, agent=name) if spec.safety.audit else None
 
     @property
@@ -88,10 +128,18 @@ class MemberResources(AgentResources):
         return super().chat_model()
 
     async def toolset(self) -> ToolSet:
-        """Return the member's tools: the team's when its MCP servers are the team's."""
+        """Return the member's tools (the team's when its MCP servers are the team's), offering
+        only those its policy allows."""
         if self._toolset is None and self._spec.all_servers() == self._lead.spec.all_servers():
-            return await self._lead.toolset()
-        return await super().toolset()
+            inner = await self._lead.toolset()
+        else:
+            inner = await super().toolset()
+        safety = self._spec.safety
+        if safety.allow_tools is None and not safety.deny_tools:
+            return inner
+        if self._allowed is None or self._allowed[0] is not inner:
+            self._allowed = (inner, AllowedTools(inner, self._spec))
+        return self._allowed[1]
 
     def memory(self) -> MemoryBackend | None:
         """Return the team's long-term memory (one backend for every member)."""

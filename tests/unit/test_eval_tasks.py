@@ -451,14 +451,15 @@ def test_quick_benchmark_runs_the_scripted_model(tmp_path, capsys):
     data = bench.main(["--quick", "--no-progress", "--out-dir", str(tmp_path)])
     (model,) = data["models"]
     assert model["model"] == "scripted"
-    assert all(run["success"] for run in model["runs"]) and len(model["runs"]) == 5
+    assert all(run["success"] for run in model["runs"]) and len(model["runs"]) == 6
     assert model["summary"][-1]["kind"] == "overall"
+    assert "team_pipeline" in {row["kind"] for row in model["summary"]}
     assert "model: scripted" in capsys.readouterr().out
     for name in ("agent_tasks.json", "agent_tasks.md", "agent_tasks.png"):
         assert (tmp_path / name).stat().st_size > 0
     markdown = (tmp_path / "agent_tasks.md").read_text()
-    assert "| **overall** | 5 | 5/5 (100%)" in markdown
-    assert "| tuning | 5 | 5/5 (100%) |" in markdown and data["tasks_per_split"] == {"tuning": 5}
+    assert "| **overall** | 6 | 6/6 (100%)" in markdown
+    assert "| tuning | 6 | 6/6 (100%) |" in markdown and data["tasks_per_split"] == {"tuning": 6}
 
 
 def test_the_benchmark_runs_one_split():

@@ -432,3 +432,32 @@ def test_cli_runs_a_team_and_refuses_spec_with_team(tmp_path):
     example = Path(__file__).parents[2] / "examples" / "teams" / "pipeline.yaml"
     both = CliRunner().invoke(app, ["run", "x", "--team", str(example), "--spec", str(example)])
     assert both.exit_code != 0 and "either --spec or --team" in both.output
+
+
+# ----- a member's tools -------------------------------------------------------------------------
+
+
+def test_a_member_is_offered_only_the_tools_its_policy_allows(make_team):
+    import asyncio
+
+    team = make_team(
+        scripted(),
+        agents={
+            "researcher": {"safety": {"allow_tools": ["calculator", "ping"]}},
+            "writer": {"safety": {"deny_tools": ["boom"]}},
+            "editor": {},
+        },
+    )
+
+    async def offered(name: str) -> tuple[list[str], list[str]]:
+        toolset = await team.members[name].resources.toolset()
+        return [tool.name for tool in toolset.tools], sorted(toolset.schemas())
+
+    researcher = asyncio.run(offered("researcher"))
+    assert researcher == (["calculator", "ping"], ["calculator", "ping"])
+    assert asyncio.run(offered("writer"))[0] == ["calculator", "write_note", "ping"]
+    assert asyncio.run(offered("editor"))[0] == ["calculator", "boom", "write_note", "ping"]
+    outcome = asyncio.run(
+        team.members["researcher"].resources.toolset()
+    )  # calls still reach the tool set (the safety layer refuses what the policy forbids)
+    assert asyncio.run(outcome.call("calculator", {"expression": "2+3"})).content == "5"
