@@ -377,20 +377,35 @@ def serve(
         ),
     ] = None,
     spec: SpecOption = None,
+    team: TeamOption = None,
 ) -> None:
-    """Serve the agent as an HTTP task API (/v1/tasks) with approvals and event streams."""
+    """Serve the agent (or, with --team, a team of agents) as an HTTP task API (/v1/tasks) with
+    approvals and event streams, and through LangServe (/agent)."""
     import os
 
     import uvicorn
 
     from goalgraph.serve import api_keys_from, create_app
 
-    agent_spec = _load_spec(spec, {})
+    if spec is not None and team is not None:
+        raise typer.BadParameter("pass either --spec or --team, not both")
+    agent_spec = _load_spec(team or spec, {})
+    if team is not None and not agent_spec.agents:
+        raise typer.BadParameter(f"{team} declares no agents: a team spec needs 'agents:'")
     keys = api_keys_from(api_key, os.environ)
     if not keys and host not in ("127.0.0.1", "localhost", "::1"):
         errors.print(f"warning: serving on {host} without API keys", markup=False)
-    app_ = create_app(lambda: Agent(agent_spec), api_keys=keys)
+    app_ = create_app(lambda: _served(agent_spec, team=team is not None), api_keys=keys)
     uvicorn.run(app_, host=host, port=port, log_level="info")
+
+
+def _served(spec: AgentSpec, *, team: bool) -> Agent:
+    """Return the ``Team`` (``team``) or ``Agent`` that ``goalgraph serve`` serves."""
+    if not team:
+        return Agent(spec)
+    from goalgraph.teams import Team
+
+    return Team(spec)
 
 
 @app.command()

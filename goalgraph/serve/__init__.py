@@ -1,4 +1,5 @@
-"""``goalgraph serve``: the agent behind an HTTP task API (FastAPI), with API keys.
+"""``goalgraph serve``: the agent (or a team of agents) behind an HTTP task API (FastAPI) and
+LangServe, with API keys.
 
 ``create_app`` builds the app; ``TaskManager`` runs goals as background asyncio tasks on the
 server's event loop, one LangGraph thread per task.

@@ -10,6 +10,11 @@ Endpoints (all under ``/v1`` need an API key when keys are configured):
 * ``GET /v1/tasks/{id}/events``: the task's events as server-sent events.
 * ``/agent/invoke``, ``/agent/stream``, ``/agent/playground/``: the graph through LangServe.
 
+The agent may be a ``goalgraph.teams.Team`` (``goalgraph serve --team team.yaml``): every route
+works the same, a task's plan steps name their ``agent``, its detail adds each member's ``runs``
+(and a debate's ``winner``), its events carry the ``agent`` that acted, and a pending approval names
+the member whose call waits.
+
 Tasks are kept in a SQLite registry (``goalgraph.serve.registry``) beside the checkpoints, and the
 app brings them back at startup (``TaskManager.recover``): a restart or a crash loses no task.
 """
@@ -60,10 +65,12 @@ def create_app(
     registry_path: str | Path | None = None,
     durable_tasks: bool = True,
 ) -> FastAPI:
-    """Build the app over one agent; the app opens it at startup and closes it at shutdown.
+    """Build the app over one agent (or team); the app opens it at startup and closes it at
+    shutdown.
 
     Args:
-        agent: The agent, or a function that builds it at startup (on the server's loop).
+        agent: The agent or ``Team``, or a function that builds it at startup (on the server's
+            loop).
         api_keys: Keys accepted on ``/v1`` routes; ``None`` or empty turns auth off.
         max_concurrent: Most tasks running at once; others wait as ``queued``.
         agent_routes: Also serve the graph through LangServe at ``/agent`` (invoke, stream,
@@ -208,6 +215,9 @@ async def _task_detail(task: Task, agent: Agent) -> dict[str, Any]:
         log.debug("no state for task %s", task.id, exc_info=True)
     plan = list(values.get("plan") or [])
     result = task.result
+    team: dict[str, Any] = {}
+    if "runs" in values:  # A team: its members' runs; what it used is its shared budget.
+        team = {"runs": list(values.get("runs") or []), "winner": values.get("winner")}
     return {
         "id": task.id,
         "goal": task.goal,
@@ -218,10 +228,11 @@ async def _task_detail(task: Task, agent: Agent) -> dict[str, Any]:
         "current_step": values.get("current_step"),
         "steps_done": sum(1 for step in plan if step.get("status") == "done"),
         "steps_total": len(plan),
-        "counters": values.get("counters"),
+        "counters": values.get("counters") or values.get("budget"),
         "pending_approval": result.pending_approval
         if result is not None and task.status == "awaiting_approval"
         else None,
         "created_at": task.created_at,
         "updated_at": task.updated_at,
+        **team,
     }

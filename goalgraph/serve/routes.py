@@ -8,6 +8,9 @@
   pending approval (a ``Command(resume=...)``, which LangServe's ``/invoke`` has no way to send),
   or with no ``approve`` continue a run that was cut off; returns the new result.
 
+A served ``Team`` runs the same way: ``/invoke`` returns the team's output (status, answer and each
+member's ``runs``), and a resume answers the approval of whichever member waits.
+
 The run's thread comes from the ``X-Thread-Id`` header or the request config's
 ``configurable.thread_id`` (a new one otherwise). With API keys, threads are namespaced per key
 (``<key digest>-<thread>``), so one key cannot read or continue another key's threads.
@@ -77,10 +80,13 @@ class GraphRunnable(Runnable[dict[str, Any], dict[str, Any]]):
         """Run the graph on ``input`` to its end (or an approval pause); return the state."""
         agent = self._agent()
         graph = await agent.graph()
-        result = dict(await graph.ainvoke(_plain(input), self._config(agent, config)))
+        run_config = self._config(agent, config)
+        result = dict(await graph.ainvoke(_plain(input), run_config))
         interrupts = result.pop("__interrupt__", None)
         if interrupts:  # Interrupt objects do not serialise; the client needs their value.
-            result["pending_approval"] = dict(interrupts[0].value)
+            # The run's result names the call, and in a team the member whose call it is.
+            paused = await agent.aresult(run_config["configurable"]["thread_id"])
+            result["pending_approval"] = paused.pending_approval or dict(interrupts[0].value)
         return result
 
     def stream(
