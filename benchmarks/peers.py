@@ -51,6 +51,7 @@ from goalgraph.eval.peers import (
     SmolagentsPeer,
     arun_peer_task,
     react_agent_name,
+    single_agent_tasks,
     smolagents_model,
 )
 from goalgraph.eval.records import TaskRun
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             task_ids=_names(args.tasks) or None,
             split=args.split,
         )
+        if set(agents) - {"goalgraph"}:  # Peers are single agents: every agent runs the same.
+            tasks = single_agent_tasks(tasks)
         runs = run_agents(args.model, agents, tasks, progress=not args.no_progress)
     except (SuiteError, ModelLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

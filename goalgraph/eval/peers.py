@@ -74,6 +74,7 @@ __all__ = [
     "langchain_tools",
     "react_agent",
     "react_agent_name",
+    "single_agent_tasks",
     "smolagents_model",
     "smolagents_tools",
 ]
@@ -104,6 +105,11 @@ class PeerAgent(Protocol):
         ...
 
 
+def single_agent_tasks(tasks: Sequence[TaskSpec]) -> list[TaskSpec]:
+    """Return the tasks a peer agent can run: all but team tasks (a peer is one agent)."""
+    return [task for task in tasks if not task.is_team()]
+
+
 async def arun_peer_task(
     task: TaskSpec, peer: PeerAgent, label: str, *, keep_in: Path | None = None
 ) -> TaskRun:
@@ -122,7 +128,12 @@ async def arun_peer_task(
         label: The model's name in the record.
         keep_in: An empty folder to run in and keep (workspace) for inspection; by default a
             temporary folder, removed afterwards.
+
+    Raises:
+        ValueError: If ``task`` is a team task (``single_agent_tasks`` leaves those out).
     """
+    if task.is_team():
+        raise ValueError(f"task {task.id!r} is a team task; a peer agent runs single-agent tasks")
     run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
         root, spec = prepare_task_folder(task, stack, keep_in=keep_in, prefix="peer-task")

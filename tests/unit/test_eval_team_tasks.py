@@ -165,3 +165,17 @@ def test_a_verdict_and_an_observation_go_to_the_same_agents_latest_call(tmp_path
     assert not evaluate(
         CheckSpec(tool_called_by={"a": "calculator"}, agents_done="a"), run, tmp_path
     )
+
+
+def test_peer_agents_leave_team_tasks_out():
+    import asyncio
+
+    from goalgraph.eval.peers import arun_peer_task, single_agent_tasks
+
+    tasks = load_suite([BENCHMARKS / "tasks"])
+    single = single_agent_tasks(tasks)
+    assert len(single) == len(tasks) - sum(task.is_team() for task in tasks)
+    assert not any(task.is_team() for task in single)
+    team_task = next(task for task in tasks if task.is_team())
+    with pytest.raises(ValueError, match="is a team task; a peer agent runs single-agent tasks"):
+        asyncio.run(arun_peer_task(team_task, object(), "m"))  # type: ignore[arg-type]
