@@ -2,9 +2,11 @@
 
 The MCP SDK's ``stdio_server`` reads stdin a line at a time and parses each line whole, so a
 500 MB line is held in memory, decoded and parsed before anything can refuse it. Here stdin is
-read in chunks; a line longer than ``max_bytes`` is never kept: its first bytes are kept to find
-the request's id, the client gets a JSON-RPC error for that id at once (a line whose id is not
-among its first members is logged and dropped), and the rest of the line is read and discarded.
+read in chunks; a line longer than ``max_bytes`` is never kept: its first and last bytes are kept
+to find the request's id, the rest is read and discarded, and the client gets a JSON-RPC error
+for that id: at once when the id is among the line's first members, else when the line ends
+(the MCP Python SDK, goalgraph's own client included, writes ``id`` last). A line whose id is
+among neither its first nor its last members is logged and dropped.
 Lines within the bound go to the SDK's own transport unchanged. (The SDK's streamable-HTTP
 transport already refuses request bodies over 4 MiB.)
 """
@@ -33,9 +35,13 @@ DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 _CHUNK = 64 * 1024
 _HEAD = 4096
-"""Bytes of an oversized line kept to find its id."""
+"""Bytes of an oversized line kept at its start to find its id."""
+_TAIL = 4096
+"""Bytes of an oversized line kept at its end, for an id written last."""
 # One leading member of a JSON-RPC message whose value is a string or a number.
 _MEMBER = re.compile(rb'\s*"(jsonrpc|id|method)"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)\s*,')
+# The last member of what is left of a JSON-RPC message (its closing brace taken off).
+_LAST_MEMBER = re.compile(rb',\s*"(jsonrpc|id|method)"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)\s*$')
 
 
 async def run_stdio(server: FastMCP, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> None:
@@ -54,8 +60,9 @@ async def run_stdio(server: FastMCP, max_request_bytes: int = DEFAULT_MAX_REQUES
 class BoundedLines:
     """The lines of a binary stream as text, each at most ``max_bytes`` long.
 
-    An oversized line is not yielded: ``reply`` gets a JSON-RPC error for its request (when its
-    id and method are among its first members), and the rest of it is read and discarded.
+    An oversized line is not yielded: its rest is read and discarded, and ``reply`` gets a
+    JSON-RPC error for its request when its id and method are among its first members (at once)
+    or its last ones (when the line ends).
     """
 
     def __init__(
@@ -74,6 +81,8 @@ class BoundedLines:
         """Yield each line that fits, newline included, decoded as UTF-8 (errors replaced)."""
         line = bytearray()
         oversized = 0  # bytes of the line being discarded; 0 while it fits
+        leading: dict[str, Any] | None = None  # its first members, while its id is unknown
+        tail = b""  # its last bytes, kept while its id is unknown
         while chunk := await self._stream.read1(_CHUNK):
             start = 0
             while start < len(chunk):
@@ -82,16 +91,26 @@ class BoundedLines:
                 start += len(piece)
                 if oversized:
                     oversized += len(piece)
+                    if leading is not None:
+                        tail = (tail + piece[-_TAIL:])[-_TAIL:]
                 elif len(line) + len(piece.rstrip(b"\r\n")) > self.max_bytes:
                     oversized = len(line) + len(piece)
                     head = bytes(line[:_HEAD])
-                    await self._refuse(head + piece[: _HEAD - len(head)])
+                    members = _leading_members(head + piece[: _HEAD - len(head)])
+                    if "id" in members and "method" in members:
+                        await self._refuse(members)
+                    else:  # the id may come last: answer when the line ends
+                        leading = members
+                        tail = (bytes(line[-_TAIL:]) + piece[-_TAIL:])[-_TAIL:]
                     line.clear()
                 else:
                     line += piece
                 if end < 0:
                     break
                 if oversized:
+                    if leading is not None:
+                        await self._refuse({**_trailing_members(tail), **leading})
+                        leading, tail = None, b""
                     logger.warning(
                         "refused a request line of %d bytes (limit %d)", oversized, self.max_bytes
                     )
@@ -102,8 +121,8 @@ class BoundedLines:
         if line and not oversized:
             yield line.decode("utf-8", errors="replace")
 
-    async def _refuse(self, head: bytes) -> None:
-        members = _leading_members(head)
+    async def _refuse(self, members: dict[str, Any]) -> None:
+        """Send the refusal for the request whose ``id`` and ``method`` are in ``members``."""
         if "id" not in members or "method" not in members:
             logger.warning("dropping a request line over %d bytes: no id found", self.max_bytes)
             return
@@ -137,6 +156,27 @@ def _leading_members(head: bytes) -> dict[str, Any]:
         except ValueError:
             break
         position = match.end()
+    return found
+
+
+def _trailing_members(tail: bytes) -> dict[str, Any]:
+    """Return the ``jsonrpc``, ``id`` and ``method`` members a JSON object ends with.
+
+    ``tail`` is the end of the object. Only members after any other are read: the member just
+    before the closing brace, then the one before it, and so on, so an ``id`` nested in the
+    params (whose own closing brace would come first) never counts.
+    """
+    found: dict[str, Any] = {}
+    rest = tail.rstrip()
+    if not rest.endswith(b"}"):
+        return found
+    rest = rest[:-1]
+    while match := _LAST_MEMBER.search(rest):
+        try:
+            found.setdefault(match.group(1).decode(), json.loads(match.group(2)))
+        except ValueError:
+            break
+        rest = rest[: match.start()]
     return found
 
 

@@ -1,4 +1,5 @@
-"""goalgraph's MCP server over stdio, spoken to in raw JSON-RPC: the bound on a request's size."""
+"""goalgraph's MCP server over stdio, spoken to in raw JSON-RPC and by the MCP SDK's client: the
+bound on a request's size."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from typing import IO, Any
 
 import pytest
 from helpers import stop_process
+
+from goalgraph.spec import McpServerSpec
+from goalgraph.tools.stdio import _trailing_members
+from goalgraph.tools.toolbox import ToolBox
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,16 +77,50 @@ def test_oversized_request_is_refused_unread_and_the_server_keeps_answering(
     assert peak_kb < 150 * 1024, f"peak memory {peak_kb} kB"
 
 
-def test_oversized_line_without_an_id_up_front_is_dropped(
+def test_oversized_line_with_its_id_last_is_refused_when_it_ends(
     server: subprocess.Popen[bytes],
 ) -> None:
     assert server.stdin is not None and server.stdout is not None
-    # The id comes after the huge params: it cannot be known without reading the whole line.
-    line = '{"method": "tools/call", "params": {"name": "echo", "x": "' + "y" * (5 * MB) + '"}'
-    _send_raw(server.stdin, line + ', "id": 9, "jsonrpc": "2.0"}\n')
+    # The id comes after the huge params, as the MCP Python SDK writes it: the refusal comes
+    # once the line has ended, from its last bytes (an "id" inside the params does not count).
+    params = '{"name": "echo", "arguments": {"x": "' + "y" * (5 * MB) + '", "id": 99}}'
+    line = '{"method": "tools/call", "params": ' + params + ', "jsonrpc": "2.0", "id": 9}'
+    _send_raw(server.stdin, line + "\n")
+    _send(server.stdin, _request(10, "tools/call", _calculate("6*7")))
+    refusal = _receive(server.stdout)
+    assert refusal["id"] == 9
+    assert refusal["error"]["message"].startswith("request too large")
+    answer = _receive(server.stdout)
+    assert (answer["id"], answer["result"]["content"][0]["text"]) == (10, "42")
+
+
+def test_oversized_line_with_its_id_in_the_middle_is_dropped(
+    server: subprocess.Popen[bytes],
+) -> None:
+    assert server.stdin is not None and server.stdout is not None
+    # Neither among the first members nor the last: it cannot be known without parsing it all.
+    line = '{"method": "tools/call", "params": {"x": "' + "y" * (5 * MB) + '"}, "id": 9, "z": {}}'
+    _send_raw(server.stdin, line + "\n")
     _send(server.stdin, _request(10, "tools/call", _calculate("6*7")))
     answer = _receive(server.stdout)  # no reply for id 9; the next request is answered
     assert (answer["id"], answer["result"]["content"][0]["text"]) == (10, "42")
+
+
+async def test_oversized_request_from_the_sdk_client_is_refused_not_left_waiting(
+    tmp_path: Path,
+) -> None:
+    # goalgraph's own client (the MCP SDK under ToolBox) writes the id last.
+    spec = McpServerSpec(
+        command=sys.executable, args=["-m", "goalgraph.tools.server", "--workspace", str(tmp_path)]
+    )
+    async with ToolBox.open({"goalgraph": spec}, start_timeout_s=60) as box:
+        args = {"path": "big.txt", "content": "x" * (5 * MB)}
+        result = await box.call("write_file", args, timeout_s=30)
+        assert result.error is not None
+        assert "request too large: over 4194304 bytes" in result.error
+        assert result.elapsed_s < 10  # answered, not left to time out
+        assert not (tmp_path / "big.txt").exists()
+        assert (await box.call("calculator", {"expression": "6*7"})).content == "42"
 
 
 def test_request_just_under_the_bound_is_served(
@@ -134,3 +173,12 @@ def _receive(stream: IO[bytes]) -> dict[str, Any]:
 def _status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines()
     return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def test_trailing_members_are_the_object_s_own() -> None:
+    sdk = b'{"method":"tools/call","params":{"x":"yyy"},"jsonrpc":"2.0","id":3}\n'
+    assert _trailing_members(sdk[-30:]) == {"jsonrpc": "2.0", "id": 3}
+    assert _trailing_members(b'yyy", "id": "req-7"}\r\n') == {"id": "req-7"}
+    assert _trailing_members(b'yyy", "params": {"id": 5}}') == {}  # nested in the params
+    assert _trailing_members(b'"q\\", \\"id\\": 7"}') == {}  # inside a string
+    assert _trailing_members(b'yyy", "id": 3') == {}  # no closing brace: cut short
