@@ -114,7 +114,7 @@ def _database_path(ws: Workspace, database: str) -> tuple[Path, tuple[int, int]]
         raise SqliteQueryError(str(exc)) from None
     if path.is_dir():
         raise SqliteQueryError(f"{database!r} is a folder, not a database file")
-    if not path.is_file():
+    if not path.exists():  # a FIFO or device exists: open_file says what it is
         raise SqliteQueryError(f"no such database: {database!r}{ws.nearby(path, 'file')}")
     try:
         with ws.open_file(database) as opened:

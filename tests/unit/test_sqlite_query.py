@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import sqlite3
 import time
@@ -151,10 +152,12 @@ def test_two_statements_are_refused(ws: Workspace) -> None:
         ("missing.db", "no such database: 'missing.db'"),
         ("data", "'data' is a folder, not a database file"),
         ("notes.txt", "'notes.txt' is not a SQLite database"),
+        ("pipe.db", "'pipe.db' is not a regular file (a FIFO); only regular files are read"),
     ],
 )
 def test_bad_database_paths(ws: Workspace, tmp_path: Path, database: str, message: str) -> None:
     (ws.root / "link.db").symlink_to(tmp_path / "outside.db")
+    os.mkfifo(ws.root / "pipe.db")  # refused at once, never opened for a blocking read
     (ws.root / "notes.txt").write_text("just some text, long enough to have a header", "utf-8")
     with pytest.raises(SqliteQueryError) as caught:
         query(ws, database.format(outside=tmp_path / "outside.db"), "SELECT * FROM fruit")
