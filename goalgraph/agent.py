@@ -380,7 +380,9 @@ class Agent:
                 raise ValueError(
                     f"thread {thread_id!r} is waiting for approval: pass approve=True or False"
                 )
-            return Command(resume={"approve": approve, "reason": reason})
+            # By id: parallel steps may each wait for approval; one decision answers one.
+            waiting = snapshot.interrupts[0]
+            return Command(resume={waiting.id: {"approve": approve, "reason": reason}})
         if approve is not None:
             raise ValueError(f"thread {thread_id!r} is not waiting for approval")
         return None  # Continue from the last checkpoint (after a crash), or no-op when finished.
@@ -421,15 +423,19 @@ class Agent:
         graph_input: Any,
         config: RunnableConfig,
     ) -> AsyncIterator[AgentEvent]:
-        """Stream the graph and yield the events of each node's update."""
-        plan: list[Any] = []
-        async for chunk in graph.astream(graph_input, config, stream_mode="updates"):
+        """Stream the graph and yield the events of each node's update, the nodes of parallel
+        steps' branches (subgraphs) included."""
+        plans: dict[tuple[str, ...], list[Any]] = {}
+        async for item in graph.astream(graph_input, config, stream_mode="updates", subgraphs=True):
+            namespace, chunk = cast(tuple[tuple[str, ...], dict[str, Any]], item)
             for node, update in chunk.items():
                 if node == "__interrupt__" or not isinstance(update, dict):
                     continue
+                # A branch starts from the run's plan; its reflect reports its step's change.
+                plan = plans.get(namespace) or plans.get((), [])
                 for event in events_from_update(node, update, plan):
                     yield event
-                plan = update.get("plan") or plan
+                plans[namespace] = update.get("plan") or plan
 
     def _result(self, thread_id: str, snapshot: Any) -> RunResult:
         """Return the result that a thread's latest checkpoint ``snapshot`` holds."""

@@ -7,25 +7,30 @@ START → plan → think → safety_check ─allow→ act → reflect ─continu
                   ├─step_done / final_answer────────→ reflect ─end→ summarize_memory → END
                   └─context over budget→ summarize_memory → think
 ```
+
+With ``limits.max_parallel_steps`` above 1, wherever the run would go on to think about the next
+step (after plan, replan, a completed step, or a join) and several steps are ready, it fans out
+instead: ``Send`` runs each ready step in a ``branch`` subgraph (``goalgraph.nodes.branch``),
+and ``join`` merges them before the steps that depend on them.
 """
 
 from __future__ import annotations
 
-import functools
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
+from langgraph.types import Send
 
 from goalgraph.nodes.act import make_act_node
-from goalgraph.nodes.common import new_counters
+from goalgraph.nodes.branch import fan_out, make_branch_node
+from goalgraph.nodes.common import Node, timed
+from goalgraph.nodes.join import make_join_node
 from goalgraph.nodes.plan import make_plan_node
 from goalgraph.nodes.reflect import make_reflect_node
 from goalgraph.nodes.replan import make_replan_node
@@ -39,7 +44,9 @@ from goalgraph.state import AgentState, InputState, OutputState
 __all__ = [
     "NODES",
     "build_graph",
+    "fanning_out",
     "graph",
+    "route_after_join",
     "route_after_plan",
     "route_after_reflect",
     "route_after_replan",
@@ -49,8 +56,6 @@ __all__ = [
 ]
 
 NODES = ("plan", "think", "safety_check", "act", "reflect", "replan", "summarize_memory")
-
-Node = Callable[[AgentState, RunnableConfig], Awaitable[dict[str, Any]]]
 
 
 def _running(state: AgentState) -> bool:
@@ -98,18 +103,30 @@ def route_after_summary(state: AgentState) -> str:
     return "think" if _running(state) else END
 
 
-def _timed(node: Node) -> Node:
-    """Add the node's wall time to ``counters.elapsed_s`` (the time limit's clock)."""
+def route_after_join(state: AgentState) -> str:
+    """After parallel steps: replan a failed one, wrap up an ended run, or think on."""
+    if state.get("route") == "replan" and _running(state):
+        return "replan"
+    if state.get("route") == "end" or not _running(state):
+        return "summarize_memory"
+    return "think"
 
-    @functools.wraps(node)
-    async def timed(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        started = time.perf_counter()
-        update = await node(state, config)
-        counters = dict(update.get("counters") or state.get("counters") or new_counters())
-        counters["elapsed_s"] = round(counters["elapsed_s"] + time.perf_counter() - started, 4)
-        return {**update, "counters": counters}
 
-    return timed
+def fanning_out(
+    route: Callable[[AgentState], str], res: AgentResources
+) -> Callable[[AgentState], str | list[Send]]:
+    """Wrap ``route`` so that where it goes on to a new step's ``think``, several ready steps
+    go to ``branch`` side by side instead (``fan_out``); a retry on the same step does not."""
+
+    def routed(state: AgentState) -> str | list[Send]:
+        target = route(state)
+        if target == "think" and state.get("route", "") in ("", "next"):
+            return fan_out(state, res) or target
+        return target
+
+    routed.__name__ = route.__name__
+    routed.__doc__ = route.__doc__
+    return routed
 
 
 def build_graph(
@@ -146,19 +163,34 @@ def build_graph(
         "replan": make_replan_node,
         "summarize_memory": make_summarize_memory_node,
     }
+    nodes: dict[str, Node] = {name: factories[name](res) for name in NODES}
     for name in NODES:
-        builder.add_node(name, cast(Any, _timed(factories[name](res))))
+        builder.add_node(name, cast(Any, timed(nodes[name])))
+    builder.add_node("branch", cast(Any, make_branch_node(res, nodes)))
+    builder.add_node("join", cast(Any, timed(make_join_node(res))))
     builder.add_edge(START, "plan")
-    builder.add_conditional_edges("plan", route_after_plan, ["think", "summarize_memory"])
+    builder.add_conditional_edges(
+        "plan", fanning_out(route_after_plan, res), ["think", "branch", "summarize_memory"]
+    )
     builder.add_conditional_edges(
         "think", route_after_think, ["safety_check", "reflect", "summarize_memory"]
     )
     builder.add_conditional_edges("safety_check", route_after_safety, ["act", "reflect"])
     builder.add_edge("act", "reflect")
     builder.add_conditional_edges(
-        "reflect", route_after_reflect, ["think", "replan", "summarize_memory"]
+        "reflect",
+        fanning_out(route_after_reflect, res),
+        ["think", "branch", "replan", "summarize_memory"],
     )
-    builder.add_conditional_edges("replan", route_after_replan, ["think", "summarize_memory"])
+    builder.add_conditional_edges(
+        "replan", fanning_out(route_after_replan, res), ["think", "branch", "summarize_memory"]
+    )
+    builder.add_edge("branch", "join")
+    builder.add_conditional_edges(
+        "join",
+        fanning_out(route_after_join, res),
+        ["think", "branch", "replan", "summarize_memory"],
+    )
     builder.add_conditional_edges("summarize_memory", route_after_summary, ["think", END])
     compiled = builder.compile(checkpointer=checkpointer, store=store, name="goalgraph")
     compiled.resources = res  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ __all__ = [
     "fallback_plan",
     "next_step_id",
     "plan_schema",
+    "ready_steps",
     "render_plan",
     "restated_as_action",
     "steps_from_output",
@@ -241,6 +242,17 @@ def next_step_id(plan: Sequence[PlanStep]) -> int | None:
         if step["status"] == "pending" and all(dep in done for dep in step["depends_on"]):
             return step["id"]
     return None
+
+
+def ready_steps(plan: Sequence[PlanStep]) -> list[int]:
+    """Return every pending step whose dependencies are all done, in plan order: the steps that
+    may run side by side (``next_step_id`` is the first of them)."""
+    done = {step["id"] for step in plan if step["status"] == "done"}
+    return [
+        step["id"]
+        for step in plan
+        if step["status"] == "pending" and all(dep in done for dep in step["depends_on"])
+    ]
 
 
 def render_plan(plan: Sequence[PlanStep], current: int | None = None) -> str:

@@ -295,6 +295,12 @@ class LimitsSpec(_Section):
     """Seconds one tool call may take before it becomes an error observation."""
     max_goal_chars: int = Field(default=4000, gt=0)
     """Longest goal accepted; put long material in a workspace file and refer to it."""
+    max_parallel_steps: int = Field(default=1, gt=0)
+    """Most plan steps worked on at once: steps whose dependencies are all done run side by side,
+    each through its own think, safety_check, act and reflect, and join before the steps that
+    depend on them. 1 (the default) works through the plan one step at a time: a small model's
+    ``depends_on`` often leaves out a real dependency, and the model generates one turn at a
+    time anyway, so only tools that wait (network, slow programs) gain from more."""
 
 
 class SafetySpec(_Section):

@@ -17,7 +17,9 @@ __all__ = [
     "MAX_OBSERVATIONS",
     "ActionKind",
     "AgentState",
+    "BranchResult",
     "Counters",
+    "Fork",
     "InputState",
     "Observation",
     "OutputState",
@@ -26,6 +28,7 @@ __all__ = [
     "RunStatus",
     "StepStatus",
     "Verdict",
+    "add_results",
     "keep_recent",
 ]
 
@@ -131,6 +134,71 @@ def keep_recent(current: list[Observation], new: list[Observation]) -> list[Obse
     return (current + new)[-MAX_OBSERVATIONS:]
 
 
+class Fork(TypedDict):
+    """What a branch (one plan step worked on beside others) started from."""
+
+    key: str
+    """Names the fan-out, unique within the run: its branches share one in-flight ledger."""
+    step_id: int
+    """The step this branch works on."""
+    counters: Counters
+    """The run's counters when the branches started."""
+    call_counts: dict[str, int]
+    """The run's ``call_counts`` then."""
+    tool_counts: dict[str, int]
+    """The run's ``tool_counts`` then."""
+    failure_counts: dict[str, int]
+    """The run's ``failure_counts`` then."""
+    call_ids: list[str]
+    """Ids of the observations the branch started with (its own are the others)."""
+
+
+class BranchResult(TypedDict):
+    """How one branch ended, and what it used, for the join to merge into the run."""
+
+    key: str
+    """The fan-out it belonged to."""
+    step: PlanStep
+    """Its step, with the status, result and attempts the branch left it with."""
+    route: str
+    """Its reflect's last decision: ``next`` (step done), ``replan`` or ``end``."""
+    status: RunStatus
+    """``running`` unless the branch ended the run (final answer, limit, no progress)."""
+    status_reason: str
+    """Why, when it ended the run."""
+    answer: str | None
+    """A final answer the branch gave."""
+    feedback: str
+    """Its latest failure or block reason."""
+    used: Counters
+    """What it added to the run's counters (``elapsed_s``: its own work time)."""
+    call_counts: dict[str, int]
+    """Runs of each exact call it made."""
+    tool_counts: dict[str, int]
+    """Runs of each tool it made."""
+    failure_counts: dict[str, int]
+    """Failures it saw."""
+    call_times: list[float]
+    """When its calls ran."""
+    stalled: int
+    """Its failed attempts since its step last made progress (0 once the step is done)."""
+    tainted_by: str | None
+    """Why its tool output tainted the run, if it did."""
+    observations: list[Observation]
+    """Its tool outcomes."""
+    messages: list[AnyMessage]
+    """Its tool calls and results, as chat messages."""
+    proposed_action: ProposedAction | None
+    """Its last action (replan reads the failed call from it)."""
+    verdict: Verdict | None
+    """The verdict on that action."""
+
+
+def add_results(current: list[BranchResult], new: list[BranchResult]) -> list[BranchResult]:
+    """Append the results of branches that ran side by side (each adds its own)."""
+    return [*(current or []), *(new or [])]
+
+
 class InputState(TypedDict):
     """What a caller supplies to start a run."""
 
@@ -201,3 +269,7 @@ class AgentState(TypedDict):
     been seen in the run: the no-progress check."""
     stalled_attempts: NotRequired[int]
     """Failed attempts since a plan step was last completed: the no-progress check."""
+    fork: NotRequired[Fork | None]
+    """Inside a branch: what it started from; ``None`` in the main line of the run."""
+    branch_results: NotRequired[Annotated[list[BranchResult], add_results]]
+    """Results of the branches that ran side by side, until the join merges them."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from goalgraph.resources import AgentResources
 
 __all__ = [
+    "Node",
     "bump",
     "current_step",
     "goal_problem",
@@ -23,9 +26,27 @@ __all__ = [
     "recall_for",
     "remember_for",
     "thread_id_of",
+    "timed",
 ]
 
 log = logging.getLogger(__name__)
+
+Node = Callable[[AgentState, RunnableConfig], Awaitable[dict[str, Any]]]
+"""A graph node: the state and the run's config in, a state update out."""
+
+
+def timed(node: Node) -> Node:
+    """Add the node's wall time to ``counters.elapsed_s`` (the time limit's clock)."""
+
+    @functools.wraps(node)
+    async def timed_node(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        started = time.perf_counter()
+        update = await node(state, config)
+        counters = dict(update.get("counters") or state.get("counters") or new_counters())
+        counters["elapsed_s"] = round(counters["elapsed_s"] + time.perf_counter() - started, 4)
+        return {**update, "counters": counters}
+
+    return timed_node
 
 
 def new_counters() -> Counters:

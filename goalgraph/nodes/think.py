@@ -36,6 +36,7 @@ __all__ = [
     "STEP_DONE",
     "action_from_message",
     "limit_reached",
+    "limit_stop",
     "make_think_node",
     "step_messages",
 ]
@@ -78,6 +79,17 @@ def limit_reached(state: AgentState, res: AgentResources) -> str | None:
     if counters.get("elapsed_s", 0.0) >= limits.max_seconds:
         return f"time limit reached ({limits.max_seconds:g} s of work, limits.max_seconds)"
     return None
+
+
+def limit_stop(state: AgentState, res: AgentResources) -> dict[str, Any] | None:
+    """Return the update that ends the run at an exhausted limit (``limit_reached``), or
+    ``None`` while the run may go on."""
+    limit = limit_reached(state, res)
+    if not limit:
+        return None
+    last = state.get("feedback")
+    reason = f"{limit}; last problem: {last}" if last else limit
+    return {"status": "stopped_limit", "status_reason": reason, "route": "end"}
 
 
 def action_from_message(message: BaseMessage) -> ProposedAction | None:
@@ -178,11 +190,9 @@ def make_think_node(res: AgentResources) -> Any:
         """Check the limits, then ask the model for exactly one action."""
         if len(state.get("messages") or []) > res.spec.memory.window_messages:
             return {"route": "compact"}
-        limit = limit_reached(state, res)
-        if limit:
-            last = state.get("feedback")
-            reason = f"{limit}; last problem: {last}" if last else limit
-            return {"status": "stopped_limit", "status_reason": reason, "route": "end"}
+        stop = limit_stop(state, res)
+        if stop is not None:
+            return stop
         toolset = await res.toolset()
         profile = await res.aprofile()
         instructions, choices, tool_choice = _choices(
