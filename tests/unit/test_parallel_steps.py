@@ -257,3 +257,11 @@ def test_the_in_flight_ledger_counts_only_earlier_reservations_of_siblings():
     ledger.drop("f")
     assert ledger.before("f", 2, second + 10).steps == 0
 
+
+def test_the_parallel_steps_benchmark_runs_in_quick_mode(capsys):
+    from helpers import load_benchmark
+
+    result = load_benchmark("parallel_steps").main(["--quick"])
+    assert [row["k"] for row in result["results"]] == [2, 4]
+    assert all(row["ratio"] > 0 for row in result["results"])  # no timing threshold on a CI box
+    assert "speed-up: k=2" in capsys.readouterr().out
