@@ -111,7 +111,8 @@ def report(items: Sequence[Item]) -> str:
         f"({sum(i.label == 'injection' for i in items)} injections, "
         f"{sum(i.label == 'benign' for i in items)} benign texts). The patterns were improved "
         "looking at the `tuning` split only; `heldout` was measured once they were done (one "
-        "pattern bug its false positives showed was fixed afterwards: see the README).",
+        "pattern bug its false positives showed was fixed afterwards: see "
+        "docs/tools-and-safety.md).",
         "",
         *markdown(["split", "injections detected", "benign texts flagged"], summary_rows(items)),
         "",

@@ -1893,7 +1893,10 @@ def _cell(text: str) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    """Print every case by class, then the summary per class (Markdown, as in the README)."""
+    """Print every case by class, then the summary per class (Markdown, as in the docs).
+
+    The summary is the table in docs/tools-and-safety.md.
+    """
     print("| class | # | kind | case | expected | got | pass |")
     print("|---|---|---|---|---|---|---|")
     for number, row in enumerate(rows, 1):

@@ -323,7 +323,7 @@ def _ratio(rows: Sequence[dict[str, Any]], mode: str) -> float:
 
 
 def summary_line(result: dict[str, Any]) -> str:
-    """Return the one-line result, for the README."""
+    """Return the one-line result, for docs/evaluation.md."""
     rows = {(r["system"], r["checkpointer"]): r for r in result["results"]}
     ours, theirs = rows["goalgraph", "sqlite"], rows["react", "sqlite"]
     return (

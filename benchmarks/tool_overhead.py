@@ -381,7 +381,7 @@ def summarize(variant: Variant, baseline: Sequence[float]) -> dict[str, Any]:
 
 
 def summary_line(result: dict[str, Any]) -> str:
-    """Return the one-line result, for the README."""
+    """Return the one-line result, for docs/evaluation.md."""
     rows = {r["variant"]: r for r in result["results"]}
     direct, stack = rows["direct"], rows["agent-sqlite"]
     return (

@@ -220,8 +220,8 @@ class PythonToolSpec(_Section):
     allow_unisolated: bool = False
     """Where Linux namespaces are unavailable, run snippets anyway, as the server's user with only
     resource limits, a seccomp filter and an audit hook: a determined snippet can escape that
-    (see the README's sandbox modes), so it is logged as a warning and the tool's description
-    says so. Off: the python tool refuses every call there, saying why."""
+    (see the sandbox's modes in docs/tools-and-safety.md), so it is logged as a warning and the
+    tool's description says so. Off: the python tool refuses every call there, saying why."""
 
 
 class HttpToolSpec(_Section):
