@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import TOOLS
 from helpers import free_port, stop_process
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -19,7 +20,6 @@ from test_serve_tasks import WAIT_S, create, served, settled, sse_events, wait_f
 
 from goalgraph import AgentSpec, Team
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
-from tests.conftest import TOOLS
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "teams"
 AGENTS = {

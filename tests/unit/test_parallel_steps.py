@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from conftest import TOOLS
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -17,7 +18,6 @@ from goalgraph import Agent, AgentSpec
 from goalgraph.inflight import InFlight
 from goalgraph.plan import ready_steps
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, step_done, tool_call
-from tests.conftest import TOOLS
 
 SPANS: dict[str, tuple[float, float]] = {}
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TOOLS
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from goalgraph import AgentSpec, SpecError, Team
 from goalgraph.audit import AuditLog
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
-from tests.conftest import TOOLS
 
 AGENTS = {
     "researcher": {"description": "computes and looks things up", "instructions": "Find facts."},
