@@ -175,12 +175,13 @@ def _table(data: Mapping[str, Any]) -> list[str]:
 
 def _write(out_dir: Path, data: Mapping[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = out_dir / f"profile_rules_{Path(data['model']).name}"
-    stem.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
+    # Not Path.with_suffix: a model name such as "qwen2.5-coder-0.5b" has a dot of its own.
+    stem = f"profile_rules_{Path(data['model']).name}"
+    (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
     lines = _table(data)
-    md = [f"# {lines[0]}", "", f"Reproduce: `{data['command']}`", "", *lines[2:]]
-    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
-    print(f"wrote {stem}.json and .md", file=sys.stderr)
+    md = [f"# {lines[0]}", "", f"Reproduce: `{data['command']}`", "", "```", *lines[2:], "```"]
+    (out_dir / f"{stem}.md").write_text("\n".join(md) + "\n")
+    print(f"wrote {out_dir / stem}.json and .md", file=sys.stderr)
 
 
 if __name__ == "__main__":
