@@ -87,6 +87,7 @@ from goalgraph.safety import (
 from goalgraph.spec import AgentSpec, McpServerSpec, PythonToolSpec, SafetySpec
 from goalgraph.tools.html_text import TIME_NOTE
 from goalgraph.tools.sandbox import SNIPPET_OUTPUT
+from goalgraph.tools.sandbox_seccomp import PROBE_SYSCALLS, probe_snippet
 from goalgraph.tools.toolbox import ToolBox, ToolResult
 
 SECRET = "s3cr3t-token-for-the-suite"
@@ -403,34 +404,11 @@ async def _opted_in_says_so(env: Env) -> Outcome:
 
 
 # System call numbers of calls the seccomp filter refuses (and getpid, which it allows).
-SYSCALLS = {
-    "x86_64": {"io_uring_setup": 425, "keyctl": 250, "ptrace": 101, "bpf": 321, "unshare": 272,
-               "perf_event_open": 298, "userfaultfd": 323, "getpid": 39},
-    "aarch64": {"io_uring_setup": 425, "keyctl": 219, "ptrace": 117, "bpf": 280, "unshare": 97,
-                "perf_event_open": 241, "userfaultfd": 282, "getpid": 172},
-}  # fmt: skip
-
-
 async def _seccomp(env: Env) -> Outcome:
-    numbers = SYSCALLS.get(platform.machine())
+    numbers = PROBE_SYSCALLS.get(platform.machine())
     if numbers is None:
         raise Skipped(f"no system call table for {platform.machine()}")
-    # A child interpreter has no audit hook, so it may use ctypes: only the filter refuses.
-    child = (
-        "import ctypes, json\n"
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "params = ctypes.create_string_buffer(120)\n"
-        f"numbers = {numbers!r}\n"
-        "args = {'io_uring_setup': (1, params), 'keyctl': (0, -1, 0), 'ptrace': (0, 0, 0, 0),\n"
-        "    'bpf': (0, 0, 0), 'unshare': (0x10000000,), 'userfaultfd': (0,), 'getpid': (),\n"
-        "    'perf_event_open': (params, 0, -1, -1, 0)}\n"
-        "seen = {}\n"
-        "for name, number in numbers.items():\n"
-        "    ctypes.set_errno(0)\n"
-        "    seen[name] = (libc.syscall(number, *args[name]), ctypes.get_errno())\n"
-        "print(json.dumps(seen))\n"
-    )
-    code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-I', '-S', '-c', {child!r}])"
+    code = probe_snippet(numbers)
     result = await env.main.call("python", {"code": code})
     try:
         seen = json.loads(result.content)

@@ -24,7 +24,13 @@ import errno
 import functools
 from typing import Any
 
-__all__ = ["DENIED_SYSCALLS", "seccomp_rules", "seccomp_support"]
+__all__ = [
+    "DENIED_SYSCALLS",
+    "PROBE_SYSCALLS",
+    "probe_snippet",
+    "seccomp_rules",
+    "seccomp_support",
+]
 
 DENIED_SYSCALLS = (
     # io_uring: a second system call interface that seccomp cannot see into.
@@ -139,3 +145,36 @@ def seccomp_support() -> tuple[str | None, str]:
     except (OSError, RuntimeError) as exc:  # pyseccomp loads libseccomp when imported
         return None, f"libseccomp is unavailable ({exc}); install libseccomp2"
     return str(pyseccomp.__file__), ""
+
+
+PROBE_SYSCALLS = {
+    "x86_64": {"io_uring_setup": 425, "keyctl": 250, "ptrace": 101, "bpf": 321, "unshare": 272,
+               "perf_event_open": 298, "userfaultfd": 323, "getpid": 39},
+    "aarch64": {"io_uring_setup": 425, "keyctl": 219, "ptrace": 117, "bpf": 280, "unshare": 97,
+                "perf_event_open": 241, "userfaultfd": 282, "getpid": 172},
+}  # fmt: skip
+"""System call numbers ``probe_snippet`` tries, per machine: calls the filter must refuse, and
+``getpid``, which it must let through."""
+
+
+def probe_snippet(numbers: dict[str, int]) -> str:
+    """Return a python-tool snippet that makes each call of ``numbers`` in a child interpreter
+    and prints ``{name: [result, errno]}`` as JSON (a refused call reads ``[-1, 1]``, EPERM).
+
+    A child interpreter has no audit hook, so it may use ctypes: only the filter refuses.
+    """
+    child = (
+        "import ctypes, json\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "params = ctypes.create_string_buffer(120)\n"
+        f"numbers = {numbers!r}\n"
+        "args = {'io_uring_setup': (1, params), 'keyctl': (0, -1, 0), 'ptrace': (0, 0, 0, 0),\n"
+        "    'bpf': (0, 0, 0), 'unshare': (0x10000000,), 'userfaultfd': (0,), 'getpid': (),\n"
+        "    'perf_event_open': (params, 0, -1, -1, 0)}\n"
+        "seen = {}\n"
+        "for name, number in numbers.items():\n"
+        "    ctypes.set_errno(0)\n"
+        "    seen[name] = (libc.syscall(number, *args[name]), ctypes.get_errno())\n"
+        "print(json.dumps(seen))\n"
+    )
+    return f"import subprocess, sys\nsubprocess.run([sys.executable, '-I', '-S', '-c', {child!r}])"

@@ -29,6 +29,7 @@ from goalgraph.tools.sandbox import (
     run_python,
     sandbox_capabilities,
 )
+from goalgraph.tools.sandbox_seccomp import PROBE_SYSCALLS, probe_snippet
 from goalgraph.tools.toolbox import ToolBox
 
 pytestmark = pytest.mark.timeout(60)
@@ -323,35 +324,12 @@ def test_the_host_s_etc_and_name_are_not_shown() -> None:
 
 
 # System call numbers of the calls the seccomp filter refuses (and getpid, which it allows).
-SYSCALLS = {
-    "x86_64": {"io_uring_setup": 425, "keyctl": 250, "ptrace": 101, "bpf": 321, "unshare": 272,
-               "perf_event_open": 298, "userfaultfd": 323, "getpid": 39},
-    "aarch64": {"io_uring_setup": 425, "keyctl": 219, "ptrace": 117, "bpf": 280, "unshare": 97,
-                "perf_event_open": 241, "userfaultfd": 282, "getpid": 172},
-}  # fmt: skip
-
-
 @needs_namespaces
 @needs_seccomp
-@pytest.mark.skipif(os.uname().machine not in SYSCALLS, reason="no syscall table for this arch")
+@pytest.mark.skipif(os.uname().machine not in PROBE_SYSCALLS, reason="no syscall table here")
 def test_seccomp_refuses_kernel_surface_even_without_the_audit_hook() -> None:
-    # A child interpreter has no audit hook, so it may use ctypes: only the filter refuses.
-    numbers = SYSCALLS[os.uname().machine]
-    child = (
-        "import ctypes, json\n"
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "params = ctypes.create_string_buffer(120)\n"
-        f"numbers = {numbers!r}\n"
-        "args = {'io_uring_setup': (1, params), 'keyctl': (0, -1, 0), 'ptrace': (0, 0, 0, 0),\n"
-        "    'bpf': (0, 0, 0), 'unshare': (0x10000000,), 'userfaultfd': (0,), 'getpid': (),\n"
-        "    'perf_event_open': (params, 0, -1, -1, 0)}\n"
-        "seen = {}\n"
-        "for name, number in numbers.items():\n"
-        "    ctypes.set_errno(0)\n"
-        "    seen[name] = (libc.syscall(number, *args[name]), ctypes.get_errno())\n"
-        "print(json.dumps(seen))\n"
-    )
-    code = f"import subprocess, sys\nsubprocess.run([sys.executable, '-I', '-S', '-c', {child!r}])"
+    numbers = PROBE_SYSCALLS[os.uname().machine]
+    code = probe_snippet(numbers)
     result = run_python(code, LIMITS)
     assert result.ok, result.output
     seen = json.loads(result.output)
