@@ -100,8 +100,9 @@ def events_from_update(
         if action["thought"]:
             events.append(AgentEvent("thought", node, {"thought": action["thought"]}))
         if action["kind"] == "tool":
-            events.append(
-                AgentEvent("tool_call", node, {"tool": action["tool"], "args": action["args"]})
+            events.extend(
+                AgentEvent("tool_call", node, {"tool": a["tool"], "args": a["args"]})
+                for a in [action, *(update.get("parallel_actions") or [])]
             )
         else:
             events.append(
@@ -110,7 +111,10 @@ def events_from_update(
     if node == "think" and not action and update.get("feedback"):
         events.append(AgentEvent("note", node, {"text": update["feedback"]}))
     if node == "safety_check" and update.get("verdict"):
-        events.append(AgentEvent("verdict", node, dict(update["verdict"])))
+        events.extend(
+            AgentEvent("verdict", node, dict(verdict))
+            for verdict in [update["verdict"], *(update.get("parallel_verdicts") or [])]
+        )
     if node == "act":
         events.extend(
             AgentEvent("observation", node, dict(o)) for o in update.get("observations", [])

@@ -29,7 +29,7 @@ from langgraph.types import Send
 
 from goalgraph.nodes.act import make_act_node
 from goalgraph.nodes.branch import fan_out, make_branch_node
-from goalgraph.nodes.common import Node, timed
+from goalgraph.nodes.common import Node, any_allowed, timed
 from goalgraph.nodes.join import make_join_node
 from goalgraph.nodes.plan import make_plan_node
 from goalgraph.nodes.reflect import make_reflect_node
@@ -78,9 +78,8 @@ def route_after_think(state: AgentState) -> str:
 
 
 def route_after_safety(state: AgentState) -> str:
-    """Run an allowed call; let reflect account for a blocked one."""
-    verdict = state.get("verdict")
-    return "act" if verdict is not None and verdict["decision"] == "allow" else "reflect"
+    """Run the allowed calls; let reflect account for a turn whose calls were all blocked."""
+    return "act" if any_allowed(state) else "reflect"
 
 
 def route_after_reflect(state: AgentState) -> str:

@@ -20,6 +20,7 @@ from goalgraph.tools.hints import ARITHMETIC
 __all__ = [
     "CALL_INSTRUCTIONS",
     "FINISH_INSTRUCTIONS",
+    "PARALLEL_CALLS",
     "PLAN_INSTRUCTIONS",
     "PLAN_SCOPE",
     "REPLAN_INSTRUCTIONS",
@@ -53,6 +54,11 @@ THINK_INSTRUCTIONS = """You are goalgraph, an agent that reaches goals by callin
 Work on the current step only. Call one tool that does it.
 If the step is already finished, call step_done with its result.
 If the goal is reached, call final_answer with the answer."""
+
+PARALLEL_CALLS = """
+When the step needs several calls that do not depend on each other, make them all at once."""
+"""Added to the think instructions when a turn may propose several tool calls
+(``limits.max_parallel_calls`` above 1)."""
 
 FINISH_INSTRUCTIONS = """You are goalgraph. Every step of the plan is done.
 Call final_answer with the answer to the goal, using the results below."""

@@ -301,6 +301,11 @@ class LimitsSpec(_Section):
     depend on them. 1 (the default) works through the plan one step at a time: a small model's
     ``depends_on`` often leaves out a real dependency, and the model generates one turn at a
     time anyway, so only tools that wait (network, slow programs) gain from more."""
+    max_parallel_calls: int = Field(default=1, gt=0)
+    """Most tool calls one think turn may propose at once (OpenAI's ``parallel_tool_calls``;
+    BFCL's "parallel" shape, e.g. the weather in two cities). Each call passes safety_check on
+    its own, and the allowed ones run at the same time. 1 (the default) asks the model for one
+    call per turn, which small models get right more often."""
 
 
 class SafetySpec(_Section):

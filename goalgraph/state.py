@@ -236,6 +236,12 @@ class AgentState(TypedDict):
     """think's latest decision, checked by safety_check before act runs it."""
     verdict: NotRequired[Verdict | None]
     """safety_check's decision on ``proposed_action``."""
+    parallel_actions: NotRequired[list[ProposedAction]]
+    """Further tool calls the same think turn proposed beside ``proposed_action`` (with
+    ``limits.max_parallel_calls`` above 1): each is checked on its own, and the allowed ones run
+    together with it."""
+    parallel_verdicts: NotRequired[list[Verdict]]
+    """safety_check's decisions on ``parallel_actions``, in the same order."""
     observations: NotRequired[Annotated[list[Observation], keep_recent]]
     """The most recent tool outcomes (bounded)."""
     status: NotRequired[RunStatus]

@@ -29,7 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
 from goalgraph.inflight import inflight_of
-from goalgraph.nodes.common import Node, new_counters, thread_id_of, timed
+from goalgraph.nodes.common import Node, any_allowed, new_counters, thread_id_of, timed
 from goalgraph.nodes.think import limit_stop
 from goalgraph.plan import ready_steps
 from goalgraph.resources import AgentResources
@@ -72,6 +72,8 @@ def branch_input(state: AgentState, step_id: int, key: str) -> dict[str, Any]:
         "current_step": step_id,
         "proposed_action": None,
         "verdict": None,
+        "parallel_actions": [],
+        "parallel_verdicts": [],
         "observations": observations,
         "status": "running",
         "status_reason": "",
@@ -124,34 +126,39 @@ def _spanning_think(res: AgentResources, think: Node) -> Node:
 
 
 def _spanning_safety_check(res: AgentResources, safety_check: Node) -> Node:
-    """Check a call against the branch's ledger plus its siblings' earlier calls (loop
+    """Check calls against the branch's ledger plus its siblings' earlier calls (loop
     detection, budgets, rate limit); a call that is not allowed gives its place back."""
 
     async def safety_check_in_branch(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         fork, action = state.get("fork"), state.get("proposed_action")
         assert fork is not None and action is not None and action["tool"] is not None
+        actions = [action, *(state.get("parallel_actions") or [])]
         ledger, name = inflight_of(res), fork_id(config, fork["key"])
-        signature = call_signature(action["tool"], action["args"], await res.tool_traits())
-        seq = ledger.reserve(
-            name,
-            fork["step_id"],
-            action["call_id"],
-            signature=signature,
-            tool=action["tool"],
-            at=time.time(),
-        )
-        others = ledger.before(name, fork["step_id"], seq)
+        traits = await res.tool_traits()
+        seqs = [
+            ledger.reserve(
+                name,
+                fork["step_id"],
+                proposed["call_id"],
+                signature=call_signature(proposed["tool"] or "", proposed["args"], traits),
+                tool=proposed["tool"] or "",
+                at=time.time(),
+            )
+            for proposed in actions
+        ]
+        others = ledger.before(name, fork["step_id"], seqs[0])
         view = {
             **state,
             "call_counts": dict(others.call_counts + _counter(state.get("call_counts"))),
             "tool_counts": dict(others.tool_counts + _counter(state.get("tool_counts"))),
             "call_times": [*(state.get("call_times") or []), *others.call_times],
         }
-        # An approval interrupt leaves the place reserved: the call may still run.
+        # An approval interrupt leaves the places reserved: the calls may still run.
         update = await safety_check(AgentState(**view), config)  # type: ignore[typeddict-item]
-        verdict = update.get("verdict")
-        if verdict is None or verdict["decision"] != "allow":
-            ledger.release(name, fork["step_id"], action["call_id"])
+        verdicts = [update.get("verdict"), *(update.get("parallel_verdicts") or [])]
+        for proposed, verdict in zip(actions, verdicts, strict=False):
+            if verdict is None or verdict["decision"] != "allow":
+                ledger.release(name, fork["step_id"], proposed["call_id"])
         return update
 
     return safety_check_in_branch
@@ -219,8 +226,7 @@ def _after_think(state: AgentState) -> str:
 
 
 def _after_safety(state: AgentState) -> str:
-    verdict = state.get("verdict")
-    return "act" if verdict is not None and verdict["decision"] == "allow" else "reflect"
+    return "act" if any_allowed(state) else "reflect"
 
 
 def _after_reflect(state: AgentState) -> str:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Node",
+    "any_allowed",
     "bump",
     "current_step",
     "goal_problem",
@@ -47,6 +48,12 @@ def timed(node: Node) -> Node:
         return {**update, "counters": counters}
 
     return timed_node
+
+
+def any_allowed(state: AgentState) -> bool:
+    """Tell whether safety_check allowed at least one of the turn's calls (act runs those)."""
+    verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
+    return any(v is not None and v["decision"] == "allow" for v in verdicts)
 
 
 def new_counters() -> Counters:

@@ -76,6 +76,8 @@ def make_join_node(res: AgentResources) -> Any:
             "messages": [m for result in results for m in result["messages"]],
             "proposed_action": None,
             "verdict": None,
+            "parallel_actions": [],
+            "parallel_verdicts": [],
             "feedback": "",
             "route": "next",
         }

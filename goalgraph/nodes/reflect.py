@@ -8,6 +8,9 @@ Rules, in order:
   else the model's profile), the run is ``done``; otherwise think is asked for ``final_answer``.
 * A successful tool call completes the current step when the step names that tool or no tool
   (one call per step, which suits small models); otherwise the agent continues on the step.
+* Several calls made in one turn (``limits.max_parallel_calls``) are judged together: if all
+  worked, they complete the step as one call would (the step's result lists each call's
+  output); if any failed, the turn is a failed attempt on the first failure.
 * A failure (tool error, block, denial, model failure) counts an attempt on the step; after
   ``limits.max_step_attempts`` the agent replans, unless the replan budget is spent.
 * Before that, a failure that shows the run makes no progress (``goalgraph.progress``: the same
@@ -28,7 +31,7 @@ from goalgraph.progress import failure_key, no_progress_reason
 from goalgraph.resources import AgentResources
 from goalgraph.risk import ToolTraits
 from goalgraph.safety import call_signature
-from goalgraph.state import AgentState, Observation, PlanStep
+from goalgraph.state import AgentState, Observation, PlanStep, ProposedAction, Verdict
 
 __all__ = ["make_reflect_node"]
 
@@ -131,46 +134,56 @@ def make_reflect_node(res: AgentResources) -> Any:
             if current_step(state.get("plan") or [], state.get("current_step")) is None:
                 return {"route": "continue", "feedback": "all steps are done: give final_answer"}
             return complete_step(state, action["text"] or "done")
-        verdict = state.get("verdict")
-        if verdict is not None and verdict["decision"] == "block":
-            error: str | None = verdict["reason"]
-            traits = await res.tool_traits()
-            if verdict.get("rule") == "loop":  # A failed call proposed again fails again.
-                error = _last_error(
-                    state.get("observations") or [], action["tool"], action["args"], traits
-                )
+        actions = [action, *(state.get("parallel_actions") or [])]
+        verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
+        observations = {o["call_id"]: o for o in state.get("observations") or []}
+        traits = await res.tool_traits()
+        failures = [
+            (proposed, failure)
+            for proposed, verdict in zip(actions, verdicts, strict=False)
+            if (failure := _failure(proposed, verdict, observations, traits)) is not None
+        ]
+        if failures:
+            proposed, (reason, error) = failures[0]
+            if len(failures) < len(actions):
+                reason += "; the other calls of that turn worked (their results are above)"
             return failed_attempt(
                 state,
-                f"{action['tool']} was blocked: {verdict['reason']}",
-                tool=action["tool"],
-                args=action["args"],
-                error=error or verdict["reason"],
-                path_args=_path_args(traits, action["tool"]),
-            )
-        observation = next(
-            (
-                o
-                for o in reversed(state.get("observations") or [])
-                if o["call_id"] == action["call_id"]
-            ),
-            None,
-        )
-        if observation is None or not observation["ok"]:
-            error = observation["content"] if observation else "the tool call left no result"
-            return failed_attempt(
-                state,
-                f"{action['tool']} failed: {error}",
-                tool=action["tool"],
-                args=action["args"],
+                reason,
+                tool=proposed["tool"],
+                args=proposed["args"],
                 error=error,
-                path_args=_path_args(await res.tool_traits(), action["tool"]),
+                path_args=_path_args(traits, proposed["tool"]),
             )
         step = current_step(state.get("plan") or [], state.get("current_step"))
-        if step is not None and step["tool"] in (None, action["tool"]):
-            return complete_step(state, observation["content"])
+        if step is not None and step["tool"] in (None, *(a["tool"] for a in actions)):
+            results = [observations[a["call_id"]] for a in actions]
+            if len(results) == 1:
+                return complete_step(state, results[0]["content"])
+            return complete_step(state, "\n".join(f"{o['tool']}: {o['content']}" for o in results))
         return {"route": "continue", "feedback": ""}
 
     return reflect
+
+
+def _failure(
+    action: ProposedAction,
+    verdict: Verdict | None,
+    observations: Mapping[str, Observation],
+    traits: Mapping[str, ToolTraits],
+) -> tuple[str, str] | None:
+    """Return why a tool call failed and the error that identifies the failure (a blocked
+    call, a failed run, or no result at all), or ``None`` if it ran and worked."""
+    if verdict is not None and verdict["decision"] == "block":
+        error: str | None = verdict["reason"]
+        if verdict.get("rule") == "loop":  # A failed call proposed again fails again.
+            error = _last_error(list(observations.values()), action["tool"], action["args"], traits)
+        return f"{action['tool']} was blocked: {verdict['reason']}", error or verdict["reason"]
+    observation = observations.get(action["call_id"])
+    if observation is None or not observation["ok"]:
+        error = observation["content"] if observation else "the tool call left no result"
+        return f"{action['tool']} failed: {error}", error
+    return None
 
 
 def _last_error(

@@ -28,16 +28,18 @@ log = logging.getLogger(__name__)
 
 def failed_calls(state: AgentState, step_id: int | None) -> list[FailedCall]:
     """Return the calls that failed on step ``step_id``: its failed observations, and the last
-    proposed call when the policy or a human blocked it (blocked calls leave no observation)."""
+    proposed calls the policy or a human blocked (blocked calls leave no observation)."""
     calls = [
         FailedCall(observation["tool"], observation["args"])
         for observation in state.get("observations") or []
         if observation["step_id"] == step_id and not observation["ok"]
     ]
-    action, verdict = state.get("proposed_action"), state.get("verdict")
-    blocked = verdict is not None and verdict["decision"] == "block"
-    if action is not None and action["tool"] and blocked:
-        calls.append(FailedCall(action["tool"], action["args"]))
+    actions = [state.get("proposed_action"), *(state.get("parallel_actions") or [])]
+    verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
+    for action, verdict in zip(actions, verdicts, strict=False):
+        blocked = verdict is not None and verdict["decision"] == "block"
+        if action is not None and action["tool"] and blocked:
+            calls.append(FailedCall(action["tool"], action["args"]))
     return calls
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import ToolMessage
@@ -11,10 +14,17 @@ from langgraph.types import interrupt
 
 from goalgraph.nodes.common import bump, thread_id_of
 from goalgraph.resources import AgentResources
-from goalgraph.safety import PolicyVerdict, RunLedger, check_action, human_decision
+from goalgraph.risk import ToolTraits
+from goalgraph.safety import (
+    PolicyVerdict,
+    RunLedger,
+    call_signature,
+    check_action,
+    human_decision,
+)
 from goalgraph.state import AgentState, ProposedAction, Verdict
 
-__all__ = ["ledger_of", "make_safety_check_node"]
+__all__ = ["blocked_message", "ledger_of", "make_safety_check_node"]
 
 
 def ledger_of(state: AgentState) -> RunLedger:
@@ -31,60 +41,99 @@ def make_safety_check_node(res: AgentResources) -> Any:
     """Build the safety_check node over ``res``."""
 
     async def safety_check(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        """Return an allow or block verdict for the proposed tool call.
+        """Return an allow or block verdict for each proposed tool call.
 
-        A tool that needs approval calls ``interrupt()``: the run pauses (checkpointed) with the
-        call's details, and continues when resumed with the human's decision. Since LangGraph
-        re-runs the node on resume, everything before ``interrupt()`` is pure; the audit record
-        is written once, after the decision.
+        Calls proposed together (``parallel_actions``) are checked one by one, in order, each
+        as if the allowed ones before it had run: two identical calls in one turn count twice
+        for loop detection and the budgets. A tool that needs approval calls ``interrupt()``:
+        the run pauses (checkpointed) with the call's details, and continues when resumed with
+        the human's decision (several approvals in one turn are asked one after another). Since
+        LangGraph re-runs the node on resume, everything before the last ``interrupt()`` is
+        pure; the audit records are written once, after every decision.
         """
         action = state["proposed_action"]
         assert action is not None and action["kind"] == "tool"
+        actions = [action, *(state.get("parallel_actions") or [])]
         toolset = await res.toolset()
-        policy = check_action(
-            action,
-            policy=res.spec.safety,
-            schemas=toolset.schemas(),
-            ledger=ledger_of(state),
-            max_identical_calls=res.spec.limits.max_identical_calls,
-            traits=await res.tool_traits(),
-            allow_hosts=res.spec.tools.http.allow_hosts,
-        )
-        verdict = _decide(policy, action, state)
-        if res.audit is not None:
-            await res.audit.awrite(
-                thread_id_of(config),
-                "verdict",
-                call_id=action["call_id"],
-                step=state.get("current_step"),
-                tool=action["tool"],
-                args=action["args"],
-                thought=action["thought"],
-                risk=policy.risk,
-                decision=verdict["decision"],
-                rule=verdict.get("rule"),
-                reason=verdict["reason"],
-                by=verdict["by"],
+        traits = await res.tool_traits()
+        ledger = ledger_of(state)
+        verdicts: list[Verdict] = []
+        wait_s = 0.0
+        for proposed in actions:
+            policy = check_action(
+                proposed,
+                policy=res.spec.safety,
+                schemas=toolset.schemas(),
+                ledger=ledger,
+                max_identical_calls=res.spec.limits.max_identical_calls,
+                traits=traits,
+                allow_hosts=res.spec.tools.http.allow_hosts,
             )
-        if verdict["decision"] == "allow":
-            if policy.wait_s > 0:
-                await asyncio.sleep(policy.wait_s)  # the rate limit throttles, it does not refuse
-            return {"verdict": verdict}
-        return {
-            "verdict": verdict,
-            "counters": bump(state, blocked=1),
-            "feedback": f"{action['tool']} was blocked: {verdict['reason']}",
-            "messages": [
-                ToolMessage(
-                    content=f"Blocked: {verdict['reason']}",
-                    tool_call_id=action["call_id"],
-                    name=action["tool"],
-                    status="error",
+            verdict = _decide(policy, proposed, state)
+            verdicts.append(verdict)
+            if verdict["decision"] == "allow":
+                wait_s = max(wait_s, policy.wait_s)
+                ledger = _with_call(ledger, proposed, traits)
+        if res.audit is not None:
+            for proposed, verdict in zip(actions, verdicts, strict=True):
+                await res.audit.awrite(
+                    thread_id_of(config),
+                    "verdict",
+                    call_id=proposed["call_id"],
+                    step=state.get("current_step"),
+                    tool=proposed["tool"],
+                    args=proposed["args"],
+                    thought=proposed["thought"],
+                    risk=verdict.get("risk"),
+                    decision=verdict["decision"],
+                    rule=verdict.get("rule"),
+                    reason=verdict["reason"],
+                    by=verdict["by"],
                 )
-            ],
-        }
+        update: dict[str, Any] = {"verdict": verdicts[0], "parallel_verdicts": verdicts[1:]}
+        blocked = [
+            (proposed, verdict)
+            for proposed, verdict in zip(actions, verdicts, strict=True)
+            if verdict["decision"] == "block"
+        ]
+        if blocked:
+            update["counters"] = bump(state, blocked=len(blocked))
+            update["feedback"] = "; ".join(
+                f"{proposed['tool']} was blocked: {verdict['reason']}"
+                for proposed, verdict in blocked
+            )
+        if len(blocked) == len(actions):
+            # Nothing runs, so act will not answer the calls: answer each with its block here.
+            update["messages"] = [blocked_message(p, v) for p, v in blocked]
+        elif wait_s > 0:
+            await asyncio.sleep(wait_s)  # the rate limit throttles, it does not refuse
+        return update
 
     return safety_check
+
+
+def blocked_message(action: ProposedAction, verdict: Verdict) -> ToolMessage:
+    """Return the tool message that answers a blocked call with the reason."""
+    return ToolMessage(
+        content=f"Blocked: {verdict['reason']}",
+        tool_call_id=action["call_id"],
+        name=action["tool"],
+        status="error",
+    )
+
+
+def _with_call(
+    ledger: RunLedger, action: ProposedAction, traits: Mapping[str, ToolTraits]
+) -> RunLedger:
+    """Return ``ledger`` as it will be once ``action`` has run."""
+    tool = action["tool"] or ""
+    signature = call_signature(tool, action["args"], traits)
+    return replace(
+        ledger,
+        call_counts={**ledger.call_counts, signature: ledger.call_counts.get(signature, 0) + 1},
+        tool_counts={**ledger.tool_counts, tool: ledger.tool_counts.get(tool, 0) + 1},
+        call_times=[*ledger.call_times, time.time()],
+    )
 
 
 def _decide(policy: PolicyVerdict, action: ProposedAction, state: AgentState) -> Verdict:

@@ -26,6 +26,7 @@ from goalgraph.plan import render_plan
 from goalgraph.prompts import (
     CALL_INSTRUCTIONS,
     FINISH_INSTRUCTIONS,
+    PARALLEL_CALLS,
     THINK_INSTRUCTIONS,
 )
 from goalgraph.resources import AgentResources
@@ -34,7 +35,7 @@ from goalgraph.state import ActionKind, AgentState, ProposedAction
 __all__ = [
     "FINAL_ANSWER",
     "STEP_DONE",
-    "action_from_message",
+    "actions_from_message",
     "limit_reached",
     "limit_stop",
     "make_think_node",
@@ -92,14 +93,24 @@ def limit_stop(state: AgentState, res: AgentResources) -> dict[str, Any] | None:
     return {"status": "stopped_limit", "status_reason": reason, "route": "end"}
 
 
-def action_from_message(message: BaseMessage) -> ProposedAction | None:
-    """Read the first tool call of ``message`` as an action, or ``None`` if it has none."""
+def actions_from_message(message: BaseMessage, *, most: int = 1) -> list[ProposedAction]:
+    """Read the actions of ``message``: its tool calls (at most ``most``), or else its first
+    ``step_done``/``final_answer``; ``[]`` if it has none.
+
+    Beside real tool calls, a ``step_done`` or ``final_answer`` in the same turn is dropped:
+    the step is not done before the calls beside it have run.
+    """
     calls = getattr(message, "tool_calls", None) or []
-    if not calls:
-        return None
-    call = calls[0]
-    name, args = call["name"], dict(call.get("args") or {})
     thought = message.content if isinstance(message.content, str) else ""
+    actions = [_action(call, thought if index == 0 else "") for index, call in enumerate(calls)]
+    tools = [action for action in actions if action["kind"] == "tool"]
+    if tools:
+        return tools[:most]
+    return actions[:1]
+
+
+def _action(call: Mapping[str, Any], thought: str) -> ProposedAction:
+    name, args = call["name"], dict(call.get("args") or {})
     call_id = call.get("id") or f"call_{uuid.uuid4().hex[:12]}"
     if name in _PSEUDO_ARGUMENT:
         text = str(args.get(_PSEUDO_ARGUMENT[name], "")).strip()
@@ -187,7 +198,8 @@ def make_think_node(res: AgentResources) -> Any:
     """Build the think node over ``res``."""
 
     async def think(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
-        """Check the limits, then ask the model for exactly one action."""
+        """Check the limits, then ask the model for one action (or, with
+        ``limits.max_parallel_calls`` above 1, several independent tool calls)."""
         if len(state.get("messages") or []) > res.spec.memory.window_messages:
             return {"route": "compact"}
         stop = limit_stop(state, res)
@@ -199,16 +211,29 @@ def make_think_node(res: AgentResources) -> Any:
             state, toolset.tools, force_planned_tool=profile.force_planned_tool
         )
         started = time.perf_counter()
-        update: dict[str, Any] = {"counters": bump(state, steps=1), "verdict": None, "route": ""}
+        update: dict[str, Any] = {
+            "counters": bump(state, steps=1),
+            "verdict": None,
+            "parallel_actions": [],
+            "parallel_verdicts": [],
+            "route": "",
+        }
+        parallel = res.spec.limits.max_parallel_calls > 1
         try:
             if _takes_no_required_arguments(choices, tool_choice, toolset.schemas()):
                 # Nothing for the model to decide: call the planned tool with its defaults.
                 message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
             else:
-                bound = (await res.achat_model()).bind_tools(choices, tool_choice=tool_choice)
+                finishing = tool_choice == "final_answer"
+                several = {"parallel_tool_calls": True} if parallel and not finishing else {}
+                bound = (await res.achat_model()).bind_tools(
+                    choices, tool_choice=tool_choice, **several
+                )
                 history: Sequence[BaseMessage] = state.get("messages") or []
                 if profile.step_history:
                     history = step_messages(history, state.get("current_step"))
+                if several and instructions == THINK_INSTRUCTIONS:
+                    instructions += PARALLEL_CALLS
                 prompt = [
                     SystemMessage(instructions),
                     HumanMessage(_context(state, suggest_tool=len(choices) > 1)),
@@ -221,20 +246,22 @@ def make_think_node(res: AgentResources) -> Any:
                 "proposed_action": None,
                 "feedback": f"the model failed ({type(exc).__name__}: {exc})",
             }
-        action = action_from_message(message)
-        if action is None:
+        most = res.spec.limits.max_parallel_calls
+        actions = actions_from_message(message, most=most)
+        if not actions:
             text = str(message.content)[:200]
             return {
                 **update,
                 "proposed_action": None,
                 "feedback": f"the model gave no action (it said: {text!r}); call a tool",
             }
+        action = actions[0]
         if action["kind"] == "tool":
             update["messages"] = [
                 AIMessage(
                     content=action["thought"],
                     tool_calls=[
-                        {"name": action["tool"], "args": action["args"], "id": action["call_id"]}
+                        {"name": a["tool"], "args": a["args"], "id": a["call_id"]} for a in actions
                     ],
                     response_metadata={
                         "think_seconds": round(time.perf_counter() - started, 3),
@@ -242,6 +269,6 @@ def make_think_node(res: AgentResources) -> Any:
                     },
                 )
             ]
-        return {**update, "proposed_action": action}
+        return {**update, "proposed_action": action, "parallel_actions": actions[1:]}
 
     return think
