@@ -225,6 +225,11 @@ class AgentResources:
             return self.spec.final_answer == "last_step"
         return self.profile().answer_from_last_step
 
+    def earlier_failures(self) -> dict[str, int]:
+        """Return the failures a new run starts with (``AgentState.failure_counts``): none for
+        a lone agent; a team member's run starts with those its team has seen."""
+        return {}
+
     async def toolset(self) -> ToolSet:
         """Return the tool set, opening the spec's MCP servers on first use."""
         if self._toolset is not None:

@@ -83,7 +83,7 @@ def make_plan_node(res: AgentResources) -> Any:
             "tool_counts": {},
             "call_times": [],
             "tainted_by": None,
-            "failure_counts": {},
+            "failure_counts": res.earlier_failures(),
             "stalled_attempts": 0,
             "summary": "",
             "recalled": "",

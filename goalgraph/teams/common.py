@@ -45,7 +45,9 @@ async def run_in_team(
     among the values its code reaches, which is how Studio draws it and ``get_state`` reads it.
 
     ``share`` members start together and split what is left; ``used`` overrides the state's
-    budget (for a node that starts a fresh run). Returns the run's record and what it used.
+    budget (for a node that starts a fresh run). The member's run starts with the failures the
+    team has seen (``TeamBudget.failures``), so the no-progress check spans the team. Returns the
+    run's record and what it used, including the failures it added.
     When the budget is spent the member does not start and its run is ``stopped_limit``.
     """
     allowance = limits.allowance(used or used_budget(state), share=share)
@@ -61,8 +63,14 @@ async def run_in_team(
         )
         return stopped, no_budget()
     goal = member_goal(member, task, context)
-    values, counters = await member.run(goal, allowance, config, graph=subgraph)
-    return member_run(member.name, task, values, counters, **where), budget_of_run(counters)
+    failures = (used or used_budget(state)).get("failures") or {}
+    values, counters, added = await member.run(
+        goal, allowance, config, graph=subgraph, failures=failures
+    )
+    spent = budget_of_run(counters)
+    if added:
+        spent["failures"] = added
+    return member_run(member.name, task, values, counters, **where), spent
 
 
 def timed(node: TeamNode) -> TeamNode:

@@ -44,10 +44,11 @@ __all__ = [
     "member_spec",
 ]
 
-_SCOPE: ContextVar[tuple[MemberResources, AgentSpec] | None] = ContextVar(
+_SCOPE: ContextVar[tuple[MemberResources, AgentSpec, dict[str, int]] | None] = ContextVar(
     "goalgraph_member_scope", default=None
 )
-"""The member whose run is under way in this context, and the spec capped by its allowance.
+"""The member whose run is under way in this context, the spec capped by its allowance, and the
+failures the team has seen so far (the run starts with them).
 
 A context variable rather than a per-run copy of the resources: LangGraph copies the context into
 every task it starts, so the member's nodes see the capped limits, while concurrent team runs
@@ -121,6 +122,11 @@ class MemberResources(AgentResources):
     def spec(self, value: AgentSpec) -> None:
         self._spec = value
 
+    def earlier_failures(self) -> dict[str, int]:
+        """Return the failures the team has seen before this member's run started."""
+        scope = _SCOPE.get()
+        return dict(scope[2]) if scope is not None and scope[0] is self else {}
+
     def chat_model(self) -> BaseChatModel:
         """Return the member's model: the team's when configured alike, else its own."""
         if self._model is None and self._spec.model == self._lead.spec.model:
@@ -146,9 +152,12 @@ class MemberResources(AgentResources):
         return self._lead.memory()
 
     @contextlib.contextmanager
-    def capped(self, allowance: Allowance) -> Iterator[None]:
-        """Within this block (and the tasks it starts), apply ``allowance`` to the spec."""
-        token = _SCOPE.set((self, capped_spec(self._spec, allowance)))
+    def capped(
+        self, allowance: Allowance, failures: Mapping[str, int] | None = None
+    ) -> Iterator[None]:
+        """Within this block (and the tasks it starts), apply ``allowance`` to the spec, and
+        start runs with the team's ``failures``."""
+        token = _SCOPE.set((self, capped_spec(self._spec, allowance), dict(failures or {})))
         try:
             yield
         finally:
@@ -185,16 +194,19 @@ class Member:
         config: RunnableConfig,
         *,
         graph: CompiledStateGraph[Any, Any, Any, Any] | None = None,
-    ) -> tuple[dict[str, Any], Counters]:
+        failures: Mapping[str, int] | None = None,
+    ) -> tuple[dict[str, Any], Counters, dict[str, int]]:
         """Run the member's graph (or ``graph``) on ``goal`` within ``allowance`` as a subgraph
-        of the caller, whose ``config`` it runs under.
+        of the caller, whose ``config`` it runs under, starting from the team's ``failures``.
 
-        Returns its final output values and counters. A crash of the run is reported as a failed
-        run (so the team can replan); an approval pause propagates to the team.
+        Returns its final output values, counters, and the failures it added. A crash of the
+        run is reported as a failed run (so the team can replan); an approval pause propagates
+        to the team.
         """
         values: dict[str, Any] = {}
         counters = new_counters()
-        with self.resources.capped(allowance):
+        seen = dict(failures or {})
+        with self.resources.capped(allowance, seen):
             try:
                 async for mode, chunk in (graph or self.graph).astream(
                     {"goal": goal}, config, stream_mode=["updates", "values"]
@@ -205,6 +217,8 @@ class Member:
                         for update in chunk.values():
                             if isinstance(update, dict) and update.get("counters"):
                                 counters = update["counters"]
+                            if isinstance(update, dict) and "failure_counts" in update:
+                                seen = dict(update["failure_counts"] or {})
             except GraphBubbleUp:
                 raise  # An approval interrupt: the team pauses and resumes in here.
             except Exception as exc:
@@ -213,7 +227,9 @@ class Member:
                     "status": "failed",
                     "status_reason": f"the run stopped on an error: {type(exc).__name__}: {exc}",
                 }
-        return values, counters
+        before = failures or {}
+        added = {key: n - before.get(key, 0) for key, n in seen.items() if n > before.get(key, 0)}
+        return values, counters, added
 
 
 def member_spec(spec: AgentSpec, name: str) -> AgentSpec:

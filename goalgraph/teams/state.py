@@ -6,6 +6,7 @@ what the team decides with: the work handed out, each member run's outcome and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, NotRequired
 
 from typing_extensions import TypedDict
@@ -21,6 +22,7 @@ __all__ = [
     "TeamStep",
     "add_budget",
     "add_runs",
+    "added_counts",
     "no_budget",
 ]
 
@@ -38,6 +40,11 @@ class TeamBudget(TypedDict):
     """The orchestrator's plan revisions (a member's own replans stay within its run)."""
     elapsed_s: float
     """Seconds of active work, summed over the members and the team's own nodes."""
+    failures: NotRequired[dict[str, int]]
+    """How often each failure (``goalgraph.progress.failure_key``: tool, arguments, error) has
+    been seen in any member's run: a member run starts with these counts, so the no-progress
+    check (``limits.max_repeated_failures``) spans the team, and work handed from member to
+    member cannot repeat the same failing call without end."""
 
 
 def no_budget() -> TeamBudget:
@@ -49,8 +56,19 @@ def add_budget(current: TeamBudget | None, used: TeamBudget | None) -> TeamBudge
     """Add what a node ``used`` to the team's budget (parallel members each add theirs)."""
     total: dict[str, Any] = dict(current or no_budget())
     for key, value in dict(used or {}).items():
-        total[key] = round(total.get(key, 0) + value, 4)
+        if isinstance(value, dict):
+            total[key] = added_counts(total.get(key) or {}, value)
+        else:
+            total[key] = round(total.get(key, 0) + value, 4)
     return TeamBudget(**total)  # type: ignore[typeddict-item]
+
+
+def added_counts(current: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    """Return the counts of ``current`` and ``more`` added key by key."""
+    total = dict(current)
+    for key, count in more.items():
+        total[key] = total.get(key, 0) + count
+    return total
 
 
 class MemberRun(TypedDict):

@@ -198,6 +198,34 @@ def test_a_replan_that_hands_out_the_failed_step_again_ends_the_run(make_team):
     assert len(result.runs) == 1  # the researcher was not run a second time
 
 
+def test_the_no_progress_check_spans_the_team(make_team):
+    """A failure the researcher saw twice counts when the writer repeats it: the writer's run
+    ends at the team's third sighting instead of spending its own attempts."""
+    model = scripted(
+        plan(("compute it", "researcher")),
+        plan(("compute", "boom")),
+        tool_call("boom", message="down"),
+        tool_call("boom", message="down"),
+        plan(("compute it another way", "writer")),
+        plan(("compute", "boom")),
+        tool_call("boom", message="down"),
+    )
+    member_limits = {"limits": {"max_replans": 0, "max_step_attempts": 2}}
+    team = make_team(
+        model,
+        agents={name: {**AGENTS[name], **member_limits} for name in AGENTS},
+        limits={"max_replans": 1, "max_repeated_failures": 3},
+    )
+    result = team.run("compute", thread_id="o4")
+    assert result.status != "done"
+    researcher, writer = result.runs
+    assert researcher["status"] == "stopped_limit" and researcher["counters"]["tool_calls"] == 2
+    assert writer["status"] == "failed" and writer["counters"]["tool_calls"] == 1
+    assert writer["reason"].startswith("no progress:")
+    state = team.state("o4")
+    assert list(state["budget"]["failures"].values()) == [3]
+
+
 # ----- debate -----------------------------------------------------------------------------------
 
 
