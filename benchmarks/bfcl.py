@@ -19,6 +19,11 @@ sample of ``--limit`` items per category (default 30), answered by the same ``Lo
 * ``plain``: the functions as JSON in a BFCL-style prompt asking for ``[func(a=1)]``; the text is
   parsed leniently (Python call syntax through ``ast``, else the first JSON call).
 
+``--categories parallel`` (or ``parallel_multiple``) runs BFCL's parallel shape: several calls at
+once, matched in any order. Its data comes from BFCL's PyPI wheel, fetched into goalgraph's cache
+on first use (``goalgraph.eval.bfcl_fetch``); constrained mode binds with
+``parallel_tool_calls=True`` and both modes get ``--parallel-max-new-tokens`` tokens.
+
 Answers are scored with BFCL's AST-match rules (``goalgraph.eval.bfcl_scoring``). Latency is the
 wall time per item (grammar compilation included) on a shared 2-core CPU: compare with care.
 The work is done by ``goalgraph.eval.bfcl``, which ``goalgraph eval bfcl`` runs too.
@@ -47,13 +52,14 @@ from goalgraph.eval.bfcl import (
     DEFAULT_DATA,
     DEFAULT_LIMIT,
     DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_PARALLEL_MAX_NEW_TOKENS,
     QUICK_LIMIT,
     BfclOptions,
     run_bfcl,
     stderr_progress,
     write_outputs,
 )
-from goalgraph.eval.bfcl_data import CATEGORIES
+from goalgraph.eval.bfcl_data import CATEGORIES, DEFAULT_CATEGORIES
 from goalgraph.eval.bfcl_modes import MODES
 from goalgraph.eval.bfcl_report import render_table, summarize
 from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE
@@ -68,12 +74,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BFCL data folder")
-    parser.add_argument("--categories", default=",".join(CATEGORIES), help="comma-separated")
+    parser.add_argument(
+        "--categories",
+        default=",".join(DEFAULT_CATEGORIES),
+        help=f"comma-separated, of: {', '.join(CATEGORIES)} (the parallel ones are fetched)",
+    )
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated")
     parser.add_argument("--model", default="smollm2", help="smollm2, a model folder or a GGUF")
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="items per category")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument(
+        "--parallel-max-new-tokens", type=int, default=DEFAULT_PARALLEL_MAX_NEW_TOKENS
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     parser.add_argument("--tool-gate", type=float, default=DEFAULT_TOOL_GATE, help="gated mode")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_LIMIT} items a category")
@@ -98,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         limit=QUICK_LIMIT if args.quick else (args.limit or None),
         seed=args.seed,
         max_new_tokens=args.max_new_tokens,
+        parallel_max_new_tokens=args.parallel_max_new_tokens,
         threads=args.threads or None,
         tool_gate=args.tool_gate,
     )

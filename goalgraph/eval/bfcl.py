@@ -1,6 +1,7 @@
 """BFCL tool-calling accuracy of goalgraph's model layer: ``goalgraph eval bfcl``.
 
-Runs BFCL's simple_python, multiple and irrelevance categories through the same
+Runs BFCL's simple_python, multiple and irrelevance categories (and, on request, parallel and
+parallel_multiple, fetched by ``bfcl_fetch``) through the same
 ``LocalChatModel`` in the modes of ``bfcl_modes.MODES``: ``constrained`` (the agent's grammar-bound
 tool calls, with an explicit early no-call decision), ``gated`` (behind the tool gate),
 ``grounded`` (gated, plus argument grounding) and ``plain`` (a BFCL-style prompt, parsed
@@ -20,7 +21,16 @@ from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 import typer
 
-from goalgraph.eval.bfcl_data import CATEGORIES, BfclDataError, BfclItem, load_items, sample_items
+from goalgraph.eval.bfcl_data import (
+    CATEGORIES,
+    DEFAULT_CATEGORIES,
+    PARALLEL_CATEGORIES,
+    BfclDataError,
+    BfclItem,
+    load_items,
+    sample_items,
+)
+from goalgraph.eval.bfcl_fetch import resolve_data
 from goalgraph.eval.bfcl_modes import (
     MODES,
     Attempt,
@@ -29,7 +39,13 @@ from goalgraph.eval.bfcl_modes import (
     run_plain,
 )
 from goalgraph.eval.bfcl_report import render_markdown, render_table, summarize, write_plot
-from goalgraph.eval.bfcl_scoring import FailureKind, Verdict, check_calls, check_irrelevance
+from goalgraph.eval.bfcl_scoring import (
+    FailureKind,
+    Verdict,
+    check_calls,
+    check_irrelevance,
+    check_parallel,
+)
 from goalgraph.llm.grammar import NoCallStyle
 from goalgraph.policies import guard_tool_choice
 from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE
@@ -41,6 +57,8 @@ __all__ = [
     "DEFAULT_DATA",
     "DEFAULT_LIMIT",
     "DEFAULT_MAX_NEW_TOKENS",
+    "DEFAULT_MAX_PARALLEL_CALLS",
+    "DEFAULT_PARALLEL_MAX_NEW_TOKENS",
     "QUICK_LIMIT",
     "BfclOptions",
     "bfcl_command",
@@ -61,6 +79,10 @@ QUICK_LIMIT = 3
 """Items per category with ``--quick``."""
 DEFAULT_MAX_NEW_TOKENS = 128
 """Tokens per answer; a call with several arguments takes 25-60."""
+DEFAULT_PARALLEL_MAX_NEW_TOKENS = 320
+"""Tokens per answer in the parallel categories, which expect 2-4 calls (at most 8)."""
+DEFAULT_MAX_PARALLEL_CALLS = 8
+"""Calls one constrained reply may hold in the parallel categories: BFCL's largest answer."""
 
 Progress = Callable[[int, int, str], None]
 """A progress callback: ``progress(done, total, label)``."""
@@ -72,8 +94,8 @@ class BfclOptions:
 
     data: Path = DEFAULT_DATA
     """The BFCL data folder."""
-    categories: tuple[str, ...] = CATEGORIES
-    """Categories to run."""
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
+    """Categories to run (the parallel ones are fetched when the data folder lacks them)."""
     modes: tuple[str, ...] = MODES
     """Modes to run (see ``goalgraph.eval.bfcl_modes.MODES``)."""
     model: str = "smollm2"
@@ -84,6 +106,10 @@ class BfclOptions:
     """Seed of the sample."""
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     """Tokens per answer, both modes."""
+    parallel_max_new_tokens: int = DEFAULT_PARALLEL_MAX_NEW_TOKENS
+    """Tokens per answer in the parallel categories, both modes."""
+    max_parallel_calls: int = DEFAULT_MAX_PARALLEL_CALLS
+    """Calls one constrained reply may hold in the parallel categories."""
     threads: int | None = 1
     """torch CPU threads; one by default: on a 2-core machine shared with another busy process,
     two threads made decoding 3-5 times slower here (``None``: torch's default)."""
@@ -109,7 +135,11 @@ class BfclOptions:
 def load_sample(options: BfclOptions) -> dict[str, list[BfclItem]]:
     """Load each requested category and draw its fixed-seed sample."""
     return {
-        category: sample_items(load_items(options.data, category), options.limit, seed=options.seed)
+        category: sample_items(
+            load_items(resolve_data(options.data, category), category),
+            options.limit,
+            seed=options.seed,
+        )
         for category in options.categories
     }
 
@@ -133,7 +163,9 @@ def load_chat(options: BfclOptions) -> LocalChatModel:
         # Every item has its own system turn, so a prefix KV cache would never be reused.
         prefix_cache=False,
     )
-    return LocalChatModel.from_spec(spec, no_call=options.no_call)
+    return LocalChatModel.from_spec(
+        spec, no_call=options.no_call, max_parallel_calls=options.max_parallel_calls
+    )
 
 
 def judge(item: BfclItem, attempt: Attempt) -> Verdict:
@@ -148,6 +180,8 @@ def judge(item: BfclItem, attempt: Attempt) -> Verdict:
         kind: FailureKind = "token_limit" if attempt.hit_token_limit else "unparsable"
         return Verdict(ok=False, kind=kind, detail=attempt.raw[:120])
     assert item.accepted is not None
+    if item.category in PARALLEL_CATEGORIES:
+        return check_parallel(item.functions, attempt.calls, item.accepted)
     return check_calls(item.functions, attempt.calls, item.accepted)
 
 
@@ -160,15 +194,18 @@ def _answer(
     gate: float | None,
     grounded: bool,
 ) -> Attempt:
+    parallel = item.category in PARALLEL_CATEGORIES
+    tokens = options.parallel_max_new_tokens if parallel else options.max_new_tokens
     if mode != "plain":
         return run_constrained(
             chat,
             item,
-            max_new_tokens=options.max_new_tokens,
+            max_new_tokens=tokens,
             settings=options.constrained,
             policies=guard_tool_choice(chat, gate=gate, ground=grounded),
+            parallel=parallel,
         )
-    return run_plain(chat, item, max_new_tokens=options.max_new_tokens)
+    return run_plain(chat, item, max_new_tokens=tokens, parallel=parallel)
 
 
 def _record(item: BfclItem, mode: str, attempt: Attempt, verdict: Verdict) -> dict[str, Any]:
@@ -278,9 +315,9 @@ def _no_call_style(value: str) -> NoCallStyle:
 
 def bfcl_command(
     data: Annotated[Path, typer.Option(help="BFCL data folder.")] = DEFAULT_DATA,
-    categories: Annotated[str, typer.Option(help="Comma-separated categories.")] = ",".join(
-        CATEGORIES
-    ),
+    categories: Annotated[
+        str, typer.Option(help=f"Comma-separated categories of: {', '.join(CATEGORIES)}.")
+    ] = ",".join(DEFAULT_CATEGORIES),
     modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = ",".join(MODES),
     model: Annotated[
         str, typer.Option(help="smollm2 (bundled), a local model folder or a GGUF file.")

@@ -3,6 +3,8 @@
 The data lives outside the project (``../shared/data/bfcl`` beside the repository, or any folder
 laid out like BFCL's ``bfcl_eval/data``): ``BFCL_v4_<category>.json`` holds one question per
 line, ``possible_answer/BFCL_v4_<category>.json`` the accepted calls (irrelevance has none).
+The parallel categories are not in the shared folder: ``goalgraph.eval.bfcl_fetch`` takes them
+from BFCL's PyPI wheel into goalgraph's cache.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 __all__ = [
     "ARRAY_MAX_ITEMS",
     "CATEGORIES",
+    "DEFAULT_CATEGORIES",
+    "PARALLEL_CATEGORIES",
     "BfclDataError",
     "BfclItem",
     "enum_hint",
@@ -28,7 +32,11 @@ __all__ = [
     "to_json_schema",
 ]
 
-CATEGORIES = ("simple_python", "multiple", "irrelevance")
+PARALLEL_CATEGORIES = ("parallel", "parallel_multiple")
+"""Categories whose answer is several calls at once, in any order."""
+DEFAULT_CATEGORIES = ("simple_python", "multiple", "irrelevance")
+"""The categories a run covers unless told otherwise (the ones in the shared data folder)."""
+CATEGORIES = (*DEFAULT_CATEGORIES, *PARALLEL_CATEGORIES)
 """The BFCL categories this evaluation knows."""
 
 _JSON_TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"}
@@ -58,7 +66,7 @@ class BfclItem:
     id: str
     """BFCL's id, e.g. ``simple_python_12``."""
     category: str
-    """``simple_python``, ``multiple`` or ``irrelevance``."""
+    """``simple_python``, ``multiple``, ``irrelevance``, ``parallel`` or ``parallel_multiple``."""
     messages: list[dict[str, str]]
     """The first turn's messages (``role``, ``content``)."""
     functions: list[dict[str, Any]]

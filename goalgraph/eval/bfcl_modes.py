@@ -4,6 +4,10 @@ Both use the same ``LocalChatModel`` and greedy settings. ``constrained`` binds 
 functions with ``bind_tools`` (the agent's own grammar-bound decoding); ``plain`` lists them in
 a BFCL-style prompt and parses whatever the model writes, leniently: Python call syntax
 (``[f(a=1)]``) through ``ast``, else the first JSON object that looks like a call.
+
+For the parallel categories both modes ask for several calls: ``constrained`` binds with
+``parallel_tool_calls=True`` (up to ``LocalChatModel.max_parallel_calls`` calls a reply) and
+``plain`` asks for ``[f(a=1), g(b=2)]``, which ``parse_plain_output`` already reads.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ if TYPE_CHECKING:
     from goalgraph.llm.chat import LocalChatModel
 
 __all__ = [
+    "CONSTRAINED_PARALLEL_SYSTEM",
     "CONSTRAINED_SYSTEM",
     "MODES",
+    "PLAIN_PARALLEL_SYSTEM",
     "PLAIN_SYSTEM",
     "Attempt",
     "ConstrainedSettings",
@@ -46,6 +52,12 @@ CONSTRAINED_SYSTEM = (
 )
 """The system turn of constrained mode; the tool list and reply format follow it."""
 
+CONSTRAINED_PARALLEL_SYSTEM = (
+    "You turn the user's request into function calls: one call for each thing it asks, all "
+    "of them in one reply. Copy argument values from the request."
+)
+"""The system turn of constrained mode in the parallel categories."""
+
 PLAIN_SYSTEM = """You are an expert in composing functions. You are given a question and a set \
 of possible functions. Based on the question, make the function call that achieves the purpose.
 If none of the functions can be used, reply with an empty list: [].
@@ -55,6 +67,17 @@ and no other text.
 Here is a list of functions in JSON format that you can invoke.
 {functions}"""
 """The system turn of plain mode, in the style of BFCL's prompt for prompting models."""
+
+PLAIN_PARALLEL_SYSTEM = """You are an expert in composing functions. You are given a question \
+and a set of possible functions. Based on the question, make one or more function calls to \
+achieve the purpose: one call for each thing the question asks.
+If none of the functions can be used, reply with an empty list: [].
+Reply only with the calls, in the format [func_name1(param_name1=value1, param_name2=value2), \
+func_name2(param_name1=value1)], and no other text.
+
+Here is a list of functions in JSON format that you can invoke.
+{functions}"""
+"""The system turn of plain mode in the parallel categories (BFCL's several-calls wording)."""
 
 # A name followed by "(", unless it is being defined ("def f(x):" is code, not a call).
 _CALL_START = re.compile(r"(?<![\w.])(?<!def )(?<!class )[A-Za-z_][\w.]*\s*\(")
@@ -129,11 +152,13 @@ def run_constrained(
     max_new_tokens: int,
     settings: ConstrainedSettings | None = None,
     policies: BaseChatModel | None = None,
+    parallel: bool = False,
 ) -> Attempt:
     """Answer ``item`` through ``chat.bind_tools``: the output is decoded under the tool grammar.
 
     ``policies`` is ``chat`` behind the tool gate or grounding (``goalgraph.policies``), when a
-    mode uses them.
+    mode uses them. ``parallel`` binds with ``parallel_tool_calls=True``, so one reply may
+    hold several calls.
     """
     settings = settings or ConstrainedSettings()
     tools = [
@@ -146,11 +171,14 @@ def run_constrained(
         )
         for fn in item.functions
     ]
-    system = CONSTRAINED_SYSTEM
+    system = CONSTRAINED_PARALLEL_SYSTEM if parallel else CONSTRAINED_SYSTEM
     if settings.examples:
         system += "\n" + constrained_examples(chat.no_call)
     start = time.perf_counter()
-    bound = (policies or chat).bind_tools(tools, tool_choice="auto", max_new_tokens=max_new_tokens)
+    extra = {"parallel_tool_calls": True} if parallel else {}
+    bound = (policies or chat).bind_tools(
+        tools, tool_choice="auto", max_new_tokens=max_new_tokens, **extra
+    )
     message = bound.invoke(_messages(item, system))
     seconds = time.perf_counter() - start
     hit_limit, tokens = _usage(message)
@@ -190,9 +218,13 @@ def constrained_examples(no_call: str) -> str:
     )
 
 
-def run_plain(chat: LocalChatModel, item: BfclItem, *, max_new_tokens: int) -> Attempt:
-    """Answer ``item`` from a BFCL-style prompt, without a grammar, and parse the text."""
-    system = PLAIN_SYSTEM.format(functions=json.dumps(item.functions, ensure_ascii=False))
+def run_plain(
+    chat: LocalChatModel, item: BfclItem, *, max_new_tokens: int, parallel: bool = False
+) -> Attempt:
+    """Answer ``item`` from a BFCL-style prompt, without a grammar, and parse the text
+    (``parallel``: the prompt asks for one or more calls)."""
+    template = PLAIN_PARALLEL_SYSTEM if parallel else PLAIN_SYSTEM
+    system = template.format(functions=json.dumps(item.functions, ensure_ascii=False))
     start = time.perf_counter()
     message = chat.invoke(_messages(item, system), max_new_tokens=max_new_tokens)
     seconds = time.perf_counter() - start

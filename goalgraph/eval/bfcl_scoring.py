@@ -1,4 +1,4 @@
-"""BFCL's AST-match rules for the simple, multiple and irrelevance categories (pure Python).
+"""BFCL's AST-match rules for the simple, multiple, parallel and irrelevance categories.
 
 A model's answer to a BFCL item is a list of calls, each ``{"function_name": {"arg": value}}``.
 The rules, as the Berkeley Function Calling Leaderboard applies them to Python functions:
@@ -9,6 +9,10 @@ The rules, as the Berkeley Function Calling Leaderboard applies them to Python f
   accepted values (strings compared lower-cased with spaces and ``,./-_*^`` removed, also inside
   lists and dicts); a parameter of the accepted answer may be left out only where ``""`` is
   among its accepted values.
+* parallel and parallel_multiple: as many calls as accepted calls, and every accepted call
+  matched by exactly one call (by the rules above), in any order. BFCL pairs them greedily;
+  this pairs them by a maximum matching, which differs only where one call would fit two
+  accepted calls.
 * irrelevance: the item passes exactly when no call is made.
 
 This module is written from those rules; it does not import BFCL's own checker.
@@ -28,6 +32,7 @@ __all__ = [
     "Verdict",
     "check_calls",
     "check_irrelevance",
+    "check_parallel",
     "normalize_string",
 ]
 
@@ -130,6 +135,58 @@ def check_calls(
     if doc is None:
         return _fail("wrong_function", f"{expected_name!r} is not among the offered functions")
     return _check_arguments(doc.get("parameters") or {}, dict(arguments), accepted_args)
+
+
+def check_parallel(
+    functions: Sequence[Mapping[str, Any]],
+    calls: Sequence[Call],
+    accepted: Sequence[Mapping[str, Mapping[str, list[Any]]]],
+) -> Verdict:
+    """Check a parallel answer: the same count, and every accepted call matched by its own call
+    (``check_calls``' per-call rules) in any order.
+
+    A failure reports the first accepted call left unmatched, with the kind of the nearest miss:
+    the verdict of an unmatched call to the same function, else ``wrong_function``.
+    """
+    if not calls:
+        return _fail("no_call", "no function was called")
+    if len(calls) != len(accepted):
+        return _fail("wrong_count", f"{len(calls)} calls, {len(accepted)} expected")
+    fits = [
+        [check_calls(functions, [call], [expected]).ok for call in calls] for expected in accepted
+    ]
+    owner: dict[int, int] = {}  # call index -> accepted index
+    for index in range(len(accepted)):
+        if not _augment(index, fits, owner, set()):
+            return _unmatched(functions, calls, accepted, index, owner)
+    return _PASS
+
+
+def _augment(index: int, fits: list[list[bool]], owner: dict[int, int], seen: set[int]) -> bool:
+    """Find a call for accepted call ``index``, moving earlier pairs if need be (Kuhn)."""
+    for call, fit in enumerate(fits[index]):
+        if fit and call not in seen:
+            seen.add(call)
+            if call not in owner or _augment(owner[call], fits, owner, seen):
+                owner[call] = index
+                return True
+    return False
+
+
+def _unmatched(
+    functions: Sequence[Mapping[str, Any]],
+    calls: Sequence[Call],
+    accepted: Sequence[Mapping[str, Mapping[str, list[Any]]]],
+    index: int,
+    owner: Mapping[int, int],
+) -> Verdict:
+    expected = accepted[index]
+    name = next(iter(expected))
+    for position, call in enumerate(calls):
+        if position not in owner and next(iter(call)) == name:
+            verdict = check_calls(functions, [call], [expected])
+            return _fail(verdict.kind or "wrong_value", f"call {index + 1}: {verdict.detail}")
+    return _fail("wrong_function", f"no call matches accepted call {index + 1} ({name!r})")
 
 
 def _check_arguments(

@@ -45,7 +45,11 @@ from goalgraph.llm.grammar import (
     THOUGHT_MAX_LENGTH,
     GrammarCache,
     NoCallStyle,
+    ParallelSchemas,
+    ToolDecision,
     normalize_tool_choice,
+    parallel_call_schemas,
+    parse_tool_calls,
     parse_tool_output,
     schema_outline,
     structured_output_schema,
@@ -58,6 +62,7 @@ from goalgraph.llm.native_tools import (
     CALL_ONLY,
     native_call_schema,
     native_turns,
+    parse_native_calls,
     parse_native_output,
     plain_turn,
     template_has_tool_calls,
@@ -119,6 +124,11 @@ class LocalChatModel(BaseChatModel):
     generation_cache: GenerationCache | None = None
     """Answer repeated greedy ``invoke`` calls from ``goalgraph.llm.cache`` (streaming bypasses
     it; ``None`` disables it). ``from_spec`` sets it from ``spec.cache``."""
+    max_parallel_calls: int = 4
+    """Most tool calls one reply may carry when tools are bound with
+    ``parallel_tool_calls=True`` (otherwise a reply carries at most one). The grammar holds a copy
+    of the call grammar per call, so a larger bound costs compile time (milliseconds in the
+    native format)."""
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **overrides: Any) -> LocalChatModel:
@@ -237,21 +247,32 @@ class LocalChatModel(BaseChatModel):
             tools: LangChain tools, pydantic classes, functions or OpenAI-format dicts.
             tool_choice: ``None``/``"auto"`` (call or answer), ``"any"``/``"required"``/``True``
                 (must call), ``"none"`` (must answer) or one tool's name.
-            **kwargs: Passed to every call (e.g. ``max_new_tokens``); ``parallel_tool_calls``
-                and ``strict`` are accepted and ignored (one call per turn, always strict).
+            **kwargs: Passed to every call (e.g. ``max_new_tokens``). ``parallel_tool_calls=True``
+                lets a reply carry 1 to ``max_parallel_calls`` calls, each schema-valid, one
+                after another (a newline between them); an answer still stands alone. Absent or
+                false, a reply carries at most one call. ``strict`` is accepted and ignored
+                (always strict).
 
         Raises:
             ValueError: Duplicate tool names or a ``tool_choice`` that names no bound tool.
         """
         formatted = to_openai_tools(tools)
-        kwargs.pop("parallel_tool_calls", None)
+        parallel = bool(kwargs.pop("parallel_tool_calls", None)) and self.max_parallel_calls > 1
         kwargs.pop("strict", None)
+        if parallel:
+            kwargs["parallel_tool_calls"] = True
         if (
             normalize_tool_choice(tool_choice, [t["function"]["name"] for t in formatted])[0]
             != "none"
             and not self.uses_native_tools()  # Its tagged grammar compiles in milliseconds.
         ):
-            self._warm_up(self._tool_schema(formatted, tool_choice))
+            if parallel:
+                grammars = self._grammars()
+                schemas = self._parallel_schemas(formatted, tool_choice)
+                grammars.compile_calls(schemas, max_calls=self.max_parallel_calls)
+                grammars.string_budget(max_new_tokens=self.max_new_tokens)
+            else:
+                self._warm_up(self._tool_schema(formatted, tool_choice))
         return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
 
     def with_structured_output(
@@ -425,6 +446,17 @@ class LocalChatModel(BaseChatModel):
             no_call=self.no_call,
         )
 
+    def _parallel_schemas(
+        self, tools: Sequence[Mapping[str, Any]], tool_choice: Any
+    ) -> ParallelSchemas:
+        return parallel_call_schemas(
+            tools,
+            tool_choice=tool_choice,
+            thought=self.thought,
+            thought_max_length=self.thought_max_length,
+            no_call=self.no_call,
+        )
+
     def _prepare(
         self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> _Call:
@@ -439,12 +471,16 @@ class LocalChatModel(BaseChatModel):
         native = self.uses_native_tools()
         template_tools: list[dict[str, Any]] | None = None
         may_answer = False
+        max_calls = 1
+        parallel: ParallelSchemas | None = None
         if response_format is None and tools:
             tool_choice = kwargs.get("tool_choice")
             names = [tool["function"]["name"] for tool in tools]
             tool_mode = normalize_tool_choice(tool_choice, names)[0]
             if tools and tool_mode != "none":
                 may_answer = tool_mode == "auto"
+                if kwargs.get("parallel_tool_calls"):
+                    max_calls = max(1, self.max_parallel_calls)
                 if native:
                     allowed = normalize_tool_choice(
                         tool_choice, [t["function"]["name"] for t in tools]
@@ -454,8 +490,14 @@ class LocalChatModel(BaseChatModel):
                     instruction = _native_instruction(allowed, may_answer=may_answer)
                 else:
                     mode, schema = "tools", self._tool_schema(tools, tool_choice)
+                    if max_calls > 1:
+                        parallel = self._parallel_schemas(tools, tool_choice)
                     instruction = tools_instruction(
-                        tools, tool_choice, thought=self.thought, no_call=self.no_call
+                        tools,
+                        tool_choice,
+                        thought=self.thought,
+                        no_call=self.no_call,
+                        parallel=max_calls > 1,
                     )
         max_new_tokens = int(kwargs.get("max_new_tokens") or self.max_new_tokens)
         turns = (
@@ -485,15 +527,19 @@ class LocalChatModel(BaseChatModel):
             if template_tools is not None:
                 wrappers = ANSWER_OR_CALL if may_answer else CALL_ONLY
                 processor = grammars.wrapped_logits_processor(
-                    schema, wrappers=wrappers, or_text=may_answer
+                    schema, wrappers=wrappers, or_text=may_answer, max_calls=max_calls
                 )
                 processors.append(processor)
+            elif parallel is not None:
+                processors.append(grammars.calls_logits_processor(parallel, max_calls=max_calls))
             else:
                 processors.append(grammars.logits_processor(schema))
             thought = mode == "tools" and self.thought and template_tools is None
             thought_tokens = self.thought_max_tokens if thought else None
             budget = grammars.string_budget(
-                max_new_tokens=max_new_tokens, thought_tokens=thought_tokens
+                max_new_tokens=max_new_tokens,
+                thought_tokens=thought_tokens,
+                stop_when_short=max_calls > 1,
             )
             processors.append(budget)
         elif stop:
@@ -510,6 +556,7 @@ class LocalChatModel(BaseChatModel):
             pipeline_kwargs=pipeline_kwargs,
             schema=schema,
             native=template_tools is not None,
+            max_calls=max_calls,
         )
 
     def _attach_prefix(self, call: _Call) -> None:
@@ -535,6 +582,8 @@ class LocalChatModel(BaseChatModel):
             "native": call.native,
             "schema": call.schema,
         }
+        if call.max_calls > 1:  # Only then: single-call keys stay what they were.
+            scope["max_calls"] = call.max_calls
         system = "\n".join(str(m.text) for m in messages if isinstance(m, SystemMessage))
         task = semantic_task(messages, call.mode)
         return CacheRequest(scope=scope, system=system, prompt=call.prompt, task=task)
@@ -580,6 +629,8 @@ class LocalChatModel(BaseChatModel):
         meta: dict[str, Any] = {"model_name": self.model_name, "finish_reason": finish}
         if call.mode != "tools":
             return AIMessage(content=text, usage_metadata=usage, response_metadata=meta)
+        if call.max_calls > 1:
+            return self._finish_calls(call, text, usage, meta)
         call_id = f"call_{uuid.uuid4().hex[:24]}"
         try:
             decision = parse_native_output(text) if call.native else parse_tool_output(text)
@@ -618,6 +669,51 @@ class LocalChatModel(BaseChatModel):
             response_metadata=meta,
         )
 
+    def _finish_calls(self, call: _Call, text: str, usage: Any, meta: dict[str, Any]) -> AIMessage:
+        """Build the reply of a turn that may hold several calls: every complete call becomes a
+        tool call with its own id; a call cut off at ``max_new_tokens`` an invalid one."""
+        try:
+            decisions = parse_native_calls(text) if call.native else parse_tool_calls(text)
+        except ValueError as exc:
+            bad = invalid_tool_call(args=text, id=_call_id(), error=str(exc))
+            return AIMessage(
+                content="", invalid_tool_calls=[bad], usage_metadata=usage, response_metadata=meta
+            )
+        first = decisions[0]
+        extra = {"thought": first.thought} if self.thought else {}
+        if first.response is not None:
+            return AIMessage(
+                content=first.response,
+                additional_kwargs=extra,
+                usage_metadata=usage,
+                response_metadata=meta,
+            )
+        good: list[ToolDecision] = []
+        cut: list[ToolDecision] = []
+        for decision in decisions:
+            (good if decision.complete and decision.name is not None else cut).append(decision)
+        error = (
+            f"tool call cut off at max_new_tokens={call.max_new_tokens}; "
+            "raise max_new_tokens or shorten the prompt"
+        )
+        return AIMessage(
+            content=first.thought,
+            tool_calls=[
+                tool_call(name=str(d.name), args=d.arguments or {}, id=_call_id()) for d in good
+            ],
+            invalid_tool_calls=[
+                invalid_tool_call(name=d.name, args=text, id=_call_id(), error=error) for d in cut
+            ],
+            additional_kwargs=extra,
+            usage_metadata=usage,
+            response_metadata=meta,
+        )
+
+
+def _call_id() -> str:
+    """Return a fresh tool-call id."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
 
 def _native_instruction(allowed: Sequence[str], *, may_answer: bool) -> str:
     """Return the line that says which call a native-format turn must make, if any."""
@@ -640,6 +736,7 @@ class _Call:
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
     native: bool = False
+    max_calls: int = 1
 
 
 class _TokenCounter:
@@ -695,10 +792,12 @@ def _assistant_text(message: AIMessage, thought: bool, *, decision: bool = False
         return str(message.text)
     lines = []
     for index, call in enumerate(message.tool_calls):
+        # As the parallel grammar writes them: only the first call carries the thought and
+        # the decision; the later ones are bare calls (see ``parallel_call_schemas``).
         payload: dict[str, Any] = {}
-        if thought:
-            payload["thought"] = str(message.text) if index == 0 else ""
-        if decision:
+        if thought and index == 0:
+            payload["thought"] = str(message.text)
+        if decision and index == 0:
             payload["use_tool"] = True
         payload["name"] = call["name"]
         payload["arguments"] = call["args"]
@@ -713,12 +812,13 @@ def tools_instruction(
     *,
     thought: bool = True,
     no_call: NoCallStyle = "response",
+    parallel: bool = False,
 ) -> str:
     """Write the compact system-prompt block that lists tools and the reply format.
 
     Only the tools ``tool_choice`` allows are listed: the grammar forbids the others anyway,
     and every listed tool costs prefill time. ``no_call`` words the answer branch the way
-    ``tool_call_schema`` shapes it.
+    ``tool_call_schema`` shapes it; ``parallel`` adds how to make several calls at once.
     """
     functions = [tool["function"] for tool in tools]
     mode, allowed = normalize_tool_choice(tool_choice, [fn["name"] for fn in functions])
@@ -732,6 +832,11 @@ def tools_instruction(
         if may_answer and no_call == "option":
             lines.append(f"- {NO_TOOL}: none of the tools fits the request")
         lines.append(f'To use a tool, reply {{{call_lead}"name": "<tool>", "arguments": {{...}}}}')
+        if parallel:
+            lines.append(
+                'For several independent calls, add one line {"name": "<tool>", "arguments": '
+                "{...}} per further call."
+            )
     if may_answer and no_call == "decision":
         lines.append(f'If no tool fits, reply {{{lead}"use_tool": false, "response": "<answer>"}}')
     elif may_answer and no_call == "option":
@@ -792,8 +897,13 @@ def _as_last_chunk(message: AIMessage) -> AIMessageChunk:
             for index, call in enumerate(message.tool_calls)
         ]
         + [
-            tool_call_chunk(name=bad.get("name"), args=bad.get("args"), id=bad.get("id"), index=0)
-            for bad in message.invalid_tool_calls
+            tool_call_chunk(
+                name=bad.get("name"),
+                args=bad.get("args"),
+                id=bad.get("id"),
+                index=len(message.tool_calls) + index,
+            )
+            for index, bad in enumerate(message.invalid_tool_calls)
         ],
         usage_metadata=message.usage_metadata,
         response_metadata=message.response_metadata,

@@ -24,6 +24,12 @@ compiled with ``any_whitespace=False``; see ``tests/unit/test_llm_grammar.py``):
   are about what closing the JSON needs; it only picks among tokens the grammar already allows.
 * Layout: with ``any_whitespace=False`` the output uses ``json.dumps``'s default separators
   (``", "`` and ``": "``) and no other whitespace, so the model cannot loop on blank space.
+* Parallel calls: ``GrammarCache.compile_calls`` (generic JSON) and ``compile_wrapped`` with
+  ``max_calls`` (native tags) repeat the call grammar 1..k times, separated by a newline, with
+  ``Grammar.concat`` / ``Grammar.union``. xgrammar copies a grammar into every concatenation,
+  so the call grammar appears k times; only the first generic object carries the thought (the
+  one with the costly ``maxLength``), so the extra copies compile in milliseconds. Every copy after
+  the first is optional, so the grammar may end (EOS) after any complete call.
 """
 
 from __future__ import annotations
@@ -40,10 +46,13 @@ __all__ = [
     "THOUGHT_MAX_LENGTH",
     "GrammarCache",
     "NoCallStyle",
+    "ParallelSchemas",
     "StringBudget",
     "ToolDecision",
     "canonical_json",
     "normalize_tool_choice",
+    "parallel_call_schemas",
+    "parse_tool_calls",
     "parse_tool_output",
     "schema_outline",
     "structured_output_schema",
@@ -174,6 +183,57 @@ def _answer_fields(no_call: NoCallStyle) -> dict[str, Any]:
     return response
 
 
+@dataclass(frozen=True)
+class ParallelSchemas:
+    """The JSON schemas of a generic-format turn that may make several calls (one per line)."""
+
+    first: dict[str, Any]
+    """The first call: ``tool_call_schema``'s call branches (thought, and ``use_tool: true`` in
+    the ``decision`` style, included)."""
+    rest: dict[str, Any]
+    """Every later call: ``{"name", "arguments"}`` only, no thought, no ``use_tool``."""
+    answer: dict[str, Any] | None
+    """The answer branch, which stands alone; ``None`` when a call is required."""
+
+
+def parallel_call_schemas(
+    tools: Sequence[Mapping[str, Any]],
+    *,
+    tool_choice: Any = None,
+    thought: bool = True,
+    thought_max_length: int | None = THOUGHT_MAX_LENGTH,
+    no_call: NoCallStyle = "response",
+) -> ParallelSchemas:
+    """Split ``tool_call_schema`` into the schemas of a turn of one to k calls or an answer.
+
+    The arguments are ``tool_call_schema``'s. The turn is ``first``, then up to k-1 times a
+    newline and ``rest``; or ``answer`` alone. Only the first call carries the thought (and the
+    ``use_tool`` decision): the later ones are the calls the thought already announced.
+    """
+    full = tool_call_schema(
+        tools,
+        tool_choice=tool_choice,
+        thought=thought,
+        thought_max_length=thought_max_length,
+        no_call=no_call,
+    )
+    defs = full.get("$defs")
+    branches = full.get("anyOf") or [{k: v for k, v in full.items() if k != "$defs"}]
+    calls = [b for b in branches if "arguments" in b["properties"]]
+    answers = [b for b in branches if "arguments" not in b["properties"]]
+    first: dict[str, Any] = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    if defs:
+        first = {**first, "$defs": defs}
+    functions = [tool["function"] for tool in tools]
+    allowed = normalize_tool_choice(tool_choice, [fn["name"] for fn in functions])[1]
+    offered = [tool for tool in tools if tool["function"]["name"] in allowed]
+    rest = tool_call_schema(offered, tool_choice="required", thought=False)
+    answer: dict[str, Any] | None = None
+    if answers:
+        answer = {**answers[0], "$defs": defs} if defs else answers[0]
+    return ParallelSchemas(first=first, rest=rest, answer=answer)
+
+
 def structured_output_schema(schema: Any) -> dict[str, Any]:
     """Return the JSON schema for a pydantic class, a TypedDict or a JSON-schema dict."""
     from pydantic import BaseModel
@@ -235,6 +295,11 @@ def parse_tool_output(text: str) -> ToolDecision:
             data = None
     if not isinstance(data, dict):
         raise ValueError(f"tool-call output is not a JSON object: {text[:200]!r}")
+    return _decision(data, complete=complete)
+
+
+def _decision(data: Mapping[str, Any], *, complete: bool) -> ToolDecision:
+    """Read one decoded (or partly decoded) turn object."""
     thought = str(data.get("thought", ""))
     if "response" in data:
         return ToolDecision(thought=thought, response=str(data["response"]), complete=complete)
@@ -246,6 +311,38 @@ def parse_tool_output(text: str) -> ToolDecision:
         arguments=arguments if isinstance(arguments, dict) else None,
         complete=complete,
     )
+
+
+def parse_tool_calls(text: str) -> list[ToolDecision]:
+    """Parse text decoded under ``GrammarCache.compile_calls``: JSON objects one after another
+    (a newline between them), the last of which may be cut off at ``max_new_tokens``.
+
+    Every complete object becomes a ``complete`` decision; a cut-off trailing object becomes
+    one with ``complete=False`` (as ``parse_tool_output`` reads it), so the calls before it are
+    kept. An answer turn is one decision with ``response`` set.
+
+    Raises:
+        ValueError: The text does not start with a JSON object that can be at least partly read.
+    """
+    decoder = json.JSONDecoder(strict=False)
+    decisions: list[ToolDecision] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position] in " \t\r\n":
+            position += 1
+        if position >= len(text):
+            break
+        try:
+            data, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            decisions.append(parse_tool_output(text[position:]))
+            break
+        if not isinstance(data, dict):
+            raise ValueError(f"tool-call output is not a JSON object: {text[:200]!r}")
+        decisions.append(_decision(data, complete=True))
+    if not decisions:
+        raise ValueError(f"tool-call output is not a JSON object: {text[:200]!r}")
+    return decisions
 
 
 def schema_outline(schema: Mapping[str, Any], *, defs: Mapping[str, Any] | None = None) -> str:
@@ -378,23 +475,42 @@ class GrammarCache:
         return _xgrammar().contrib.hf.LogitsProcessor(self.compile(schema))
 
     def compile_wrapped(
-        self, schema: Mapping[str, Any], *, wrappers: Sequence[tuple[str, str]], or_text: bool
+        self,
+        schema: Mapping[str, Any],
+        *,
+        wrappers: Sequence[tuple[str, str]],
+        or_text: bool,
+        max_calls: int = 1,
     ) -> Any:
         """Return the compiled grammar of the JSON of ``schema`` inside any of ``wrappers``
         (``(opening, closing)`` text pairs), or with ``or_text`` also an answer: text that
-        starts with neither ``<``, ``{``, a backquote nor whitespace; compiled on first use."""
+        starts with neither ``<``, ``{``, a backquote nor whitespace; compiled on first use.
+
+        With ``max_calls`` above 1 a turn may hold 1 to ``max_calls`` calls, a newline between
+        two: the first wrapping (the native tags) repeats whole, every other wrapping holds the
+        calls inside one opening and closing (a fence around JSON lines, or bare JSON lines);
+        the answer stays single and alone."""
         key = json.dumps([canonical_json(schema), list(wrappers), or_text])
+        if max_calls > 1:
+            key = json.dumps([key, max_calls])
         with self._lock:
             compiled = self._compiled.get(key)
             if compiled is None:
                 xgr = _xgrammar()
                 body = xgr.Grammar.from_json_schema(canonical_json(schema), any_whitespace=False)
-                branches = [
-                    xgr.Grammar.concat(_literal(opening), body, _literal(closing))
-                    if opening or closing
-                    else body
-                    for opening, closing in wrappers
-                ]
+                branches = []
+                for index, (opening, closing) in enumerate(wrappers):
+                    inner = body
+                    if max_calls > 1 and index > 0:
+                        inner = _repeated(body, body, max_calls)
+                    branch = (
+                        xgr.Grammar.concat(_literal(opening), inner, _literal(closing))
+                        if opening or closing
+                        else inner
+                    )
+                    if max_calls > 1 and index == 0:
+                        branch = _repeated(branch, branch, max_calls)
+                    branches.append(branch)
                 if or_text:
                     branches.append(
                         xgr.Grammar.from_ebnf("root ::= [^<{`\\x00 \\t\\r\\n] [^\\x00]*")
@@ -405,14 +521,62 @@ class GrammarCache:
             return compiled
 
     def wrapped_logits_processor(
-        self, schema: Mapping[str, Any], *, wrappers: Sequence[tuple[str, str]], or_text: bool
+        self,
+        schema: Mapping[str, Any],
+        *,
+        wrappers: Sequence[tuple[str, str]],
+        or_text: bool,
+        max_calls: int = 1,
     ) -> Any:
         """Return a fresh logits processor for ``compile_wrapped``'s grammar (one call)."""
-        compiled = self.compile_wrapped(schema, wrappers=wrappers, or_text=or_text)
+        compiled = self.compile_wrapped(
+            schema, wrappers=wrappers, or_text=or_text, max_calls=max_calls
+        )
+        return _xgrammar().contrib.hf.LogitsProcessor(compiled)
+
+    def compile_calls(self, schemas: ParallelSchemas, *, max_calls: int) -> Any:
+        """Return the compiled grammar of a generic-format turn of 1 to ``max_calls`` calls
+        (``schemas.first``, then ``schemas.rest`` objects, each after a newline) or, when
+        ``schemas.answer`` is set, that answer alone; compiled on first use."""
+        answer = canonical_json(schemas.answer) if schemas.answer is not None else None
+        key = json.dumps(
+            [
+                "calls",
+                canonical_json(schemas.first),
+                canonical_json(schemas.rest),
+                answer,
+                max_calls,
+            ]
+        )
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                xgr = _xgrammar()
+                first = xgr.Grammar.from_json_schema(
+                    canonical_json(schemas.first), any_whitespace=False
+                )
+                rest = xgr.Grammar.from_json_schema(
+                    canonical_json(schemas.rest), any_whitespace=False
+                )
+                grammar = _repeated(first, rest, max_calls)
+                if answer is not None:
+                    reply = xgr.Grammar.from_json_schema(answer, any_whitespace=False)
+                    grammar = xgr.Grammar.union(grammar, reply)
+                compiled = self._compiler.compile_grammar(grammar)
+                self._compiled[key] = compiled
+            return compiled
+
+    def calls_logits_processor(self, schemas: ParallelSchemas, *, max_calls: int) -> Any:
+        """Return a fresh logits processor for ``compile_calls``'s grammar (one call)."""
+        compiled = self.compile_calls(schemas, max_calls=max_calls)
         return _xgrammar().contrib.hf.LogitsProcessor(compiled)
 
     def string_budget(
-        self, *, max_new_tokens: int, thought_tokens: int | None = None
+        self,
+        *,
+        max_new_tokens: int,
+        thought_tokens: int | None = None,
+        stop_when_short: bool = False,
     ) -> StringBudget:
         """Return a fresh ``StringBudget`` for one call (place it after the grammar processor).
 
@@ -420,6 +584,8 @@ class GrammarCache:
             max_new_tokens: The call's token limit; strings are closed when little is left.
             thought_tokens: Tokens the thought (the first string value) may use; ``None`` for
                 no thought budget.
+            stop_when_short: End a turn of several calls after a whole call when a further one
+                would not fit in the tokens left (see ``StringBudget``).
         """
         import torch
 
@@ -429,11 +595,15 @@ class GrammarCache:
                 ids = [i for i, piece in enumerate(vocab) if piece.startswith(b'"')]
                 self._quote_ids = (torch.tensor(ids, dtype=torch.long), vocab)
         quote_ids, vocab = self._quote_ids
+        stop_ids = None
+        if stop_when_short:
+            stop_ids = torch.tensor(list(self._info.stop_token_ids), dtype=torch.long)
         return StringBudget(
             vocab,
             quote_ids,
             max_new_tokens=max_new_tokens,
             thought_tokens=thought_tokens,
+            stop_ids=stop_ids,
         )
 
 
@@ -445,6 +615,10 @@ class StringBudget:
     string is closed once only ``reserve`` tokens remain, so the JSON can still be finished.
     Closing means keeping only the allowed tokens that start with ``"``; when the grammar allows
     none (e.g. a ``minLength`` not yet met) the scores pass through unchanged.
+
+    With ``stop_ids`` (a turn of several calls), a turn that could end here (the grammar allows
+    a stop token) ends when fewer tokens are left than the longest call so far took: a further
+    call would most likely be cut off by ``max_new_tokens``.
     """
 
     def __init__(
@@ -455,6 +629,7 @@ class StringBudget:
         max_new_tokens: int,
         thought_tokens: int | None = None,
         reserve: int | None = None,
+        stop_ids: Any = None,
     ) -> None:
         """Prepare the byte table, the quote-starting token ids and the limits."""
         self._vocab = vocab
@@ -467,6 +642,9 @@ class StringBudget:
         self._escaped = False
         self._strings_opened = 0
         self._string_tokens = 0
+        self._stop_ids = stop_ids
+        self._last_end = 0
+        self._longest_call = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         """Note the last sampled token, then restrict ``scores`` if a string must close."""
@@ -474,9 +652,11 @@ class StringBudget:
             self._prompt_length = input_ids.shape[1]
         else:
             self._advance(self._vocab[int(input_ids[0, -1])])
+        generated = input_ids.shape[1] - self._prompt_length
+        if self._stop_ids is not None and not self._in_string:
+            return self._maybe_stop(scores, generated)
         if not self._in_string or self._escaped:
             return scores
-        generated = input_ids.shape[1] - self._prompt_length
         is_thought = self._strings_opened == 2
         over_thought = (
             is_thought
@@ -490,6 +670,19 @@ class StringBudget:
             return scores
         forced = scores.new_full(scores.shape, float("-inf"))
         forced[:, self._quote_ids] = quote_scores
+        return forced
+
+    def _maybe_stop(self, scores: Any, generated: int) -> Any:
+        """Force a stop token where the turn may end and another call would not fit."""
+        stop_scores = scores[:, self._stop_ids]
+        if not bool((stop_scores > float("-inf")).any()):
+            return scores
+        self._longest_call = max(self._longest_call, generated - self._last_end)
+        self._last_end = generated
+        if self._max_new_tokens - generated >= self._longest_call:
+            return scores
+        forced = scores.new_full(scores.shape, float("-inf"))
+        forced[:, self._stop_ids] = stop_scores
         return forced
 
     def _advance(self, piece: bytes) -> None:
@@ -508,6 +701,25 @@ class StringBudget:
                 self._in_string = False
         if self._in_string:
             self._string_tokens += 1
+
+
+CALL_SEPARATOR = "\n"
+"""What stands between two calls of one turn, in both formats (as the chat templates write it)."""
+
+
+def _repeated(first: Any, rest: Any, max_calls: int) -> Any:
+    """Return the grammar of ``first``, then up to ``max_calls - 1`` times a newline and ``rest``.
+
+    Built as ``first (sep rest (sep rest ...)?)?`` so each grammar is copied once per call it
+    may stand for, and every prefix that ends after a whole call is a complete turn.
+    """
+    xgr = _xgrammar()
+    empty = xgr.Grammar.from_ebnf('root ::= ""')
+    more: Any = None
+    for _ in range(max_calls - 1):
+        parts = [_literal(CALL_SEPARATOR), rest] + ([more] if more is not None else [])
+        more = xgr.Grammar.union(empty, xgr.Grammar.concat(*parts))
+    return first if more is None else xgr.Grammar.concat(first, more)
 
 
 def _literal(text: str) -> Any:

@@ -13,10 +13,19 @@ often drift from their trained format and write the call as a fenced or bare JSO
 Coder-0.5B does, unconstrained and even under a tags-or-text grammar). So that turn's grammar takes
 the call in any of the three wrappings (``ANSWER_OR_CALL``), each still schema-valid, or an answer:
 free text that starts with a word.
+
+Parallel calls (``bind_tools(..., parallel_tool_calls=True)``): a turn may hold 1 to k calls,
+``<tool_call>\\n{...}\\n</tool_call>`` blocks separated by a newline, which is how Qwen2.5's
+template renders an assistant turn with several ``tool_calls``. Where the model may answer, the
+drifted wrappings take several calls too, as JSON lines inside one fence or bare JSON lines
+(Qwen2.5-Coder-0.5B, left to choose, fenced its first call and so stopped at one on BFCL's
+parallel items). The answer stays single and alone: an answer mixed with calls is not a turn the
+template can render.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,7 +39,12 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from goalgraph.llm.grammar import ToolDecision, parse_tool_output, tool_call_schema
+from goalgraph.llm.grammar import (
+    ToolDecision,
+    parse_tool_calls,
+    parse_tool_output,
+    tool_call_schema,
+)
 
 __all__ = [
     "ANSWER_OR_CALL",
@@ -39,6 +53,7 @@ __all__ = [
     "CALL_OPEN",
     "native_call_schema",
     "native_turns",
+    "parse_native_calls",
     "parse_native_output",
     "plain_turn",
     "template_has_tool_calls",
@@ -128,3 +143,42 @@ def parse_native_output(text: str) -> ToolDecision:
     if stripped.startswith("{"):
         return parse_tool_output(stripped)
     return ToolDecision(thought="", response=stripped)
+
+
+def parse_native_calls(text: str) -> list[ToolDecision]:
+    """Read a turn that may hold several calls: tagged blocks one after another, JSON lines in
+    one fence or bare JSON lines; or an answer.
+
+    Every complete call becomes a ``complete`` decision; a tagged call cut off at
+    ``max_new_tokens`` becomes a last one with ``complete=False``, so the calls before it are kept.
+
+    Raises:
+        ValueError: A call whose JSON cannot even be partly read.
+    """
+    stripped = text.strip()
+    opening, closing = CALL_OPEN.strip(), CALL_CLOSE.strip()
+    fence_open, fence_close = (part.strip() for part in ANSWER_OR_CALL[1])
+    if stripped.startswith(fence_open):
+        body = stripped[len(fence_open) :]
+        body = body[: body.index(fence_close)] if fence_close in body else body
+        return parse_tool_calls(body.strip())
+    if stripped.startswith("{"):
+        return parse_tool_calls(stripped)
+    if not stripped.startswith(opening):
+        return [parse_native_output(text)]
+    decoder = json.JSONDecoder(strict=False)
+    decisions: list[ToolDecision] = []
+    rest = stripped
+    while rest.startswith(opening):
+        body = rest[len(opening) :].lstrip()
+        try:
+            _, end = decoder.raw_decode(body)
+        except json.JSONDecodeError:
+            cut = body[: body.index(closing)] if closing in body else body
+            decisions.append(parse_tool_output(cut.strip()))
+            break
+        decisions.append(parse_tool_output(body[:end]))
+        rest = body[end:].lstrip()
+        if rest.startswith(closing):
+            rest = rest[len(closing) :].lstrip()
+    return decisions

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import needs_ladder_model
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
 MODEL = "qwen2.5-coder-0.5b"
@@ -57,6 +57,41 @@ def test_where_qwen_may_answer_it_calls_or_answers_and_nothing_else(chat) -> Non
         assert call["name"] == "add_numbers" and all(
             isinstance(v, int) for v in call["args"].values()
         )
+
+
+def test_qwen_makes_two_independent_calls_at_once(chat) -> None:
+    bound = chat.bind_tools(
+        [get_weather], tool_choice="any", parallel_tool_calls=True, max_new_tokens=96
+    )
+    reply = bound.invoke("What's the weather in Paris and in Tokyo?")
+    assert not reply.invalid_tool_calls
+    assert sorted(call["args"]["city"] for call in reply.tool_calls) == ["Paris", "Tokyo"]
+    assert len({call["id"] for call in reply.tool_calls}) == 2
+    # Without parallel_tool_calls the same request gets one call, as before.
+    single = chat.bind_tools([get_weather], tool_choice="any", max_new_tokens=96)
+    assert len(single.invoke("What's the weather in Paris and in Tokyo?").tool_calls) == 1
+
+
+def test_the_template_renders_several_calls_as_consecutive_blocks(chat) -> None:
+    history = [
+        HumanMessage("Weather in Paris and Tokyo?"),
+        AIMessage(
+            "",
+            tool_calls=[
+                {"name": "get_weather", "args": {"city": "Paris"}, "id": "a"},
+                {"name": "get_weather", "args": {"city": "Tokyo"}, "id": "b"},
+            ],
+        ),
+        ToolMessage("12 degrees", tool_call_id="a"),
+        ToolMessage("20 degrees", tool_call_id="b"),
+    ]
+    bound = chat.bind_tools([get_weather], parallel_tool_calls=True)
+    prompt = chat._prepare(history, None, bound.kwargs).prompt
+    paris = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    tokyo = '{"name": "get_weather", "arguments": {"city": "Tokyo"}}'
+    # Exactly the text the parallel grammar lets the model write.
+    assert f"<tool_call>\n{paris}\n</tool_call>\n<tool_call>\n{tokyo}\n</tool_call>" in prompt
+    assert prompt.count("<tool_response>") == 2
 
 
 def test_the_third_party_stockroom_server_works_end_to_end(tmp_path) -> None:

@@ -251,8 +251,8 @@ def test_items_load_and_sample_deterministically(tmp_path: Path) -> None:
 def test_missing_data_and_unknown_categories_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(BfclDataError, match="not found"):
         load_items(tmp_path / "nowhere", "simple_python")
-    with pytest.raises(BfclDataError, match="unknown BFCL category 'parallel'"):
-        load_items(tmp_path, "parallel")
+    with pytest.raises(BfclDataError, match="unknown BFCL category 'live_simple'"):
+        load_items(tmp_path, "live_simple")
     with pytest.raises(BfclDataError, match=r"BFCL_v4_multiple\.json"):
         load_items(tmp_path, "multiple")
 
