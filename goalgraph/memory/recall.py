@@ -16,12 +16,21 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import ToolMessage
 
 from goalgraph.memory.backend import MemoryBackend
-from goalgraph.memory.types import CountTokens, RunRecord, Turn, approx_tokens
+from goalgraph.memory.retrieve import query_terms
+from goalgraph.memory.types import (
+    CountTokens,
+    MemoryContext,
+    RunRecord,
+    StoredTurn,
+    Turn,
+    approx_tokens,
+)
 
 __all__ = ["RUNS_SESSION", "lessons_from_run", "recall", "remember_run", "run_record"]
 
@@ -60,10 +69,39 @@ def recall(
     sections = _fit(sections, budget_tokens, count_tokens)
     left = budget_tokens - (count_tokens("\n\n".join(sections)) + 2 if sections else 0)
     if left > 16:
-        found = memory.search(goal, budget_tokens=left)
+        found = _without_unrelated_goals(
+            memory.search(goal, budget_tokens=left), goal, count_tokens
+        )
         if found:
             sections.append(found.render())
     return "\n\n".join(sections)
+
+
+def _without_unrelated_goals(
+    found: MemoryContext, goal: str, count_tokens: CountTokens
+) -> MemoryContext:
+    """Drop the past goals (``RUNS_SESSION`` turns) that are this goal again or share no content
+    word with it.
+
+    Past goals follow one another without being related, so a goal found only as the neighbour
+    of another, or by a loose embedding match, is noise that a small planner copies into its
+    plan as steps ("write hi"); the facts stated in past goals are still found as facts, and a
+    past goal that names what this one asks about is kept.
+    """
+    words = set(query_terms(goal))
+    same = " ".join(goal.lower().split())
+
+    def related(turn: StoredTurn) -> bool:
+        if turn.session_id != RUNS_SESSION:
+            return True
+        text = " ".join(turn.text.lower().split())
+        return text != same and bool(words & set(query_terms(turn.text)))
+
+    turns = tuple(turn for turn in found.turns if related(turn))
+    if len(turns) == len(found.turns):
+        return found
+    kept = replace(found, turns=turns)
+    return replace(kept, tokens=count_tokens(kept.render()))
 
 
 def _fit(sections: list[str], budget: int, count_tokens: CountTokens) -> list[str]:

@@ -114,6 +114,30 @@ def test_recall_puts_profile_lessons_and_facts_within_the_budget(tmp_path):
         assert recall(memory, "anything", budget_tokens=0) == ""
 
 
+def test_past_goals_reach_the_plan_only_when_related_to_this_one(tmp_path):
+    """Earlier goals follow one another unrelated: only those sharing a content word with the
+    goal are recalled, and never the goal itself (a small planner copied "write hi" as a step)."""
+    from goalgraph.memory.recall import RUNS_SESSION
+
+    goals = [
+        "write hi",
+        "Compute 12*(3+4) and save the result to result.txt",
+        "do it",
+        "My locker code is 4812.",
+        "What is 6*7?",
+    ]
+    with GraphMemory(tmp_path / "m.sqlite") as memory:
+        memory.add_episode([Turn(g, speaker="user") for g in goals], session_id=RUNS_SESSION)
+        text = recall(
+            memory, "Compute 12*(3+4) and save the result to result.txt", budget_tokens=400
+        )
+        assert "write hi" not in text and "do it\n" not in text and "6*7" not in text
+        assert "user: Compute 12*(3+4)" not in text
+        assert "locker" not in text
+        code = recall(memory, "What is my locker code?", budget_tokens=400)
+        assert "My locker code is 4812." in code
+
+
 def test_lessons_name_what_failed_and_was_blocked():
     from langchain_core.messages import ToolMessage
 
