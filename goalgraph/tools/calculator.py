@@ -192,7 +192,15 @@ class _Evaluator:
         raise _not_understood(f"unknown name {_shown(name)}")
 
     def _call(self, node: ast.Call, depth: int) -> Number:
-        if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
+        if not isinstance(node.func, ast.Name):
+            # "2(3)" or "(3+4)(x)": parentheses after a value. Words inside are the likelier
+            # mistake ("12*(3+4) (tool)"), so they are named first.
+            for arg in node.args:
+                self.visit(arg, depth + 1)
+            raise _not_understood(
+                f"{_describe(node.func)} is followed by parentheses; write * to multiply"
+            )
+        if node.func.id not in _FUNCTIONS:
             raise _not_understood(f"unknown function {_describe(node.func)}")
         name = node.func.id
         if node.keywords:

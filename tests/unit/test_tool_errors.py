@@ -183,6 +183,8 @@ def test_an_empty_database_and_a_huge_schema(ws: Workspace) -> None:
         ("2 ^ 10", "operator ^ (use ** for powers) is not supported"),
         ("x + 1", "unknown name 'x'"),
         ("fib(20)", "unknown function 'fib'"),
+        ("12*(3+4) (tool)", "unknown name 'tool'"),
+        ("2(3+4)", "'2' is followed by parentheses; write * to multiply"),
         ("'a' + 1", "'a' is not a number"),
         ("", "expression is empty"),
     ],
