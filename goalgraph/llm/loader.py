@@ -3,8 +3,10 @@
 The ladder's models (``goalgraph.llm.ladder``: the bundled ``smollm2``, ``qwen2.5-coder-0.5b``,
 ``qwen2.5-coder-1.5b``) are GGUF files, verified against their sha256 before first use
 (``goalgraph.llm.install``). transformers can read GGUF, but dequantising it takes ~30 s, so the
-first load converts it once to a safetensors folder under ``<data dir>/models/<gguf stem>``;
-later loads read that folder in about a second.
+first load converts it once to a safetensors folder under ``<data dir>/models/<gguf stem>``
+(``<gguf stem>-bfloat16`` for a model run in bfloat16, so that loading it never holds a float32
+copy: Qwen2.5-Coder-0.5B peaked at 4.0 GiB resident from a float32 folder); later loads read that
+folder in about a second.
 """
 
 from __future__ import annotations
@@ -134,9 +136,16 @@ def bundled_gguf_path() -> Path:
     return ggufs[0]
 
 
-def converted_dir(gguf: Path) -> Path:
-    """Return the safetensors folder a GGUF file is converted to."""
-    return data_dir() / "models" / gguf.stem
+def converted_dir(gguf: Path, dtype: Any = None) -> Path:
+    """Return the safetensors folder a GGUF file is converted to for ``dtype`` (a torch dtype;
+    ``None`` or float32: the float32 folder)."""
+    name = _dtype_name(dtype)
+    suffix = "" if name == "float32" else f"-{name}"
+    return data_dir() / "models" / f"{gguf.stem}{suffix}"
+
+
+def _dtype_name(dtype: Any) -> str:
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def load_local_model(
@@ -198,16 +207,16 @@ def _load(name: str, device: str, torch_dtype: Any) -> tuple[Any, Any]:
 
 
 def _load_gguf(gguf: Path, device: str, torch_dtype: Any) -> tuple[Any, Any]:
-    target = converted_dir(gguf)
+    target = converted_dir(gguf, torch_dtype)
     with _offline():
-        if not _is_complete(target, gguf):
-            _convert(gguf, target)
+        if not _is_complete(target, gguf, torch_dtype):
+            _convert(gguf, target, torch_dtype)
         try:
             return _from_pretrained(str(target), device, torch_dtype, local=True)
         except ModelLoadError:
             # A folder that passes the marker check but fails to load was damaged after
             # conversion (disk full, partial copy): convert again once.
-            _convert(gguf, target, force=True)
+            _convert(gguf, target, torch_dtype, force=True)
             return _from_pretrained(str(target), device, torch_dtype, local=True)
 
 
@@ -237,13 +246,14 @@ def _ensure_pad_token(model: Any, tokenizer: Any) -> None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
-def _is_complete(target: Path, gguf: Path) -> bool:
+def _is_complete(target: Path, gguf: Path, dtype: Any = None) -> bool:
     try:
         marker = json.loads((target / _MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return (
         marker.get("version") == _CONVERSION_VERSION
+        and marker.get("dtype", "float32") == _dtype_name(dtype)
         and marker.get("source_name") == gguf.name
         and marker.get("source_size") == gguf.stat().st_size
         and (target / "config.json").is_file()
@@ -251,21 +261,21 @@ def _is_complete(target: Path, gguf: Path) -> bool:
     )
 
 
-def _convert(gguf: Path, target: Path, *, force: bool = False) -> None:
+def _convert(gguf: Path, target: Path, dtype: Any = None, *, force: bool = False) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.parent / f".{target.name}.lock"
     with open(lock_path, "w") as lock:
         # Two processes starting at once must not both spend 30 s and 1 GB converting.
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if not force and _is_complete(target, gguf):
+            if not force and _is_complete(target, gguf, dtype):
                 return
-            _convert_locked(gguf, target)
+            _convert_locked(gguf, target, dtype=dtype)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _convert_locked(gguf: Path, target: Path) -> None:
+def _convert_locked(gguf: Path, target: Path, *, dtype: Any = None) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -286,6 +296,8 @@ def _convert_locked(gguf: Path, target: Path) -> None:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.hf_quantizer = None
+        if dtype is not None and dtype != torch.float32:
+            model.to(dtype)  # dequantised to float32, then rounded once, as loading it would
         model.save_pretrained(tmp)
         os.chmod(tmp, 0o755)
         tokenizer.save_pretrained(tmp)
@@ -293,6 +305,7 @@ def _convert_locked(gguf: Path, target: Path) -> None:
             "version": _CONVERSION_VERSION,
             "source_name": gguf.name,
             "source_size": gguf.stat().st_size,
+            "dtype": _dtype_name(dtype),
         }
         (tmp / _MARKER).write_text(json.dumps(marker), encoding="utf-8")
         del model

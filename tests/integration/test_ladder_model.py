@@ -36,7 +36,10 @@ def test_qwen_loads_with_its_tool_calling_chat_template() -> None:
     model, tokenizer, device = load_local_model(MODEL, device="cpu", dtype="bfloat16")
     assert device == "cpu" and next(model.parameters()).dtype is torch.bfloat16
     # The template is the converted folder's own (saved from the GGUF), not a fallback.
-    folder = converted_dir(verified_gguf_path(MODEL))
+    folder = converted_dir(verified_gguf_path(MODEL), torch.bfloat16)
+    assert '"dtype": "bfloat16"' in (folder / "goalgraph-conversion.json").read_text()
+    weights = (folder / "model.safetensors").stat().st_size
+    assert weights < 1_400_000_000  # two bytes a parameter, not four
     assert (folder / "chat_template.jinja").read_text() == tokenizer.chat_template
     messages = [{"role": "user", "content": "What is the weather in Paris?"}]
     rendered = tokenizer.apply_chat_template(

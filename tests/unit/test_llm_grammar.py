@@ -581,7 +581,7 @@ def test_corrupt_conversion_is_redone(tmp_path: Any, monkeypatch: pytest.MonkeyP
     assert loader._is_complete(folder, gguf)
     calls: list[Any] = []
 
-    def fake_convert(source: Any, target: Any) -> None:
+    def fake_convert(source: Any, target: Any, **kwargs: Any) -> None:
         calls.append((source, target))
         raise ModelLoadError("reconverted")
 
