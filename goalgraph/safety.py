@@ -41,6 +41,7 @@ __all__ = [
     "human_decision",
     "output_source",
     "taint_of",
+    "unchanged_reads",
 ]
 
 
@@ -52,6 +53,7 @@ Rule = Literal[
     "path_escape",
     "host_not_allowed",
     "loop",
+    "repeat",
     "budget",
     "tainted",
     "approval",
@@ -96,6 +98,9 @@ class RunLedger:
     """Wall-clock times (``time.time()``) of the most recent calls."""
     tainted_by: str | None = None
     """Set once the run read untrusted content (``taint_of``): which call, and why."""
+    unchanged_reads: Mapping[str, str] = field(default_factory=dict)
+    """Read-only calls that succeeded with nothing but reads run since (``call_signature`` to
+    their output): running one again could only return the same."""
 
 
 def call_signature(
@@ -130,9 +135,10 @@ def check_action(
     list; the arguments validate against the tool's JSON schema; workspace-path arguments stay
     inside the workspace (read as the workspace tools read them) and URL arguments name an
     allowed host; the same call (path arguments normalised) has not already run
-    ``max_identical_calls`` times (loop detection); the run's budgets; the rate limit (a
-    wait, not a refusal); a run tainted by untrusted content (``taint_of``); and whether a
-    human must approve the tool or its class.
+    ``max_identical_calls`` times (loop detection); it is not a read-only call that already
+    succeeded with nothing but reads since (``RunLedger.unchanged_reads``); the run's budgets;
+    the rate limit (a wait, not a refusal); a run tainted by untrusted content (``taint_of``);
+    and whether a human must approve the tool or its class.
 
     Args:
         action: The proposed tool call.
@@ -181,6 +187,16 @@ def check_action(
             "use its result or try something else",
             "loop",
         )
+    earlier = ledger.unchanged_reads.get(call_signature(tool, action["args"], traits))
+    if earlier is not None:
+        shown = earlier if len(earlier) <= 300 else earlier[:300] + " [...]"
+        return verdict(
+            "block",
+            f"{tool} with these arguments already ran, and nothing has been written or run "
+            f"since, so it would return the same: {shown!r}. Use that result (step_done), or "
+            "call a tool with the values the current step names",
+            "repeat",
+        )
     problem = _budget_problem(tool, risk, policy, ledger, traits or {})
     if problem is not None:
         return verdict("block", problem, "budget")
@@ -197,6 +213,23 @@ def check_action(
         reason = f"tool {tool!r} is {risk} risk, which requires human approval"
         return verdict("ask", reason, "approval", wait)
     return verdict("allow", "passed the safety policy", "allowed", wait)
+
+
+def unchanged_reads(
+    observations: Sequence[Mapping[str, Any]], traits: Mapping[str, ToolTraits]
+) -> dict[str, str]:
+    """Return the read-only calls among ``observations`` (oldest first) that succeeded after
+    the last call of any other class (or of an unknown tool), by ``call_signature``, with their
+    output: calls whose result nothing has changed since."""
+    reads: dict[str, str] = {}
+    for observation in observations:
+        info = traits.get(observation["tool"])
+        if info is None or info.risk != "read":
+            reads.clear()  # a write, a program or a fetch may have changed what a read sees
+        elif observation["ok"]:
+            signature = call_signature(observation["tool"], observation["args"], traits)
+            reads[signature] = str(observation["content"])
+    return reads
 
 
 def output_source(

@@ -301,6 +301,11 @@ class LimitsSpec(_Section):
     depend on them. 1 (the default) works through the plan one step at a time: a small model's
     ``depends_on`` often leaves out a real dependency, and the model generates one turn at a
     time anyway, so only tools that wait (network, slow programs) gain from more."""
+    reuse_unchanged_reads: bool = True
+    """Do not run a read-only call again when it already succeeded and only reads have run
+    since: it could only return the same. The call is blocked with its earlier output quoted,
+    and the model is asked to use it or to call with the current step's values (small models
+    copy an earlier step's call into the next step)."""
     max_parallel_calls: int = Field(default=1, gt=0)
     """Most tool calls one think turn may propose at once (OpenAI's ``parallel_tool_calls``;
     BFCL's "parallel" shape, e.g. the weather in two cities). Each call passes safety_check on

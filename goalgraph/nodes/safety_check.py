@@ -21,19 +21,25 @@ from goalgraph.safety import (
     call_signature,
     check_action,
     human_decision,
+    unchanged_reads,
 )
 from goalgraph.state import AgentState, ProposedAction, Verdict
 
 __all__ = ["blocked_message", "ledger_of", "make_safety_check_node"]
 
 
-def ledger_of(state: AgentState) -> RunLedger:
-    """Return what the policy needs to know about the run so far."""
+def ledger_of(
+    state: AgentState, traits: Mapping[str, ToolTraits] | None = None, *, reads: bool = True
+) -> RunLedger:
+    """Return what the policy needs to know about the run so far (with ``reads`` and
+    ``traits``, the read-only calls whose result nothing has changed since)."""
+    observations = state.get("observations") or []
     return RunLedger(
         call_counts=state.get("call_counts") or {},
         tool_counts=state.get("tool_counts") or {},
         call_times=state.get("call_times") or [],
         tainted_by=state.get("tainted_by"),
+        unchanged_reads=unchanged_reads(observations, traits) if reads and traits else {},
     )
 
 
@@ -56,7 +62,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
         actions = [action, *(state.get("parallel_actions") or [])]
         toolset = await res.toolset()
         traits = await res.tool_traits()
-        ledger = ledger_of(state)
+        ledger = ledger_of(state, traits, reads=res.spec.limits.reuse_unchanged_reads)
         verdicts: list[Verdict] = []
         wait_s = 0.0
         for proposed in actions:

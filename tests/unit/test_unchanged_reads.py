@@ -1,0 +1,98 @@
+"""A read-only call that already succeeded, with only reads run since, is not run again: it could
+only return the same. The model gets the earlier output and is asked to use it or to call with
+the current step's values (``limits.reuse_unchanged_reads``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import ToolMessage
+
+from goalgraph.risk import ToolTraits
+from goalgraph.safety import unchanged_reads
+from goalgraph.testing import final_answer, plan, tool_call
+
+READ = {"tools": {"risk": {"calculator": "read", "ping": "read", "write_note": "write"}}}
+
+
+def _tool_messages(agent: Any, thread_id: str) -> list[ToolMessage]:
+    return [m for m in agent.state(thread_id)["messages"] if isinstance(m, ToolMessage)]
+
+
+def test_a_read_copied_into_the_next_step_is_answered_with_its_result(make_agent):
+    agent, model = make_agent(
+        [
+            plan(("double 21", "calculator"), ("double 50", "calculator")),
+            tool_call("calculator", expression="2*21"),
+            tool_call("calculator", expression="2*21"),  # step 2 copies step 1's call
+            tool_call("calculator", expression="2*50"),
+            final_answer("42 and 100"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("double 21 and 50", thread_id="t")
+    assert result.status == "done"
+    assert [s["result"] for s in result.plan] == ["42", "100"]
+    blocked = _tool_messages(agent, "t")[1]
+    assert blocked.status == "error"
+    assert "already ran, and nothing has been written or run since" in str(blocked.content)
+    assert "'42'" in str(blocked.content)  # the earlier output, so the model can use it
+    assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 1
+    note = str(model.calls[3][1].content)
+    assert "Note: calculator was blocked" in note and "step_done" in note
+
+
+def test_after_a_write_the_same_read_runs_again(make_agent):
+    agent, _ = make_agent(
+        [
+            plan(("check", "ping"), ("note", "write_note"), ("check again", "ping")),
+            tool_call("ping"),
+            tool_call("write_note", text="x"),
+            tool_call("ping"),
+            final_answer("pong twice"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("check, note, check", thread_id="t")
+    assert result.status == "done" and result.counters["tool_calls"] == 3
+    assert result.counters["blocked"] == 0
+
+
+def test_the_rule_can_be_turned_off(make_agent):
+    agent, _ = make_agent(
+        [
+            plan(("double 21", "calculator"), ("again", "calculator")),
+            tool_call("calculator", expression="2*21"),
+            tool_call("calculator", expression="2*21"),
+            final_answer("42"),
+        ],
+        profile="standard",
+        limits={"reuse_unchanged_reads": False},
+        **READ,
+    )
+    result = agent.run("double 21 twice", thread_id="t")
+    assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 0
+
+
+def test_unchanged_reads_are_those_since_the_last_other_call():
+    traits = {
+        "read_file": ToolTraits("read", path_args=("path",)),
+        "write_file": ToolTraits("write", path_args=("path",)),
+    }
+
+    def seen(tool: str, ok: bool = True, **args: Any) -> dict[str, Any]:
+        return {"tool": tool, "args": args, "ok": ok, "content": f"{tool}{args}"}
+
+    observations = [
+        seen("read_file", path="a.txt"),
+        seen("write_file", path="b.txt"),
+        seen("read_file", path="./c.txt"),
+        seen("read_file", ok=False, path="d.txt"),
+        seen("mystery"),  # an unknown tool may change anything
+        seen("read_file", path="e.txt"),
+    ]
+    assert list(unchanged_reads(observations, traits)) == ['read_file:{"path":"e.txt"}']
+    reads = unchanged_reads(observations[:4], traits)
+    assert list(reads) == ['read_file:{"path":"c.txt"}']  # normalised; failures not kept
