@@ -1,5 +1,6 @@
 """Each model-profile rule on and off: the task suite's success with the model's own profile, and
-with one rule flipped at a time.
+with one rule flipped at a time (and, with ``--switches``, one boolean ``limits`` setting, such as
+``reuse_unchanged_reads``, flipped through its ``GOALGRAPH_LIMITS__*`` variable).
 
 A rule of ``goalgraph.profiles`` exists because some model fails without it; this script measures
 whether it helps the model at hand. The model is loaded once; each configuration (the model's
@@ -12,8 +13,11 @@ Reproduce (from the repository root)::
     .venv/bin/python benchmarks/profile_rules.py --model smollm2 --split tuning
     .venv/bin/python benchmarks/profile_rules.py --model qwen2.5-coder-0.5b --split tuning \\
         --every 4 --rules step_history,force_planned_tool
+    .venv/bin/python benchmarks/profile_rules.py --model qwen2.5-coder-0.5b --split tuning \\
+        --every 4 --rules "" --switches reuse_unchanged_reads --name switches
 
-Writes ``benchmarks/results/profile_rules_<model>.json`` (every run) and ``.md`` (the table).
+Writes ``benchmarks/results/profile_rules_<model>.json`` (every run) and ``.md`` (the table);
+``--name switches`` writes ``switches_<model>.*`` instead.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from goalgraph.eval.suite import SPLITS, SuiteError, TaskSpec, load_suite
 from goalgraph.eval.tasks import arun_task, load_model, report_progress, select_tasks
 from goalgraph.llm.loader import ModelLoadError
 from goalgraph.profiles import RULES, profile_of_model, resolve_profile
+from goalgraph.spec import LimitsSpec
 
 HERE = Path(__file__).resolve().parent
 TASKS_DIR = HERE / "tasks"
@@ -50,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = _parse(argv)
     try:
         rules = _rules(args.rules)
+        switches = _switches(args.switches)
         tasks = select_tasks(
             load_suite([args.suite or TASKS_DIR]),
             task_ids=[t for t in args.tasks.split(",") if t] or None,
@@ -62,10 +68,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     profile = resolve_profile(profile_of_model(factory(tasks[0])))
     configs: list[tuple[str, dict[str, bool]]] = [("profile", {})]
     configs += [(rule, {rule: not getattr(profile, rule)}) for rule in rules]
+    defaults = LimitsSpec()
+    configs += [
+        (f"limits.{name}", {f"limits.{name}": not getattr(defaults, name)}) for name in switches
+    ]
     runs: dict[str, list[TaskRun]] = {}
     for name, flipped in configs:
         print(f"{name} {flipped or ''}: {len(tasks)} tasks", file=sys.stderr, flush=True)
-        with _rules_env(flipped):
+        own = {rule: on for rule, on in flipped.items() if not rule.startswith("limits.")}
+        with _rules_env(own), _limits_env(flipped):
             runs[name] = asyncio.run(_run_all(tasks, factory, label))
     data = _results(label, profile.name, args, tasks, configs, runs)
     print("\n".join(_table(data)))
@@ -81,6 +92,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", default="", help="comma-separated task ids (default: all)")
     parser.add_argument("--every", type=int, default=1, help="take every n-th chosen task")
     parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rules to flip")
+    parser.add_argument(
+        "--switches", default="", help="comma-separated boolean limits settings to flip"
+    )
+    parser.add_argument("--name", default="profile_rules", help="the results files' prefix")
     parser.add_argument("--suite", type=Path, help="suite file or folder")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where to write")
     parser.add_argument("--no-write", action="store_true", help="only print the table")
@@ -93,6 +108,35 @@ def _rules(text: str) -> list[str]:
     if unknown:
         raise ValueError(f"unknown rule(s) {', '.join(unknown)}; rules are {', '.join(RULES)}")
     return names
+
+
+def _switches(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = [n for n, f in LimitsSpec.model_fields.items() if f.annotation in (bool, "bool")]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown switch(es) {', '.join(unknown)}; switches are {known}")
+    return names
+
+
+@contextlib.contextmanager
+def _limits_env(flipped: Mapping[str, bool]) -> Iterator[None]:
+    """Set the flipped ``limits.*`` switches through their ``GOALGRAPH_LIMITS__*`` variables."""
+    names = {
+        f"GOALGRAPH_LIMITS__{key.removeprefix('limits.').upper()}": str(on).lower()
+        for key, on in flipped.items()
+        if key.startswith("limits.")
+    }
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -141,6 +185,7 @@ def _results(
 ) -> dict[str, Any]:
     return {
         "benchmark": "profile_rules",
+        "name": args.name,
         "date": time.strftime("%Y-%m-%d"),
         "model": label,
         "profile": profile,
@@ -176,7 +221,7 @@ def _table(data: Mapping[str, Any]) -> list[str]:
 def _write(out_dir: Path, data: Mapping[str, Any]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Not Path.with_suffix: a model name such as "qwen2.5-coder-0.5b" has a dot of its own.
-    stem = f"profile_rules_{Path(data['model']).name}"
+    stem = f"{data['name']}_{Path(data['model']).name}"
     (out_dir / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
     lines = _table(data)
     md = [f"# {lines[0]}", "", f"Reproduce: `{data['command']}`", "", "```", *lines[2:], "```"]
