@@ -750,7 +750,7 @@ async def _as_the_graph(
         info = env.traits.get(tool)
         if info is None or info.risk != "read":
             reads.clear()
-        elif result.ok and env.spec.limits.reuse_unchanged_reads:
+        elif result.ok and env.spec.limits.repeat_recovery:
             reads[signature] = result.content
         ran = ran and result.ok
         flagged = flagged or bool(flags)

@@ -301,11 +301,12 @@ class LimitsSpec(_Section):
     depend on them. 1 (the default) works through the plan one step at a time: a small model's
     ``depends_on`` often leaves out a real dependency, and the model generates one turn at a
     time anyway, so only tools that wait (network, slow programs) gain from more."""
-    reuse_unchanged_reads: bool = True
-    """Do not run a read-only call again when it already succeeded and only reads have run
-    since: it could only return the same. The call is blocked with its earlier output quoted,
-    and the model is asked to use it or to call with the current step's values (small models
-    copy an earlier step's call into the next step)."""
+    repeat_recovery: bool = True
+    """Recover from a model copying an earlier call, as small models do (step 1's call proposed
+    again for step 2): a read-only call that already succeeded, with only reads run since, is not
+    run again but blocked with its earlier output quoted (it could only return the same); and the
+    turn after a call is refused as such a repeat or as a loop sees only the current step's
+    messages, so the call it copied is out of view (its result stays in the plan)."""
     max_parallel_calls: int = Field(default=1, gt=0)
     """Most tool calls one think turn may propose at once (OpenAI's ``parallel_tool_calls``;
     BFCL's "parallel" shape, e.g. the weather in two cities). Each call passes safety_check on

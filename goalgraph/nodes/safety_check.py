@@ -62,7 +62,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
         actions = [action, *(state.get("parallel_actions") or [])]
         toolset = await res.toolset()
         traits = await res.tool_traits()
-        ledger = ledger_of(state, traits, reads=res.spec.limits.reuse_unchanged_reads)
+        ledger = ledger_of(state, traits, reads=res.spec.limits.repeat_recovery)
         verdicts: list[Verdict] = []
         wait_s = 0.0
         for proposed in actions:

@@ -185,6 +185,16 @@ def step_messages(messages: Sequence[BaseMessage], step_id: int | None) -> list[
     return kept
 
 
+def _refused_a_repeat(state: AgentState, res: AgentResources) -> bool:
+    """Tell whether the last turn's call was refused as a repeat of an earlier call (``repeat``
+    or ``loop``), with ``limits.repeat_recovery`` on: the next turn then sees only the current
+    step's messages, out of sight of the call it copied."""
+    if not res.spec.limits.repeat_recovery:
+        return False
+    verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
+    return any(v is not None and v.get("rule") in ("repeat", "loop") for v in verdicts)
+
+
 def _takes_no_required_arguments(
     choices: Sequence[Any], tool_choice: str, schemas: Mapping[str, Mapping[str, Any]]
 ) -> bool:
@@ -230,7 +240,7 @@ def make_think_node(res: AgentResources) -> Any:
                     choices, tool_choice=tool_choice, **several
                 )
                 history: Sequence[BaseMessage] = state.get("messages") or []
-                if profile.step_history:
+                if profile.step_history or _refused_a_repeat(state, res):
                     history = step_messages(history, state.get("current_step"))
                 if several and instructions == THINK_INSTRUCTIONS:
                     instructions += PARALLEL_CALLS

@@ -1,6 +1,7 @@
-"""A read-only call that already succeeded, with only reads run since, is not run again: it could
-only return the same. The model gets the earlier output and is asked to use it or to call with
-the current step's values (``limits.reuse_unchanged_reads``)."""
+"""Recovery from a copied call (``limits.repeat_recovery``): a read-only call that already
+succeeded, with only reads run since, is not run again (it could only return the same; the model
+gets the earlier output), and the turn after such a refusal sees only the current step's
+messages."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def test_a_read_copied_into_the_next_step_is_answered_with_its_result(make_agent
     assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 1
     note = str(model.calls[3][1].content)
     assert "Note: calculator was blocked" in note and "step_done" in note
+    # The retry does not see step 1's call (the one copied); the first copy did.
+    copied_from = {m.tool_calls[0]["id"] for m in model.calls[2] if getattr(m, "tool_calls", None)}
+    assert copied_from, "the first attempt at step 2 saw step 1's call"
+    retry_calls = [m for m in model.calls[3] if getattr(m, "tool_calls", None)]
+    assert all(m.tool_calls[0]["id"] not in copied_from for m in retry_calls)
 
 
 def test_after_a_write_the_same_read_runs_again(make_agent):
@@ -60,8 +66,8 @@ def test_after_a_write_the_same_read_runs_again(make_agent):
     assert result.counters["blocked"] == 0
 
 
-def test_the_rule_can_be_turned_off(make_agent):
-    agent, _ = make_agent(
+def test_the_recovery_can_be_turned_off(make_agent):
+    agent, model = make_agent(
         [
             plan(("double 21", "calculator"), ("again", "calculator")),
             tool_call("calculator", expression="2*21"),
@@ -69,11 +75,12 @@ def test_the_rule_can_be_turned_off(make_agent):
             final_answer("42"),
         ],
         profile="standard",
-        limits={"reuse_unchanged_reads": False},
+        limits={"repeat_recovery": False},
         **READ,
     )
     result = agent.run("double 21 twice", thread_id="t")
     assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 0
+    assert any(getattr(m, "tool_calls", None) for m in model.calls[2])  # full history
 
 
 def test_unchanged_reads_are_those_since_the_last_other_call():
