@@ -215,6 +215,9 @@ def _prepare(
         raise BadRequest("stop must be a string or a list of strings", param="stop")
     if stop:
         kwargs["stop"] = stop
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise BadRequest("parallel_tool_calls must be true or false", param="parallel_tool_calls")
     schema = _response_schema(body.get("response_format"))
     tools = _tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"))
@@ -224,7 +227,10 @@ def _prepare(
             # text (the JSON document) becomes the message content.
             return model.bind(response_format=schema, **kwargs), messages
         if tools:
-            return model.bind_tools(tools, tool_choice=tool_choice, **kwargs), messages
+            # One call a turn unless the request asks for more: small models get one right
+            # more often, so goalgraph's server does not follow OpenAI's default here.
+            several = {"parallel_tool_calls": True} if parallel else {}
+            return model.bind_tools(tools, tool_choice=tool_choice, **kwargs, **several), messages
     except (ValueError, TypeError) as exc:
         raise BadRequest(str(exc), param="tools" if tools else "response_format") from None
     if tool_choice not in (None, "auto", "none"):

@@ -127,22 +127,31 @@ def guard_tool_choice(
 def _grounded(
     message: AIMessage, tools: Sequence[Mapping[str, Any]], messages: Sequence[BaseMessage]
 ) -> AIMessage:
-    """Return ``message``, or an answer in its place when its call invents required values."""
+    """Return ``message`` without the calls that invent required values, or an answer in its
+    place when every call does."""
     from goalgraph.policies.grounding import ungrounded_arguments
 
-    call = message.tool_calls[0]
     parameters = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
     # The system turn holds instructions, not facts a value could be copied from.
     context = "\n".join(str(m.text) for m in messages if not isinstance(m, SystemMessage))
-    invented = ungrounded_arguments(call["args"], parameters.get(call["name"]) or {}, context)
-    if not invented:
+    kept, dropped = [], []
+    for call in message.tool_calls:
+        invented = ungrounded_arguments(call["args"], parameters.get(call["name"]) or {}, context)
+        if invented:
+            dropped.append({"name": call["name"], "args": call["args"], "invented": invented})
+        else:
+            kept.append(call)
+    if not dropped:
         return message
-    meta = {
-        **message.response_metadata,
-        "ungrounded_call": {"name": call["name"], "args": call["args"], "invented": invented},
-    }
+    meta = {**message.response_metadata, "ungrounded_call": dropped[0]}
+    if len(message.tool_calls) > 1:
+        meta["ungrounded_calls"] = dropped
+    if kept:
+        return message.model_copy(update={"tool_calls": kept, "response_metadata": meta})
+    first = dropped[0]
     return AIMessage(
-        content=f"I did not call {call['name']}: nothing so far gives its {', '.join(invented)}.",
+        content=f"I did not call {first['name']}: nothing so far gives its "
+        f"{', '.join(first['invented'])}.",
         additional_kwargs=message.additional_kwargs,
         usage_metadata=message.usage_metadata,
         response_metadata=meta,

@@ -160,6 +160,26 @@ def test_bind_tools_required_returns_a_valid_call(server):
 
 
 @pytest.mark.model
+def test_parallel_tool_calls_are_passed_on_and_checked(server):
+    tools = [convert_to_openai_tool(calculator)]
+    ask = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": "Compute 2*3 and 4*5."}],
+        "tools": tools,
+        "tool_choice": "required",
+        "max_tokens": 96,
+    }
+    status, body = _post(f"{server}/chat/completions", {**ask, "parallel_tool_calls": "yes"})
+    assert status == 400 and body["error"]["param"] == "parallel_tool_calls"
+    status, body = _post(f"{server}/chat/completions", {**ask, "parallel_tool_calls": True})
+    assert status == 200, body
+    calls = body["choices"][0]["message"]["tool_calls"]
+    assert 1 <= len(calls) <= 4 and len({c["id"] for c in calls}) == len(calls)
+    assert all(c["function"]["name"] == "calculator" for c in calls)
+    assert all("expression" in json.loads(c["function"]["arguments"]) for c in calls)
+
+
+@pytest.mark.model
 def test_structured_output_matches_schema(server):
     schema = {
         "title": "Person",

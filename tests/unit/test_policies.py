@@ -38,6 +38,24 @@ def test_grounding_turns_an_invented_call_into_an_answer_on_any_model():
     assert given.tool_calls[0]["args"] == {"hour": 6, "minute": 30}
 
 
+def test_grounding_drops_only_the_invented_calls_of_a_parallel_reply():
+    from langchain_core.messages import AIMessage
+
+    both = AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "get_weather", "args": {"city": "Rome"}, "id": "a"},
+            {"name": "set_alarm", "args": {"hour": 6, "minute": 0}, "id": "b"},
+        ],
+    )
+    inner = ScriptedChatModel(responses=[both])
+    guarded = GuardedChatModel(inner=inner, ground_arguments=True)
+    bound = guarded.bind_tools([set_alarm, get_weather], parallel_tool_calls=True)
+    reply = bound.invoke([HumanMessage("Weather in Rome, and wake me up early.")])
+    assert [call["name"] for call in reply.tool_calls] == ["get_weather"]
+    assert reply.response_metadata["ungrounded_calls"][0]["name"] == "set_alarm"
+
+
 def test_a_required_call_is_never_dropped():
     inner = ScriptedChatModel(responses=[tool_call("set_alarm", hour=6, minute=0)])
     guarded = GuardedChatModel(inner=inner, ground_arguments=True)
