@@ -1578,7 +1578,7 @@ NEW: list[Case] = [
     ),
     _sequence(
         "loop",
-        "'./notes.txt' right after 'notes.txt' (nothing changed)",
+        "'./notes.txt' right after 'notes.txt' (nothing changed; a step planning read_file)",
         lambda env: [("read_file", {"path": "notes.txt"}), ("read_file", {"path": "./notes.txt"})],
         "block (repeat)",
         7,

@@ -99,8 +99,9 @@ class RunLedger:
     tainted_by: str | None = None
     """Set once the run read untrusted content (``taint_of``): which call, and why."""
     unchanged_reads: Mapping[str, str] = field(default_factory=dict)
-    """Read-only calls that succeeded with nothing but reads run since (``call_signature`` to
-    their output): running one again could only return the same."""
+    """Read-only calls of the current step's planned tool that succeeded with nothing but reads
+    run since (``call_signature`` to their output): proposing one again for this step copies an
+    earlier step's call, which could only return the same."""
 
 
 def call_signature(
@@ -135,8 +136,9 @@ def check_action(
     list; the arguments validate against the tool's JSON schema; workspace-path arguments stay
     inside the workspace (read as the workspace tools read them) and URL arguments name an
     allowed host; the same call (path arguments normalised) has not already run
-    ``max_identical_calls`` times (loop detection); it is not a read-only call that already
-    succeeded with nothing but reads since (``RunLedger.unchanged_reads``); the run's budgets;
+    ``max_identical_calls`` times (loop detection); it does not repeat a read-only call that
+    already succeeded with nothing but reads since (``RunLedger.unchanged_reads``: the current
+    step's planned tool's, so a step copying an earlier step's call); the run's budgets;
     the rate limit (a wait, not a refusal); a run tainted by untrusted content (``taint_of``);
     and whether a human must approve the tool or its class.
 
@@ -193,8 +195,8 @@ def check_action(
         return verdict(
             "block",
             f"{tool} with these arguments already ran, and nothing has been written or run "
-            f"since, so it would return the same: {shown!r}. Use that result (step_done), or "
-            "call a tool with the values the current step names",
+            f"since: it returned {shown!r}. This step plans {tool} too: call it with the values "
+            "this step names, or step_done if that result already answers this step",
             "repeat",
         )
     problem = _budget_problem(tool, risk, policy, ledger, traits or {})
@@ -216,17 +218,20 @@ def check_action(
 
 
 def unchanged_reads(
-    observations: Sequence[Mapping[str, Any]], traits: Mapping[str, ToolTraits]
+    observations: Sequence[Mapping[str, Any]],
+    traits: Mapping[str, ToolTraits],
+    *,
+    tool: str | None = None,
 ) -> dict[str, str]:
     """Return the read-only calls among ``observations`` (oldest first) that succeeded after
     the last call of any other class (or of an unknown tool), by ``call_signature``, with their
-    output: calls whose result nothing has changed since."""
+    output: calls whose result nothing has changed since. With ``tool``, only that tool's."""
     reads: dict[str, str] = {}
     for observation in observations:
         info = traits.get(observation["tool"])
         if info is None or info.risk != "read":
             reads.clear()  # a write, a program or a fetch may have changed what a read sees
-        elif observation["ok"]:
+        elif observation["ok"] and tool in (None, observation["tool"]):
             signature = call_signature(observation["tool"], observation["args"], traits)
             reads[signature] = str(observation["content"])
     return reads

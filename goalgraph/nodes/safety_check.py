@@ -12,7 +12,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
-from goalgraph.nodes.common import bump, thread_id_of
+from goalgraph.nodes.common import bump, current_step, thread_id_of
 from goalgraph.resources import AgentResources
 from goalgraph.risk import ToolTraits
 from goalgraph.safety import (
@@ -32,14 +32,19 @@ def ledger_of(
     state: AgentState, traits: Mapping[str, ToolTraits] | None = None, *, reads: bool = True
 ) -> RunLedger:
     """Return what the policy needs to know about the run so far (with ``reads`` and
-    ``traits``, the read-only calls whose result nothing has changed since)."""
-    observations = state.get("observations") or []
+    ``traits``, the calls of the current step's planned tool whose result nothing has changed
+    since: ``goalgraph.safety.unchanged_reads``)."""
+    step = current_step(state.get("plan") or [], state.get("current_step"))
+    planned = step["tool"] if step is not None else None
+    earlier: dict[str, str] = {}
+    if reads and traits and planned:
+        earlier = unchanged_reads(state.get("observations") or [], traits, tool=planned)
     return RunLedger(
         call_counts=state.get("call_counts") or {},
         tool_counts=state.get("tool_counts") or {},
         call_times=state.get("call_times") or [],
         tainted_by=state.get("tainted_by"),
-        unchanged_reads=unchanged_reads(observations, traits) if reads and traits else {},
+        unchanged_reads=earlier,
     )
 
 

@@ -38,6 +38,7 @@ def test_a_read_copied_into_the_next_step_is_answered_with_its_result(make_agent
     blocked = _tool_messages(agent, "t")[1]
     assert blocked.status == "error"
     assert "already ran, and nothing has been written or run since" in str(blocked.content)
+    assert "This step plans calculator too" in str(blocked.content)
     assert "'42'" in str(blocked.content)  # the earlier output, so the model can use it
     assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 1
     note = str(model.calls[3][1].content)
@@ -64,6 +65,23 @@ def test_after_a_write_the_same_read_runs_again(make_agent):
     result = agent.run("check, note, check", thread_id="t")
     assert result.status == "done" and result.counters["tool_calls"] == 3
     assert result.counters["blocked"] == 0
+
+
+def test_a_repeat_on_a_step_that_plans_another_tool_runs(make_agent):
+    """Re-reading on a step that plans no tool (or another one) is not a copied step: it runs."""
+    agent, _ = make_agent(
+        [
+            plan(("double 21", "calculator"), ("report it", None)),
+            tool_call("calculator", expression="2*21"),
+            tool_call("calculator", expression="2*21"),
+            final_answer("42"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("double 21 and report it", thread_id="t")
+    assert result.status == "done"
+    assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 0
 
 
 def test_the_recovery_can_be_turned_off(make_agent):
@@ -103,3 +121,4 @@ def test_unchanged_reads_are_those_since_the_last_other_call():
     assert list(unchanged_reads(observations, traits)) == ['read_file:{"path":"e.txt"}']
     reads = unchanged_reads(observations[:4], traits)
     assert list(reads) == ['read_file:{"path":"c.txt"}']  # normalised; failures not kept
+    assert unchanged_reads(observations[:4], traits, tool="search") == {}
