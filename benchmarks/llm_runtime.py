@@ -56,7 +56,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from goalgraph.llm import LocalChatModel
 from goalgraph.llm.prefix_cache import prompt_prefix
-from goalgraph.spec import CacheSpec, ModelSpec
+from goalgraph.spec import BUNDLED_MODEL, CacheSpec, ModelSpec
 
 QUESTIONS = [
     "What is 17 * 23?",
@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
 
     _progress(f"loading the bundled model ({args.threads} threads) ...")
     # The generation cache would answer the repeated steps without the model: off here.
-    spec = ModelSpec(max_new_tokens=1, threads=args.threads, cache=CacheSpec(enabled=False))
+    spec = ModelSpec(
+        name=BUNDLED_MODEL, max_new_tokens=1, threads=args.threads, cache=CacheSpec(enabled=False)
+    )
     chat = LocalChatModel.from_spec(spec)
     plain = chat.model_copy(update={"prefix_cache": False})
     tools = agent_tools()

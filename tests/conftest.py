@@ -13,6 +13,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from goalgraph import Agent, AgentSpec
 from goalgraph.llm.grammar import GrammarCache
+from goalgraph.spec import BUNDLED_MODEL
 from goalgraph.testing import ScriptedChatModel
 from goalgraph.tools.calculator import calculate
 
@@ -28,6 +29,9 @@ def _isolated_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("GOALGRAPH_MEMORY__EMBEDDINGS", "false")
     # Agent tests exercise the model itself; the generation cache has tests of its own.
     monkeypatch.setenv("GOALGRAPH_MODEL__CACHE__ENABLED", "false")
+    # Real-model tests run on the bundled model unless they name another: it needs no install and
+    # is the fastest; the default model (spec.DEFAULT_MODEL) has tests of its own.
+    monkeypatch.setenv("GOALGRAPH_MODEL__NAME", BUNDLED_MODEL)
 
 
 @tool

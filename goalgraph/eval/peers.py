@@ -206,7 +206,8 @@ class LangGraphPeer:
 
     Example:
         ```python
-        peer = LangGraphPeer(LocalChatModel.from_spec(ModelSpec(cache={"enabled": False})))
+        spec = ModelSpec(name="smollm2", cache={"enabled": False})
+        peer = LangGraphPeer(LocalChatModel.from_spec(spec))
         run = await arun_peer_task(task, peer, "smollm2")
         ```
     """

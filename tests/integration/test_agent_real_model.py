@@ -12,6 +12,7 @@ from goalgraph.nodes.plan import plan_messages
 from goalgraph.nodes.think import FINAL_ANSWER, STEP_DONE
 from goalgraph.plan import plan_schema, steps_from_output
 from goalgraph.prompts import THINK_INSTRUCTIONS
+from goalgraph.spec import BUNDLED_MODEL
 from goalgraph.tools import ToolBox
 
 pytestmark = pytest.mark.model
@@ -28,7 +29,7 @@ GOALS = [
 
 @pytest.fixture(scope="module")
 def model():
-    return LocalChatModel.from_spec(AgentSpec().model)
+    return LocalChatModel.from_spec(AgentSpec(model={"name": BUNDLED_MODEL}).model)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ EASY_TASKS = ["arith-product", "files-write"]
 
 @pytest.fixture(scope="module")
 def model():
-    return LocalChatModel.from_spec(ModelSpec(cache=CacheSpec(enabled=False)))
+    return LocalChatModel.from_spec(ModelSpec(name="smollm2", cache=CacheSpec(enabled=False)))
 
 
 @pytest.fixture(scope="module")

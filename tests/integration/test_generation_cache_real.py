@@ -68,7 +68,10 @@ def test_minilm_paraphrase_hits_and_other_numbers_miss(tmp_path: Path) -> None:
 def chat(tmp_path_factory: pytest.TempPathFactory) -> LocalChatModel:
     folder = tmp_path_factory.mktemp("generation-cache")
     spec = ModelSpec(
-        max_new_tokens=40, threads=2, cache=CacheSpec(path=folder, similarity=SIMILARITY)
+        name="smollm2",
+        max_new_tokens=40,
+        threads=2,
+        cache=CacheSpec(path=folder, similarity=SIMILARITY),
     )
     return LocalChatModel.from_spec(spec)
 
@@ -122,5 +125,5 @@ def test_tool_turns_reuse_only_the_same_prompt(chat: LocalChatModel) -> None:
 
 
 def test_opt_out_leaves_no_cache() -> None:
-    spec = ModelSpec(cache=CacheSpec(enabled=False))
+    spec = ModelSpec(name="smollm2", cache=CacheSpec(enabled=False))
     assert GenerationCache.from_spec(spec.cache) is None

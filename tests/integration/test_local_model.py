@@ -52,7 +52,13 @@ def chat() -> LocalChatModel:
     # looping 160-character thought full of digits costs ~110 tokens, plus arguments, so 160
     # tokens would cut some calls off.
     return LocalChatModel.from_spec(
-        ModelSpec(max_new_tokens=256, threads=1, thought=True, cache=CacheSpec(enabled=False))
+        ModelSpec(
+            name="smollm2",
+            max_new_tokens=256,
+            threads=1,
+            thought=True,
+            cache=CacheSpec(enabled=False),
+        )
     )
 
 
@@ -176,7 +182,7 @@ def test_cuda_path_uses_bf16_and_sdpa_and_calls_tools() -> None:
     assert next(model.parameters()).dtype is torch.bfloat16
     assert model.config._attn_implementation == "sdpa"
     cuda_chat = LocalChatModel.from_spec(
-        ModelSpec(device="cuda", max_new_tokens=64, cache=CacheSpec(enabled=False))
+        ModelSpec(name="smollm2", device="cuda", max_new_tokens=64, cache=CacheSpec(enabled=False))
     )
     reply = cuda_chat.bind_tools(TOOLS, tool_choice="any").invoke(
         [HumanMessage("What is 12*(3+4)? Use the calculator.")]

@@ -35,7 +35,9 @@ TASK = TaskSpec.model_validate(
 @pytest.fixture(scope="module")
 def chat() -> LocalChatModel:
     # 96 new tokens hold a calculator call in either format and keep a rambling turn short.
-    return LocalChatModel.from_spec(ModelSpec(max_new_tokens=96, cache=CacheSpec(enabled=False)))
+    return LocalChatModel.from_spec(
+        ModelSpec(name="smollm2", max_new_tokens=96, cache=CacheSpec(enabled=False))
+    )
 
 
 def _assert_recorded_and_checked(run: TaskRun) -> None:

@@ -40,7 +40,7 @@ class Plan(BaseModel):
 @pytest.fixture(scope="module")
 def chat() -> LocalChatModel:
     model = LocalChatModel.from_spec(
-        ModelSpec(max_new_tokens=24, threads=1, cache=CacheSpec(enabled=False)),
+        ModelSpec(name="smollm2", max_new_tokens=24, threads=1, cache=CacheSpec(enabled=False)),
         thought_max_tokens=12,
     )
     PrefixCache.for_model(model.hf_model).clear()
@@ -174,7 +174,7 @@ def test_changed_system_prompt_or_tools_miss(chat: LocalChatModel) -> None:
 
 def test_switched_off_never_touches_the_cache(plain: LocalChatModel) -> None:
     from_spec = LocalChatModel.from_spec(
-        ModelSpec(prefix_cache=False, threads=1, cache=CacheSpec(enabled=False))
+        ModelSpec(name="smollm2", prefix_cache=False, threads=1, cache=CacheSpec(enabled=False))
     )
     assert from_spec.prefix_cache is False
     before = _stats(plain)

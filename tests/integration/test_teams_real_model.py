@@ -17,6 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from goalgraph import AgentSpec, Team, TeamResult
 from goalgraph.audit import AuditLog
 from goalgraph.llm import LocalChatModel
+from goalgraph.spec import BUNDLED_MODEL
 from goalgraph.tools.calculator import calculate
 
 pytestmark = pytest.mark.model
@@ -35,7 +36,7 @@ def calculator(expression: str) -> str:
 
 @pytest.fixture(scope="module")
 def model() -> LocalChatModel:
-    return LocalChatModel.from_spec(AgentSpec().model)
+    return LocalChatModel.from_spec(AgentSpec(model={"name": BUNDLED_MODEL}).model)
 
 
 def run_team(model: LocalChatModel, tmp_path: Path, agents: dict[str, Any], team: dict[str, Any]):

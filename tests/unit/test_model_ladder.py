@@ -128,3 +128,17 @@ def test_models_cli_lists_installs_and_verifies(
     assert damaged.exit_code == 1
     assert "4 bytes, expected 1,117,320,768" in damaged.stderr
     assert "goalgraph models install qwen2.5-coder-1.5b --force" in damaged.stderr
+
+
+def test_the_default_model_is_the_chosen_ladder_model(monkeypatch):
+    """Agents default to DEFAULT_MODEL (chosen by measurement); the tests' own default is the
+    bundled model, set through GOALGRAPH_MODEL__NAME in conftest."""
+    from goalgraph import AgentSpec
+    from goalgraph.llm.ladder import is_ladder_name
+    from goalgraph.spec import BUNDLED_MODEL, DEFAULT_MODEL, ModelSpec
+
+    assert DEFAULT_MODEL == "qwen2.5-coder-0.5b" and is_ladder_name(DEFAULT_MODEL)
+    assert ModelSpec().name == DEFAULT_MODEL
+    assert AgentSpec().model.name == BUNDLED_MODEL  # conftest's setting for fast tests
+    monkeypatch.delenv("GOALGRAPH_MODEL__NAME")
+    assert AgentSpec().model.name == DEFAULT_MODEL
