@@ -29,7 +29,8 @@ GOALS = [
 
 @pytest.fixture(scope="module")
 def model():
-    return LocalChatModel.from_spec(AgentSpec(model={"name": BUNDLED_MODEL}).model)
+    spec = AgentSpec(model={"name": BUNDLED_MODEL, "cache": {"enabled": False}})
+    return LocalChatModel.from_spec(spec.model)
 
 
 @pytest.fixture
