@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from goalgraph.plan import render_plan
+from goalgraph.state import turn_actions, turn_verdicts
 
 __all__ = ["AgentEvent", "events_from_update"]
 
@@ -102,7 +103,7 @@ def events_from_update(
         if action["kind"] == "tool":
             events.extend(
                 AgentEvent("tool_call", node, {"tool": a["tool"], "args": a["args"]})
-                for a in [action, *(update.get("parallel_actions") or [])]
+                for a in turn_actions(update)
             )
         else:
             events.append(
@@ -113,7 +114,8 @@ def events_from_update(
     if node == "safety_check" and update.get("verdict"):
         events.extend(
             AgentEvent("verdict", node, dict(verdict))
-            for verdict in [update["verdict"], *(update.get("parallel_verdicts") or [])]
+            for verdict in turn_verdicts(update)
+            if verdict
         )
     if node == "act":
         events.extend(

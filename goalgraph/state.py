@@ -7,6 +7,7 @@ schemas, and everything is JSON-serialisable so checkpoints stay small and porta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
@@ -30,6 +31,8 @@ __all__ = [
     "Verdict",
     "add_results",
     "keep_recent",
+    "turn_actions",
+    "turn_verdicts",
 ]
 
 RunStatus = Literal["running", "done", "failed", "stopped_limit", "awaiting_approval"]
@@ -279,3 +282,16 @@ class AgentState(TypedDict):
     """Inside a branch: what it started from; ``None`` in the main line of the run."""
     branch_results: NotRequired[Annotated[list[BranchResult], add_results]]
     """Results of the branches that ran side by side, until the join merges them."""
+
+
+def turn_actions(state: Mapping[str, Any]) -> list[ProposedAction]:
+    """Return the last think turn's actions: ``proposed_action``, then the ``parallel_actions``
+    proposed beside it; ``[]`` when there is none. ``state`` may be a node's update."""
+    action = state.get("proposed_action")
+    return [action, *(state.get("parallel_actions") or [])] if action else []
+
+
+def turn_verdicts(state: Mapping[str, Any]) -> list[Verdict | None]:
+    """Return safety_check's verdicts on ``turn_actions``, in the same order (``None`` before
+    safety_check has ruled on the turn). ``state`` may be a node's update."""
+    return [state.get("verdict"), *(state.get("parallel_verdicts") or [])]

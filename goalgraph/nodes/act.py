@@ -20,7 +20,7 @@ from goalgraph.nodes.common import bump, thread_id_of
 from goalgraph.nodes.safety_check import blocked_message
 from goalgraph.resources import ARTIFACTS_FOLDER, AgentResources
 from goalgraph.safety import call_signature, output_source, taint_of
-from goalgraph.state import AgentState, Observation, ProposedAction
+from goalgraph.state import AgentState, Observation, ProposedAction, turn_actions, turn_verdicts
 
 __all__ = ["MAX_CALL_TIMES", "make_act_node"]
 
@@ -88,8 +88,7 @@ def make_act_node(res: AgentResources) -> Any:
         """
         action = state["proposed_action"]
         assert action is not None and action["tool"] is not None
-        actions = [action, *(state.get("parallel_actions") or [])]
-        verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
+        actions, verdicts = turn_actions(state), turn_verdicts(state)
         allowed = [
             a
             for a, verdict in zip(actions, verdicts, strict=False)

@@ -34,7 +34,15 @@ from goalgraph.nodes.think import limit_stop
 from goalgraph.plan import ready_steps
 from goalgraph.resources import AgentResources
 from goalgraph.safety import call_signature
-from goalgraph.state import AgentState, BranchResult, Counters, Fork, PlanStep
+from goalgraph.state import (
+    AgentState,
+    BranchResult,
+    Counters,
+    Fork,
+    PlanStep,
+    turn_actions,
+    turn_verdicts,
+)
 
 __all__ = ["branch_input", "fan_out", "fork_id", "make_branch_graph", "make_branch_node"]
 
@@ -132,7 +140,7 @@ def _spanning_safety_check(res: AgentResources, safety_check: Node) -> Node:
     async def safety_check_in_branch(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         fork, action = state.get("fork"), state.get("proposed_action")
         assert fork is not None and action is not None and action["tool"] is not None
-        actions = [action, *(state.get("parallel_actions") or [])]
+        actions = turn_actions(state)
         ledger, name = inflight_of(res), fork_id(config, fork["key"])
         traits = await res.tool_traits()
         seqs = [
@@ -155,8 +163,7 @@ def _spanning_safety_check(res: AgentResources, safety_check: Node) -> Node:
         }
         # An approval interrupt leaves the places reserved: the calls may still run.
         update = await safety_check(AgentState(**view), config)  # type: ignore[typeddict-item]
-        verdicts = [update.get("verdict"), *(update.get("parallel_verdicts") or [])]
-        for proposed, verdict in zip(actions, verdicts, strict=False):
+        for proposed, verdict in zip(actions, turn_verdicts(update), strict=False):
             if verdict is None or verdict["decision"] != "allow":
                 ledger.release(name, fork["step_id"], proposed["call_id"])
         return update

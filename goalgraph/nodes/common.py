@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables import RunnableConfig
 
 from goalgraph.memory.recall import recall, remember_run
-from goalgraph.state import AgentState, Counters, PlanStep
+from goalgraph.state import AgentState, Counters, PlanStep, turn_verdicts
 
 if TYPE_CHECKING:
     from goalgraph.resources import AgentResources
@@ -52,8 +52,7 @@ def timed(node: Node) -> Node:
 
 def any_allowed(state: AgentState) -> bool:
     """Tell whether safety_check allowed at least one of the turn's calls (act runs those)."""
-    verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
-    return any(v is not None and v["decision"] == "allow" for v in verdicts)
+    return any(v is not None and v["decision"] == "allow" for v in turn_verdicts(state))
 
 
 def new_counters() -> Counters:

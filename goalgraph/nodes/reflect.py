@@ -31,7 +31,15 @@ from goalgraph.progress import failure_key, no_progress_reason
 from goalgraph.resources import AgentResources
 from goalgraph.risk import ToolTraits
 from goalgraph.safety import call_signature
-from goalgraph.state import AgentState, Observation, PlanStep, ProposedAction, Verdict
+from goalgraph.state import (
+    AgentState,
+    Observation,
+    PlanStep,
+    ProposedAction,
+    Verdict,
+    turn_actions,
+    turn_verdicts,
+)
 
 __all__ = ["make_reflect_node"]
 
@@ -134,8 +142,7 @@ def make_reflect_node(res: AgentResources) -> Any:
             if current_step(state.get("plan") or [], state.get("current_step")) is None:
                 return {"route": "continue", "feedback": "all steps are done: give final_answer"}
             return complete_step(state, action["text"] or "done")
-        actions = [action, *(state.get("parallel_actions") or [])]
-        verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
+        actions, verdicts = turn_actions(state), turn_verdicts(state)
         observations = {o["call_id"]: o for o in state.get("observations") or []}
         traits = await res.tool_traits()
         failures = [

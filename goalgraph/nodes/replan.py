@@ -19,7 +19,7 @@ from goalgraph.plan import fallback_plan, next_step_id, plan_schema, render_plan
 from goalgraph.progress import NO_PROGRESS, FailedCall, describe_call, repeated_step
 from goalgraph.prompts import REPLAN_INSTRUCTIONS, render_tool_catalog
 from goalgraph.resources import AgentResources
-from goalgraph.state import AgentState, PlanStep
+from goalgraph.state import AgentState, PlanStep, turn_actions, turn_verdicts
 
 __all__ = ["failed_calls", "make_replan_node", "repeat_feedback"]
 
@@ -34,11 +34,9 @@ def failed_calls(state: AgentState, step_id: int | None) -> list[FailedCall]:
         for observation in state.get("observations") or []
         if observation["step_id"] == step_id and not observation["ok"]
     ]
-    actions = [state.get("proposed_action"), *(state.get("parallel_actions") or [])]
-    verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
-    for action, verdict in zip(actions, verdicts, strict=False):
+    for action, verdict in zip(turn_actions(state), turn_verdicts(state), strict=False):
         blocked = verdict is not None and verdict["decision"] == "block"
-        if action is not None and action["tool"] and blocked:
+        if action["tool"] and blocked:
             calls.append(FailedCall(action["tool"], action["args"]))
     return calls
 

@@ -23,7 +23,7 @@ from goalgraph.safety import (
     human_decision,
     unchanged_reads,
 )
-from goalgraph.state import AgentState, ProposedAction, Verdict
+from goalgraph.state import AgentState, ProposedAction, Verdict, turn_actions
 
 __all__ = ["blocked_message", "ledger_of", "make_safety_check_node"]
 
@@ -64,7 +64,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
         """
         action = state["proposed_action"]
         assert action is not None and action["kind"] == "tool"
-        actions = [action, *(state.get("parallel_actions") or [])]
+        actions = turn_actions(state)
         toolset = await res.toolset()
         traits = await res.tool_traits()
         ledger = ledger_of(state, traits, reads=res.spec.limits.repeat_recovery)

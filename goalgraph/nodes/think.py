@@ -30,7 +30,7 @@ from goalgraph.prompts import (
     THINK_INSTRUCTIONS,
 )
 from goalgraph.resources import AgentResources
-from goalgraph.state import ActionKind, AgentState, ProposedAction
+from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_verdicts
 
 __all__ = [
     "FINAL_ANSWER",
@@ -191,8 +191,7 @@ def _refused_a_repeat(state: AgentState, res: AgentResources) -> bool:
     step's messages, out of sight of the call it copied."""
     if not res.spec.limits.repeat_recovery:
         return False
-    verdicts = [state.get("verdict"), *(state.get("parallel_verdicts") or [])]
-    return any(v is not None and v.get("rule") in ("repeat", "loop") for v in verdicts)
+    return any(v is not None and v.get("rule") in ("repeat", "loop") for v in turn_verdicts(state))
 
 
 def _takes_no_required_arguments(
