@@ -83,6 +83,7 @@ from goalgraph.safety import (
     check_action,
     output_source,
     taint_of,
+    unchanged_reads,
 )
 from goalgraph.spec import AgentSpec, McpServerSpec, PythonToolSpec, SafetySpec
 from goalgraph.tools.html_text import TIME_NOTE
@@ -715,11 +716,12 @@ async def _as_the_graph(
     notes on the earlier ones, whether they all ran fine, and whether the screen flagged any."""
     counts: dict[str, int] = {}
     tools: dict[str, int] = {}
-    reads: dict[str, str] = {}
+    seen: list[dict[str, Any]] = []  # what ran, as act records it, for the repeat rule
     tainted_by: str | None = None
     notes: list[str] = []
     ran = True
     flagged = False
+    recovery = env.spec.limits.repeat_recovery
     for number, (tool, args) in enumerate(steps, 1):
         call_id = f"c{number}"
         verdict = check_action(
@@ -728,7 +730,10 @@ async def _as_the_graph(
             policy=policy,
             schemas=env.schemas,
             ledger=RunLedger(
-                call_counts=counts, tool_counts=tools, tainted_by=tainted_by, unchanged_reads=reads
+                call_counts=counts,
+                tool_counts=tools,
+                tainted_by=tainted_by,
+                unchanged_reads=unchanged_reads(seen, env.traits) if recovery else {},
             ),
             max_identical_calls=env.spec.limits.max_identical_calls,
             traits=env.traits,
@@ -747,11 +752,7 @@ async def _as_the_graph(
         counts[signature] = counts.get(signature, 0) + 1
         tools[tool] = tools.get(tool, 0) + 1
         tainted_by = tainted_by or taint
-        info = env.traits.get(tool)
-        if info is None or info.risk != "read":
-            reads.clear()
-        elif result.ok and env.spec.limits.repeat_recovery:
-            reads[signature] = result.content
+        seen.append({"tool": tool, "args": args, "ok": result.ok, "content": result.content})
         ran = ran and result.ok
         flagged = flagged or bool(flags)
         notes.append(f"{tool} {'ok' if result.ok else 'FAILED'} ({source}, flags: {flags or '-'})")
