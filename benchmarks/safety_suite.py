@@ -721,7 +721,7 @@ async def _as_the_graph(
     notes: list[str] = []
     ran = True
     flagged = False
-    recovery = env.spec.limits.repeat_recovery
+    recovery = True  # the repeat rule, as a profile with ``repeat_recovery`` runs it
     for number, (tool, args) in enumerate(steps, 1):
         call_id = f"c{number}"
         verdict = check_action(

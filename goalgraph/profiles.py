@@ -75,6 +75,18 @@ class ModelProfile:
     """The model sees only the current step's tool calls and results; earlier steps reach it as
     the results in the plan. A small model otherwise copies an earlier step's call into the new
     step."""
+    feedback_last: bool = True
+    """The note on the last failed attempt ("read_file failed: no such file ...; did you mean
+    ...?") comes as the prompt's last message, after the step's calls and results, instead of in
+    the context before them. Asked again with the note before the failed call, Qwen2.5-Coder-0.5B
+    repeated the call; with the note last, it took the error's suggestion."""
+    repeat_recovery: bool = True
+    """Recover from the model copying an earlier call (step 1's call proposed again for step 2):
+    a call of the step's planned read-only tool that exactly repeats one that already succeeded,
+    with only reads run since, is not run again but blocked with its earlier output quoted (it
+    could only return the same); and the turn after a call is refused as such a repeat or as a
+    loop sees only the current step's messages, so the call it copied is out of view (its
+    result stays in the plan)."""
 
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""

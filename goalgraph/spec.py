@@ -307,13 +307,6 @@ class LimitsSpec(_Section):
     depend on them. 1 (the default) works through the plan one step at a time: a small model's
     ``depends_on`` often leaves out a real dependency, and the model generates one turn at a
     time anyway, so only tools that wait (network, slow programs) gain from more."""
-    repeat_recovery: bool = True
-    """Recover from a model copying an earlier call, as small models do (step 1's call proposed
-    again for step 2): a call of the step's planned read-only tool that exactly repeats one that
-    already succeeded, with only reads run since, is not run again but blocked with its earlier
-    output quoted (it could only return the same); and the turn after a call is refused as such
-    a repeat or as a loop sees only the current step's messages, so the call it copied is out of
-    view (its result stays in the plan)."""
     max_parallel_calls: int = Field(default=1, gt=0)
     """Most tool calls one think turn may propose at once (OpenAI's ``parallel_tool_calls``;
     BFCL's "parallel" shape, e.g. the weather in two cities). Each call passes safety_check on

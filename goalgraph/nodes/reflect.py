@@ -182,10 +182,15 @@ def _failure(
     """Return why a tool call failed and the error that identifies the failure (a blocked
     call, a failed run, or no result at all), or ``None`` if it ran and worked."""
     if verdict is not None and verdict["decision"] == "block":
-        error: str | None = verdict["reason"]
-        if verdict.get("rule") == "loop":  # A failed call proposed again fails again.
-            error = _last_error(list(observations.values()), action["tool"], action["args"], traits)
-        return f"{action['tool']} was blocked: {verdict['reason']}", error or verdict["reason"]
+        reason = f"{action['tool']} was blocked: {verdict['reason']}"
+        if verdict.get("rule") != "loop":
+            return reason, verdict["reason"]
+        # A failed call proposed again fails again. Its error, not only the loop, is what the
+        # next turn and the replanner need: it often names the way out ("did you mean ...").
+        error = _last_error(list(observations.values()), action["tool"], action["args"], traits)
+        if error is None:
+            return reason, verdict["reason"]
+        return f"{reason}; its last run failed with: {error}", error
     observation = observations.get(action["call_id"])
     if observation is None or not observation["ok"]:
         error = observation["content"] if observation else "the tool call left no result"

@@ -21,7 +21,7 @@ from goalgraph.prompts import REPLAN_INSTRUCTIONS, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState, PlanStep, turn_actions, turn_verdicts
 
-__all__ = ["failed_calls", "make_replan_node", "repeat_feedback"]
+__all__ = ["failed_call_errors", "failed_calls", "make_replan_node", "repeat_feedback"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,20 @@ def failed_calls(state: AgentState, step_id: int | None) -> list[FailedCall]:
         if action["tool"] and blocked:
             calls.append(FailedCall(action["tool"], action["args"]))
     return calls
+
+
+def failed_call_errors(state: AgentState, step_id: int | None) -> str:
+    """Return one ``- tool(args): error`` line per distinct call that failed on step ``step_id``.
+
+    The replanner needs each error itself: the last feedback may only say that a repeat was
+    blocked, while the error often names the way out ("did you mean 'archive/report.txt'?").
+    """
+    lines: dict[str, str] = {}
+    for observation in state.get("observations") or []:
+        if observation["step_id"] == step_id and not observation["ok"]:
+            call = describe_call(observation["tool"], observation["args"])
+            lines[call] = f"- {call}: {observation['content'][:300]}"
+    return "\n".join(lines.values())
 
 
 def repeat_feedback(repeat: PlanStep, failed: PlanStep, why: str) -> str:
@@ -91,6 +105,9 @@ def make_replan_node(res: AgentResources) -> Any:
         why = state.get("feedback") or "unknown"
         request = f"Goal: {state['goal']}\nPlan so far:\n{render_plan(old)}\n"
         request += f"Why step {failed_id} failed: {why}"
+        errors = failed_call_errors(state, failed_id)
+        if errors:
+            request += "\nCalls of that step that failed:\n" + errors
         prompt: list[BaseMessage] = [
             SystemMessage(REPLAN_INSTRUCTIONS.format(tools=render_tool_catalog(toolset.tools))),
             HumanMessage(request),

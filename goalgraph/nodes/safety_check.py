@@ -67,7 +67,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
         actions = turn_actions(state)
         toolset = await res.toolset()
         traits = await res.tool_traits()
-        ledger = ledger_of(state, traits, reads=res.spec.limits.repeat_recovery)
+        ledger = ledger_of(state, traits, reads=(await res.aprofile()).repeat_recovery)
         verdicts: list[Verdict] = []
         wait_s = 0.0
         for proposed in actions:

@@ -23,6 +23,7 @@ from langchain_core.tools import BaseTool
 
 from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import render_plan
+from goalgraph.profiles import ModelProfile
 from goalgraph.prompts import (
     CALL_INSTRUCTIONS,
     FINISH_INSTRUCTIONS,
@@ -123,7 +124,7 @@ def _action(call: Mapping[str, Any], thought: str) -> ProposedAction:
     )
 
 
-def _context(state: AgentState, *, suggest_tool: bool = True) -> str:
+def _context(state: AgentState, *, suggest_tool: bool = True, feedback: bool = True) -> str:
     plan = state.get("plan") or []
     step = current_step(plan, state.get("current_step"))
     parts = [f"Goal: {state['goal']}"]
@@ -139,7 +140,7 @@ def _context(state: AgentState, *, suggest_tool: bool = True) -> str:
         parts.append(f"Current step {step['id']}: {step['description']}{hint}")
     else:
         parts.append("All steps are done. Give the final answer.")
-    if state.get("feedback"):
+    if feedback and state.get("feedback"):
         parts.append(f"Note: {state['feedback']}")
     return "\n".join(parts)
 
@@ -185,11 +186,11 @@ def step_messages(messages: Sequence[BaseMessage], step_id: int | None) -> list[
     return kept
 
 
-def _refused_a_repeat(state: AgentState, res: AgentResources) -> bool:
+def _refused_a_repeat(state: AgentState, profile: ModelProfile) -> bool:
     """Tell whether the last turn's call was refused as a repeat of an earlier call (``repeat``
-    or ``loop``), with ``limits.repeat_recovery`` on: the next turn then sees only the current
-    step's messages, out of sight of the call it copied."""
-    if not res.spec.limits.repeat_recovery:
+    or ``loop``), under the ``repeat_recovery`` profile rule: the next turn then sees only the
+    current step's messages, out of sight of the call it copied."""
+    if not profile.repeat_recovery:
         return False
     return any(v is not None and v.get("rule") in ("repeat", "loop") for v in turn_verdicts(state))
 
@@ -239,15 +240,15 @@ def make_think_node(res: AgentResources) -> Any:
                     choices, tool_choice=tool_choice, **several
                 )
                 history: Sequence[BaseMessage] = state.get("messages") or []
-                if profile.step_history or _refused_a_repeat(state, res):
+                if profile.step_history or _refused_a_repeat(state, profile):
                     history = step_messages(history, state.get("current_step"))
                 if several and instructions == THINK_INSTRUCTIONS:
                     instructions += PARALLEL_CALLS
-                prompt = [
-                    SystemMessage(instructions),
-                    HumanMessage(_context(state, suggest_tool=len(choices) > 1)),
-                    *history,
-                ]
+                note_last = profile.feedback_last and bool(state.get("feedback"))
+                context = _context(state, suggest_tool=len(choices) > 1, feedback=not note_last)
+                prompt = [SystemMessage(instructions), HumanMessage(context), *history]
+                if note_last:
+                    prompt.append(HumanMessage(f"Note: {state['feedback']}"))
                 message = await bound.ainvoke(prompt)
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
             return {

@@ -174,6 +174,8 @@ class Workspace:
                 raise WorkspaceError(f"cannot read {shown}: {_reason(exc)}") from None
         text = _decode(data, cut=size > len(data))
         if text is None:
+            if data.startswith(_SQLITE_HEADER):  # Saying what it is tells the model what reads it.
+                raise WorkspaceError(f"{shown} is a SQLite database, not text: query it with SQL")
             raise WorkspaceError(f"{shown} is not a UTF-8 text file")
         if size > len(data):
             text += f"\n[truncated: showing the first {len(data)} of {size} bytes]"
@@ -650,6 +652,10 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:
         return False
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first bytes of every SQLite database file."""
 
 
 def _shown(path: str | os.PathLike[str]) -> str:

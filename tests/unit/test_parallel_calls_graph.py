@@ -152,8 +152,8 @@ def test_the_failure_note_says_the_other_calls_worked(make_agent_with):
     result = agent.run("compute", thread_id="t")
     assert result.status == "done"
     retry_prompt = model.calls[2]
-    note = str(retry_prompt[1].content)
-    assert "boom failed:" in note and "boom: down" in note
+    note = str(retry_prompt[-1].content)  # the standard profile's feedback_last
+    assert note.startswith("Note: ") and "boom failed:" in note and "boom: down" in note
     assert "the other calls of that turn worked" in note
 
 

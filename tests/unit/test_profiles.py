@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
 
 from goalgraph import AgentSpec
 from goalgraph.profiles import PROFILES, RULES, resolve_profile
@@ -21,11 +22,20 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "recall_through_tool",
         "plan_scope",
         "step_history",
+        "feedback_last",
+        "repeat_recovery",
     }
-    small_model_rules = set(RULES) - {"plan_scope", "step_history"}
+    small_model_rules = set(RULES) - {
+        "plan_scope",
+        "step_history",
+        "feedback_last",
+        "repeat_recovery",
+    }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
     assert PROFILES["standard"].plan_scope and not PROFILES["tiny"].plan_scope
+    # Rules measured to help (or not to hurt) the Qwen models, set per profile by measurement.
+    assert PROFILES["standard"].feedback_last and PROFILES["standard"].repeat_recovery
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
@@ -130,3 +140,27 @@ def test_step_history_shows_the_model_only_the_current_steps_calls(make_agent, s
     assert len(earlier_calls) == (0 if step_history else 1)
     # The final answer still sees every call.
     assert len([m for m in model.calls[3] if getattr(m, "tool_calls", None)]) == 2
+
+
+@pytest.mark.parametrize("feedback_last", [True, False])
+def test_feedback_last_puts_the_failure_note_after_the_failed_call(make_agent, feedback_last):
+    agent, model = make_agent(
+        [
+            plan(("Explode, then compute", "boom")),
+            tool_call("boom", message="down"),
+            tool_call("calculator", expression="6*7"),
+            final_answer("42"),
+        ],
+        profile="standard",
+        model={"rules": {"feedback_last": feedback_last}},
+    )
+    result = agent.run("Compute 6*7 after a failure")
+    assert result.status == "done"
+    retry_prompt = model.calls[2]
+    context, last = str(retry_prompt[1].content), retry_prompt[-1]
+    note = "Note: boom failed: tool 'boom' failed: RuntimeError: boom: down"
+    if feedback_last:  # after the failed call and its error, as the turn to answer
+        assert isinstance(last, HumanMessage) and str(last.content).startswith(note)
+        assert "Note:" not in context
+    else:  # in the context, before the failed call
+        assert isinstance(last, ToolMessage) and note in context

@@ -57,6 +57,33 @@ def test_a_replan_that_repeats_it_twice_ends_the_run(make_agent):
     assert [s["status"] for s in result.plan] == ["failed"]
 
 
+def test_the_replanner_sees_each_failed_calls_error_even_after_a_loop_block(make_agent):
+    """A call blocked as a loop is reported with its last run's error, which is what tells the
+    replanner the way out (a missing file's "did you mean ..."), not only that it looped."""
+    agent, model = make_agent(
+        [
+            plan(("use boom", "boom")),
+            tool_call("boom", message="a"),
+            tool_call("boom", message="a"),
+            tool_call("boom", message="a"),  # blocked: the same call already ran twice
+            plan(("compute instead", "calculator")),
+            tool_call("calculator", expression="2+3"),
+            final_answer("5"),
+        ],
+        limits={"max_identical_calls": 2},
+    )
+    result = agent.run("get five")
+    assert result.status == "done" and result.answer == "5"
+    request = str(model.calls[4][-1].content)
+    why = request.split("Why step 1 failed: ", 1)[1]
+    assert why.startswith("boom was blocked: loop detected")
+    assert "its last run failed with: tool 'boom' failed: RuntimeError: boom: a" in why
+    assert (
+        "Calls of that step that failed:\n"
+        """- boom({"message": "a"}): tool 'boom' failed: RuntimeError: boom: a"""
+    ) in request
+
+
 def test_a_step_that_names_the_failed_calls_arguments_is_a_repeat(make_agent):
     agent, model = make_agent(
         [

@@ -1,4 +1,4 @@
-"""Recovery from a copied call (``limits.repeat_recovery``): a read-only call that already
+"""Recovery from a copied call (the ``repeat_recovery`` profile rule): a read-only call that already
 succeeded, with only reads run since, is not run again (it could only return the same; the model
 gets the earlier output), and the turn after such a refusal sees only the current step's
 messages."""
@@ -41,7 +41,7 @@ def test_a_read_copied_into_the_next_step_is_answered_with_its_result(make_agent
     assert "This step plans calculator too" in str(blocked.content)
     assert "'42'" in str(blocked.content)  # the earlier output, so the model can use it
     assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 1
-    note = str(model.calls[3][1].content)
+    note = str(model.calls[3][-1].content)  # the note comes last (feedback_last)
     assert "Note: calculator was blocked" in note and "step_done" in note
     # The retry does not see step 1's call (the one copied); the first copy did.
     copied_from = {m.tool_calls[0]["id"] for m in model.calls[2] if getattr(m, "tool_calls", None)}
@@ -93,7 +93,7 @@ def test_the_recovery_can_be_turned_off(make_agent):
             final_answer("42"),
         ],
         profile="standard",
-        limits={"repeat_recovery": False},
+        model={"rules": {"repeat_recovery": False}},
         **READ,
     )
     result = agent.run("double 21 twice", thread_id="t")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -169,6 +170,11 @@ def test_read_errors_are_clear(ws: Workspace) -> None:
     (ws.root / "latin1.txt").write_bytes("café".encode("latin-1"))
     with pytest.raises(WorkspaceError, match="not a UTF-8 text file"):
         ws.read_text("latin1.txt")
+    with sqlite3.connect(ws.root / "shop.db") as db:
+        db.execute("CREATE TABLE customers (name TEXT)")
+    sqlite_error = r"'shop.db' is a SQLite database, not text: query it with SQL"
+    with pytest.raises(WorkspaceError, match=sqlite_error):
+        ws.read_text("shop.db")
 
 
 def test_list_errors_are_clear(ws: Workspace) -> None:
