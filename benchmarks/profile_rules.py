@@ -1,6 +1,6 @@
 """Each model-profile rule on and off: the task suite's success with the model's own profile, and
-with one rule flipped at a time (and, with ``--switches``, one boolean ``limits`` setting, such as
-``repeat_recovery``, flipped through its ``GOALGRAPH_LIMITS__*`` variable).
+with one rule flipped at a time (and, with ``--switches``, one boolean ``limits`` setting flipped
+through its ``GOALGRAPH_LIMITS__*`` variable).
 
 A rule of ``goalgraph.profiles`` exists because some model fails without it; this script measures
 whether it helps the model at hand. The model is loaded once; each configuration (the model's
@@ -14,10 +14,10 @@ Reproduce (from the repository root)::
     .venv/bin/python benchmarks/profile_rules.py --model qwen2.5-coder-0.5b --split tuning \\
         --every 4 --rules step_history,force_planned_tool
     .venv/bin/python benchmarks/profile_rules.py --model qwen2.5-coder-0.5b --split tuning \\
-        --every 4 --rules "" --switches repeat_recovery --name switches
+        --every 4 --rules feedback_last,repeat_recovery --name recovery_rules
 
 Writes ``benchmarks/results/profile_rules_<model>.json`` (every run) and ``.md`` (the table);
-``--name switches`` writes ``switches_<model>.*`` instead.
+``--name recovery_rules`` writes ``recovery_rules_<model>.*`` instead.
 """
 
 from __future__ import annotations
