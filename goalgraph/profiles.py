@@ -78,8 +78,9 @@ class ModelProfile:
     feedback_last: bool = True
     """The note on the last failed attempt ("read_file failed: no such file ...; did you mean
     ...?") comes as the prompt's last message, after the step's calls and results, instead of in
-    the context before them. Asked again with the note before the failed call, Qwen2.5-Coder-0.5B
-    repeated the call; with the note last, it took the error's suggestion."""
+    the context before them; after a failed call it asks for other arguments or another tool
+    (``prompts.RETRY_NOTE``). With the note before the failed call, Qwen2.5-Coder-0.5B made the
+    same call again; with the note last, it took the error's suggestion."""
     repeat_recovery: bool = True
     """Recover from the model copying an earlier call (step 1's call proposed again for step 2):
     a call of the step's planned read-only tool that exactly repeats one that already succeeded,

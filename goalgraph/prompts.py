@@ -60,6 +60,10 @@ When the step needs several calls that do not depend on each other, make them al
 """Added to the think instructions when a turn may propose several tool calls
 (``limits.max_parallel_calls`` above 1)."""
 
+RETRY_NOTE = "Do not repeat a call that failed: change its arguments or use another tool."
+"""Follows the failure note of a turn whose tool call failed (the ``feedback_last`` profile
+rule): told only what failed, Qwen2.5-Coder-0.5B made the same call again."""
+
 FINISH_INSTRUCTIONS = """You are goalgraph. Every step of the plan is done.
 Call final_answer with the answer to the goal, using the results below."""
 

@@ -28,10 +28,11 @@ from goalgraph.prompts import (
     CALL_INSTRUCTIONS,
     FINISH_INSTRUCTIONS,
     PARALLEL_CALLS,
+    RETRY_NOTE,
     THINK_INSTRUCTIONS,
 )
 from goalgraph.resources import AgentResources
-from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_verdicts
+from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_actions, turn_verdicts
 
 __all__ = [
     "FINAL_ANSWER",
@@ -195,6 +196,15 @@ def _refused_a_repeat(state: AgentState, profile: ModelProfile) -> bool:
     return any(v is not None and v.get("rule") in ("repeat", "loop") for v in turn_verdicts(state))
 
 
+def _retry_note(state: AgentState) -> str:
+    """Return the note on the last failed attempt, as the prompt's last message; after a failed
+    tool call it also asks for a change rather than the same call."""
+    note = f"Note: {state['feedback']}"
+    if any(action["kind"] == "tool" for action in turn_actions(state)):
+        note += f"\n{RETRY_NOTE}"
+    return note
+
+
 def _takes_no_required_arguments(
     choices: Sequence[Any], tool_choice: str, schemas: Mapping[str, Mapping[str, Any]]
 ) -> bool:
@@ -248,7 +258,7 @@ def make_think_node(res: AgentResources) -> Any:
                 context = _context(state, suggest_tool=len(choices) > 1, feedback=not note_last)
                 prompt = [SystemMessage(instructions), HumanMessage(context), *history]
                 if note_last:
-                    prompt.append(HumanMessage(f"Note: {state['feedback']}"))
+                    prompt.append(HumanMessage(_retry_note(state)))
                 message = await bound.ainvoke(prompt)
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
             return {

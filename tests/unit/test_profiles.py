@@ -7,6 +7,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 
 from goalgraph import AgentSpec
 from goalgraph.profiles import PROFILES, RULES, resolve_profile
+from goalgraph.prompts import RETRY_NOTE
 from goalgraph.resources import AgentResources
 from goalgraph.spec import SpecError
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
@@ -161,6 +162,7 @@ def test_feedback_last_puts_the_failure_note_after_the_failed_call(make_agent, f
     note = "Note: boom failed: tool 'boom' failed: RuntimeError: boom: down"
     if feedback_last:  # after the failed call and its error, as the turn to answer
         assert isinstance(last, HumanMessage) and str(last.content).startswith(note)
+        assert str(last.content).endswith(RETRY_NOTE)
         assert "Note:" not in context
     else:  # in the context, before the failed call
         assert isinstance(last, ToolMessage) and note in context
