@@ -11,6 +11,10 @@ rule is a field of ``ModelProfile``; a profile is a named set of them, chosen pe
 * ``standard``: every small-model rule off, and the planner told to plan only what the goal asks
   (``plan_scope``). The model plans, chooses its tools and writes the final answer.
 
+Two recovery rules, ``feedback_last`` and ``repeat_recovery``, are on in both profiles: they were
+written after watching Qwen2.5-Coder-0.5B repeat a failed or an earlier call, and each is measured
+on and off per model like the others.
+
 ``auto`` (the default of ``model.profile``) asks the chat model: a model may state its profile in
 a ``goalgraph_profile`` attribute (``LocalChatModel`` derives it from its parameter count), and
 any other model is ``standard``. ``model.rules`` turns single rules on or off over the profile,
