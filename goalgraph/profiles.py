@@ -11,9 +11,9 @@ rule is a field of ``ModelProfile``; a profile is a named set of them, chosen pe
 * ``standard``: every small-model rule off, and the planner told to plan only what the goal asks
   (``plan_scope``). The model plans, chooses its tools and writes the final answer.
 
-Two recovery rules, ``feedback_last`` and ``repeat_recovery``, are on in both profiles: they were
-written after watching Qwen2.5-Coder-0.5B repeat a failed or an earlier call, and each is measured
-on and off per model like the others.
+Two recovery rules were written after watching Qwen2.5-Coder-0.5B repeat a failed or an earlier
+call: ``repeat_recovery`` is on in both profiles, ``feedback_last`` only in ``standard`` (it did
+not help SmolLM2-135M). Each is measured on and off per model like the others.
 
 ``auto`` (the default of ``model.profile``) asks the chat model: a model may state its profile in
 a ``goalgraph_profile`` attribute (``LocalChatModel`` derives it from its parameter count), and
@@ -117,6 +117,7 @@ PROFILES: dict[str, ModelProfile] = {
         answer_from_last_step=True,
         recall_through_tool=True,
         plan_scope=False,
+        feedback_last=False,  # 6/38 on and off for SmolLM2-135M: it does not help it
     ),
     "standard": ModelProfile(name="standard"),
 }

@@ -37,6 +37,7 @@ def test_tiny_turns_every_rule_on_and_standard_none():
     assert PROFILES["standard"].plan_scope and not PROFILES["tiny"].plan_scope
     # Rules measured to help (or not to hurt) the Qwen models, set per profile by measurement.
     assert PROFILES["standard"].feedback_last and PROFILES["standard"].repeat_recovery
+    assert PROFILES["tiny"].repeat_recovery and not PROFILES["tiny"].feedback_last
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
