@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from goalgraph.tools.workspace import Workspace, WorkspaceError
+from goalgraph.tools.workspace import SQLITE_HEADER, Workspace, WorkspaceError
 
 __all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_TIME_BUDGET_S", "SqliteQueryError", "query"]
 
@@ -56,7 +56,6 @@ WORKER_ADDRESS_SPACE_MB = 512
 KILL_GRACE_S = 0.5
 """Seconds past the budget before the worker is killed (its progress handler stops first)."""
 
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _WORKER = str(Path(__file__).with_name("sqlite_worker.py"))
 _REFUSED = (
     "refused: sqlite_query only reads (SELECT, WITH, VALUES, EXPLAIN, read-only PRAGMAs "
@@ -118,14 +117,14 @@ def _database_path(ws: Workspace, database: str) -> tuple[Path, tuple[int, int]]
         raise SqliteQueryError(f"no such database: {database!r}{ws.nearby(path, 'file')}")
     try:
         with ws.open_file(database) as opened:
-            header = os.pread(opened.fd, len(_SQLITE_HEADER), 0)
+            header = os.pread(opened.fd, len(SQLITE_HEADER), 0)
             info = os.fstat(opened.fd)
     except WorkspaceError as exc:
         raise SqliteQueryError(str(exc)) from None
     except OSError as exc:
         raise SqliteQueryError(f"cannot read {database!r}: {exc.strerror or exc}") from None
     # An empty file is a valid (empty) database to SQLite; anything else needs the header.
-    if header and header != _SQLITE_HEADER:
+    if header and header != SQLITE_HEADER:
         raise SqliteQueryError(f"{database!r} is not a SQLite database")
     return ws.root.joinpath(*opened.parts), (info.st_dev, info.st_ino)
 

@@ -29,10 +29,14 @@ __all__ = [
     "DEFAULT_MAX_READ_BYTES",
     "DEFAULT_MAX_SEARCH_RESULTS",
     "MAX_SUGGESTIONS",
+    "SQLITE_HEADER",
     "PathKind",
     "Workspace",
     "WorkspaceError",
 ]
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first bytes of every SQLite database file."""
 
 DEFAULT_MAX_READ_BYTES = 256 * 1024
 """Most bytes ``read_text`` returns; longer files are cut with a note."""
@@ -174,7 +178,7 @@ class Workspace:
                 raise WorkspaceError(f"cannot read {shown}: {_reason(exc)}") from None
         text = _decode(data, cut=size > len(data))
         if text is None:
-            if data.startswith(_SQLITE_HEADER):  # Saying what it is tells the model what reads it.
+            if data.startswith(SQLITE_HEADER):  # Saying what it is tells the model what reads it.
                 raise WorkspaceError(f"{shown} is a SQLite database, not text: query it with SQL")
             raise WorkspaceError(f"{shown} is not a UTF-8 text file")
         if size > len(data):
@@ -652,10 +656,6 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:
         return False
-
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
-"""The first bytes of every SQLite database file."""
 
 
 def _shown(path: str | os.PathLike[str]) -> str:
