@@ -721,7 +721,6 @@ async def _as_the_graph(
     notes: list[str] = []
     ran = True
     flagged = False
-    recovery = True  # the repeat rule, as a profile with ``repeat_recovery`` runs it
     for number, (tool, args) in enumerate(steps, 1):
         call_id = f"c{number}"
         verdict = check_action(
@@ -733,7 +732,8 @@ async def _as_the_graph(
                 call_counts=counts,
                 tool_counts=tools,
                 tainted_by=tainted_by,
-                unchanged_reads=unchanged_reads(seen, env.traits) if recovery else {},
+                # The repeat rule, as a profile with ``repeat_recovery`` (both do) runs it.
+                unchanged_reads=unchanged_reads(seen, env.traits),
             ),
             max_identical_calls=env.spec.limits.max_identical_calls,
             traits=env.traits,

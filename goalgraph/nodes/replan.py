@@ -19,7 +19,7 @@ from goalgraph.plan import fallback_plan, next_step_id, plan_schema, render_plan
 from goalgraph.progress import NO_PROGRESS, FailedCall, describe_call, repeated_step
 from goalgraph.prompts import REPLAN_INSTRUCTIONS, render_tool_catalog
 from goalgraph.resources import AgentResources
-from goalgraph.state import AgentState, PlanStep, turn_actions, turn_verdicts
+from goalgraph.state import AgentState, Observation, PlanStep, turn_actions, turn_verdicts
 
 __all__ = ["failed_call_errors", "failed_calls", "make_replan_node", "repeat_feedback"]
 
@@ -29,11 +29,7 @@ log = logging.getLogger(__name__)
 def failed_calls(state: AgentState, step_id: int | None) -> list[FailedCall]:
     """Return the calls that failed on step ``step_id``: its failed observations, and the last
     proposed calls the policy or a human blocked (blocked calls leave no observation)."""
-    calls = [
-        FailedCall(observation["tool"], observation["args"])
-        for observation in state.get("observations") or []
-        if observation["step_id"] == step_id and not observation["ok"]
-    ]
+    calls = [FailedCall(o["tool"], o["args"]) for o in _failed_observations(state, step_id)]
     for action, verdict in zip(turn_actions(state), turn_verdicts(state), strict=False):
         blocked = verdict is not None and verdict["decision"] == "block"
         if action["tool"] and blocked:
@@ -48,11 +44,16 @@ def failed_call_errors(state: AgentState, step_id: int | None) -> str:
     blocked, while the error often names the way out ("did you mean 'archive/report.txt'?").
     """
     lines: dict[str, str] = {}
-    for observation in state.get("observations") or []:
-        if observation["step_id"] == step_id and not observation["ok"]:
-            call = describe_call(observation["tool"], observation["args"])
-            lines[call] = f"- {call}: {observation['content'][:300]}"
+    for observation in _failed_observations(state, step_id):
+        call = describe_call(observation["tool"], observation["args"])
+        lines[call] = f"- {call}: {observation['content'][:300]}"
     return "\n".join(lines.values())
+
+
+def _failed_observations(state: AgentState, step_id: int | None) -> list[Observation]:
+    """Return the observations of the calls that ran on step ``step_id`` and failed."""
+    observations = state.get("observations") or []
+    return [o for o in observations if o["step_id"] == step_id and not o["ok"]]
 
 
 def repeat_feedback(repeat: PlanStep, failed: PlanStep, why: str) -> str:
