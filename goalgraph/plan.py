@@ -6,7 +6,7 @@ Nothing here calls a model or touches state storage, so every rule is unit-testa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from goalgraph.cues import cue_clause
@@ -87,6 +87,7 @@ def steps_from_output(
     tool_names: Sequence[str],
     goal: str | None = None,
     hints: Mapping[str, ToolHints] | None = None,
+    copied: Collection[str] = (),
     max_steps: int = MAX_PLAN_STEPS,
 ) -> list[PlanStep]:
     """Turn a model's plan output into at most ``max_steps`` sanitised ``PlanStep``s numbered
@@ -96,7 +97,8 @@ def steps_from_output(
     (``depends_on`` is numbered within the output, 1-based), so the plan can never deadlock.
     Unknown tools become ``None``; empty and repeated descriptions are dropped, and a dependency on
     a repeat points at the step it repeats. With ``goal``, a step that states an answer instead of
-    an action is restated in the goal's words (``restated_as_action``, with the tools' ``hints``).
+    an action is restated in the goal's words (``restated_as_action``, with the tools' ``hints``),
+    and so is a step that copies a step of the planning example shown (one of ``copied``).
 
     Raises:
         ValueError: if the output holds no usable step.
@@ -114,7 +116,12 @@ def steps_from_output(
         description = _RENDERED_TOOL.sub("", str(raw.get("description") or "")).strip()
         if description and goal is not None:
             description = restated_as_action(
-                description, tool, goal, alone=len(raw_steps) == 1, hints=hints or {}
+                description,
+                tool,
+                goal,
+                alone=len(raw_steps) == 1,
+                hints=hints or {},
+                copied=copied,
             )
         if not description:
             continue
@@ -155,8 +162,10 @@ def restated_as_action(
     *,
     alone: bool,
     hints: Mapping[str, ToolHints],
+    copied: Collection[str] = (),
 ) -> str:
-    """Return ``description``, or the goal's words for it when it states instead of acts.
+    """Return ``description``, or the goal's words for it when it states instead of acts or
+    copies a step of the planning example (one of ``copied``) that the goal does not hold.
 
     The bundled model often plans the answer it guesses ("The square root of 1764 is 176.4"),
     and the call then copies the guess (``calculator("176.4")``). Such a step becomes the goal
@@ -164,13 +173,19 @@ def restated_as_action(
     tool's ``hints``: "Count the orders in shop.db" of "Count the orders in shop.db and write the
     number to orders.txt") when that clause is an action, else the goal.
     """
-    if not _STATEMENT.search(description):
+    if not _STATEMENT.search(description) and not _copied(description, goal, copied):
         return description
     cue = hints[tool].cue if tool is not None and tool in hints else None
     clause = cue_clause(goal, cue) if cue is not None and not alone else None
     if clause is None or _STATEMENT.search(clause):  # "It is set in config.yaml" says no action.
         clause = goal.strip()
     return clause[:300]
+
+
+def _copied(description: str, goal: str, copied: Collection[str]) -> bool:
+    """Whether ``description`` is one of the ``copied`` example steps, and not the goal's words."""
+    text = description.casefold()
+    return text not in goal.casefold() and any(text == step.casefold() for step in copied)
 
 
 def add_cued_steps(
@@ -187,7 +202,9 @@ def add_cued_steps(
     so the file is never written. A strong cue (a file to write to, a database, a URL, "mentions")
     of an available tool that no step names adds a step doing the goal's clause with that cue,
     after the last step and in the goal's order, as long as the plan stays within
-    ``max_steps``; a tool-less step that already is that clause gets the tool instead.
+    ``max_steps``. A step that already does it gets the tool instead of a copy: a tool-less step
+    that is that clause, or a step whose words hold the strong cue but not its own tool's cue
+    ("Write hello to greeting.txt" planned with ``python``).
     """
     missing = []
     for tool, hint in hints.items():
@@ -197,7 +214,12 @@ def add_cued_steps(
     steps = [PlanStep(**step) for step in steps]
     for _, tool, strong in sorted(missing, key=lambda item: item[0]):
         description = (cue_clause(goal, strong) or goal)[:160]
-        same = [step for step in steps if not step["tool"] and step["description"] == description]
+        same = [
+            step
+            for step in steps
+            if (not step["tool"] and step["description"] == description)
+            or (strong.search(step["description"]) and not _cues_own_tool(step, hints))
+        ]
         if same:  # The step is planned, without its tool: give it the tool, not a copy.
             same[0]["tool"] = tool
             continue
@@ -217,6 +239,12 @@ def add_cued_steps(
             )
         )
     return steps
+
+
+def _cues_own_tool(step: PlanStep, hints: Mapping[str, ToolHints]) -> bool:
+    """Whether the step's words hold the cue of the tool it is planned with."""
+    hint = hints.get(step["tool"] or "")
+    return bool(hint and hint.cue and hint.cue.search(step["description"]))
 
 
 def fallback_plan(goal: str, *, first_id: int = 1) -> list[PlanStep]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,10 @@ __all__ = ["make_plan_node", "plan_messages"]
 
 log = logging.getLogger(__name__)
 
+EXAMPLES_SHOWN = 1
+"""Planning examples shown under ``plan_examples``: one, the one most related to the goal; the
+bundled model copies the tool of the nearest example, and several made it pick the wrong one."""
+
 
 def plan_messages(
     goal: str,
@@ -49,11 +54,9 @@ def plan_messages(
     """
     examples = ""
     if profile.plan_examples:
-        # One example, the one most related to the goal: the bundled model copies the tool of the
-        # nearest example, and several examples in chat turns made it pick the wrong one.
         examples = "".join(
             f"\nExample goal: {example_goal}\nExample plan: {example_plan}"
-            for example_goal, example_plan in plan_examples(goal, tools, limit=1)
+            for example_goal, example_plan in plan_examples(goal, tools, limit=EXAMPLES_SHOWN)
         )
     system = PLAN_INSTRUCTIONS.format(
         tools=render_tool_catalog(tools),
@@ -63,6 +66,16 @@ def plan_messages(
     )
     remembered = f"What you remember:\n{recalled}\n\n" if recalled else ""
     return [SystemMessage(system), HumanMessage(f"{remembered}Goal: {goal}")]
+
+
+def example_steps(goal: str, tools: Sequence[BaseTool]) -> list[str]:
+    """Return the step descriptions of the planning examples ``plan_messages`` shows for
+    ``goal``: a small model sometimes copies one word for word instead of planning."""
+    return [
+        step["description"]
+        for _, example_plan in plan_examples(goal, tools, limit=EXAMPLES_SHOWN)
+        for step in json.loads(example_plan)["steps"]
+    ]
 
 
 def make_plan_node(res: AgentResources) -> Any:
@@ -115,6 +128,7 @@ def make_plan_node(res: AgentResources) -> Any:
                 tool_names=names,
                 goal=goal if profile.restate_statements else None,
                 hints=hints,
+                copied=example_steps(goal, toolset.tools) if profile.plan_examples else (),
                 max_steps=most,
             )
             if profile.cued_steps:  # Not for the fallback plan: it already pursues the goal.

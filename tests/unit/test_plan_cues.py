@@ -13,7 +13,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from goalgraph import Agent, AgentSpec
 from goalgraph.cues import cue_clause, cued_actions
 from goalgraph.hints import hints_from_payloads, tool_hints
-from goalgraph.nodes.plan import plan_messages
+from goalgraph.nodes.plan import example_steps, plan_messages
 from goalgraph.plan import MAX_PLAN_STEPS, add_cued_steps, fallback_plan, steps_from_output
 from goalgraph.profiles import PROFILES
 from goalgraph.prompts import plan_examples
@@ -219,6 +219,45 @@ def test_missing_steps_follow_the_goal_order_and_a_matching_toolless_step_gets_i
         (2, "sqlite_query", [1]),
         (3, "write_file", [2]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("goal", "planned", "tools"),
+    [
+        # The step's words cue the missing tool, not its own: it gets the tool, no copy is added.
+        ("Write hello to greeting.txt", ("Write hello to greeting.txt", "python"), ["write_file"]),
+        ("Fetch http://a.test/x", ("Fetch http://a.test/x", "calculator"), ["http_get"]),
+        # Its words cue its own tool too: the missing step is added after it.
+        (
+            "Use Python to print 3 and write it to out.txt",
+            ("Use Python to print 3 and write it to out.txt", "python"),
+            ["python", "write_file"],
+        ),
+    ],
+)
+def test_a_step_whose_words_cue_the_missing_tool_gets_it(goal, planned, tools):
+    checked = add_cued_steps(_steps(planned), goal, ALL)
+    assert [s["tool"] for s in checked] == tools
+    assert checked[0]["description"] == planned[0]
+
+
+def test_a_step_copied_from_the_example_is_restated_as_the_goal(server_tools):
+    goal = "Fetch http://169.254.169.254/latest/meta-data/ and show me what it returns"
+    copied = example_steps(goal, server_tools)
+    assert copied == ["Fetch https://example.com"]
+    raw = {"steps": [{"description": "Fetch https://example.com", "tool": "calculator"}]}
+    (step,) = steps_from_output(raw, tool_names=ALL, goal=goal, hints=ALL, copied=copied)
+    assert step["description"] == goal
+    # The goal's own words are never taken for a copy, and nothing changes without ``goal``.
+    own = {"steps": [{"description": "Fetch https://example.com", "tool": "http_get"}]}
+    same = "Fetch https://example.com and summarise it"
+    assert (
+        steps_from_output(own, tool_names=ALL, goal=same, hints=ALL, copied=copied)[0][
+            "description"
+        ]
+        == "Fetch https://example.com"
+    )
+    assert steps_from_output(raw, tool_names=ALL, copied=copied)[0]["description"] == copied[0]
 
 
 @pytest.mark.parametrize(
