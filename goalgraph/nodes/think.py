@@ -142,8 +142,13 @@ def _context(state: AgentState, *, suggest_tool: bool = True, feedback: bool = T
     else:
         parts.append("All steps are done. Give the final answer.")
     if feedback and state.get("feedback"):
-        parts.append(f"Note: {state['feedback']}")
+        parts.append(_note(state))
     return "\n".join(parts)
+
+
+def _note(state: AgentState) -> str:
+    """Return the note on the last failed attempt, as the model sees it."""
+    return f"Note: {state['feedback']}"
 
 
 def _choices(
@@ -199,7 +204,7 @@ def _refused_a_repeat(state: AgentState, profile: ModelProfile) -> bool:
 def _retry_note(state: AgentState) -> str:
     """Return the note on the last failed attempt, as the prompt's last message; after a failed
     tool call it also asks for a change rather than the same call."""
-    note = f"Note: {state['feedback']}"
+    note = _note(state)
     if any(action["kind"] == "tool" for action in turn_actions(state)):
         note += f"\n{RETRY_NOTE}"
     return note
