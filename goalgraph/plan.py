@@ -220,7 +220,7 @@ def add_cued_steps(
             if (not step["tool"] and step["description"] == description)
             or (strong.search(step["description"]) and not _cues_own_tool(step, hints))
         ]
-        if same:  # The step is planned, without its tool: give it the tool, not a copy.
+        if same:  # The step is planned, without this tool: give it the tool, not a copy.
             same[0]["tool"] = tool
             continue
         if not steps or len(steps) >= max_steps:
