@@ -42,6 +42,7 @@ __all__ = [
     "placeholders_in",
     "run_values",
     "seed_server_state",
+    "server_state_unchanged",
 ]
 
 PLACEHOLDERS: dict[str, str] = {
@@ -166,6 +167,21 @@ def load_state_sources(files: Mapping[str, Any], base_dir: Path) -> dict[str, An
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise ValueError(f"state of {name}: {source} does not parse: {exc}") from None
     return loaded
+
+
+def server_state_unchanged(files: Mapping[str, Any], task_dir: Path) -> bool:
+    """Whether every seeded state file in ``task_dir`` still holds what ``seed_server_state``
+    wrote (``False`` when nothing was seeded, or a file is gone or unreadable)."""
+    if not files:
+        return False
+    for name, content in files.items():
+        try:
+            now = json.loads((task_dir / check_state_path(name)).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        if now != content:
+            return False
+    return True
 
 
 def seed_server_state(files: Mapping[str, Any], task_dir: Path) -> None:

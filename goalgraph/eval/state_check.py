@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from goalgraph.eval.servers import check_state_path
 
-__all__ = ["StateCheck", "state_failures"]
+__all__ = ["STATE_FAILURE_PREFIX", "StateCheck", "state_failures"]
 
 _MISSING = object()
 
@@ -106,8 +106,13 @@ def _contains(value: Any, needle: Any) -> bool:
     return False
 
 
+STATE_FAILURE_PREFIX = "state "
+"""How every failure ``state_failures`` words begins."""
+
+
 def state_failures(check: StateCheck, task_dir: Path) -> list[str]:
-    """Return what does not hold of ``check`` in the task folder ``task_dir``, in words."""
+    """Return what does not hold of ``check`` in the task folder ``task_dir``, in words, each
+    beginning with ``STATE_FAILURE_PREFIX``."""
     target = task_dir / check.file
     if not target.is_file():
         return [f"state file {check.file} does not exist"]

@@ -46,7 +46,12 @@ from goalgraph.agent import Agent
 from goalgraph.eval.checks import FAILURE_CAUSES, classify_failure, evaluate
 from goalgraph.eval.figures import percentile, text_table
 from goalgraph.eval.records import TaskRun, record_event
-from goalgraph.eval.servers import fill_placeholders, run_values, seed_server_state
+from goalgraph.eval.servers import (
+    fill_placeholders,
+    run_values,
+    seed_server_state,
+    server_state_unchanged,
+)
 from goalgraph.eval.suite import (
     SPLITS,
     SuiteError,
@@ -131,6 +136,7 @@ def judge_run(task: TaskSpec, run: TaskRun, root: Path, *, plans: bool) -> None:
         needed_tools=task.required_tools(),
         expects_refusal=task.check.expects_refusal(),
         plans=plans,
+        state_unchanged=server_state_unchanged(task.server_state, root),
     )
 
 
