@@ -55,6 +55,7 @@ from goalgraph.eval.bfcl import (
     DEFAULT_PARALLEL_MAX_NEW_TOKENS,
     QUICK_LIMIT,
     BfclOptions,
+    parse_settings,
     run_bfcl,
     stderr_progress,
     write_outputs,
@@ -93,6 +94,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON (+.png/.md)")
     parser.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     parser.add_argument(
+        "--constrained",
+        default="",
+        help="constrained-mode settings over the model profile's, e.g. prune_optional=off",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="replace only these modes' rows in an existing --out (run with the same options)",
@@ -114,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parallel_max_new_tokens=args.parallel_max_new_tokens,
         threads=args.threads or None,
         tool_gate=args.tool_gate,
+        constrained=parse_settings(args.constrained),
     )
     command = " ".join([".venv/bin/python benchmarks/bfcl.py", *(argv or sys.argv[1:])])
     earlier = json.loads(args.out.read_text()) if args.merge and args.out.exists() else None

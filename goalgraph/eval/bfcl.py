@@ -49,6 +49,7 @@ from goalgraph.eval.bfcl_scoring import (
 from goalgraph.llm.grammar import NoCallStyle
 from goalgraph.policies import guard_tool_choice
 from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE
+from goalgraph.profiles import profile_of_model
 
 if TYPE_CHECKING:
     from goalgraph.llm.chat import LocalChatModel
@@ -65,6 +66,7 @@ __all__ = [
     "judge",
     "load_chat",
     "load_sample",
+    "parse_settings",
     "run_bfcl",
     "stderr_progress",
     "write_outputs",
@@ -118,8 +120,9 @@ class BfclOptions:
     tool_gate: float = DEFAULT_TOOL_GATE
     """The threshold of the ``gated`` and ``grounded`` modes: constrained decoding is offered only
     the functions whose MiniLM similarity to the question reaches it (``policies.tool_gate``)."""
-    constrained: ConstrainedSettings = field(default_factory=ConstrainedSettings)
-    """Schema presentation in constrained mode."""
+    constrained: dict[str, bool] = field(default_factory=dict)
+    """Schema presentation in constrained mode: settings of ``ConstrainedSettings`` that
+    override those of the model's profile (``ConstrainedSettings.for_profile``)."""
 
     def __post_init__(self) -> None:
         """Reject unknown categories and modes with a one-line message."""
@@ -127,6 +130,10 @@ class BfclOptions:
             if category not in CATEGORIES:
                 known = ", ".join(CATEGORIES)
                 raise BfclDataError(f"unknown BFCL category {category!r}; known: {known}")
+        try:
+            ConstrainedSettings.for_profile("tiny", self.constrained)
+        except ValueError as exc:
+            raise BfclDataError(str(exc)) from None
         for mode in self.modes:
             if mode not in MODES:
                 raise BfclDataError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
@@ -190,6 +197,7 @@ def _answer(
     item: BfclItem,
     mode: str,
     options: BfclOptions,
+    constrained: ConstrainedSettings,
     *,
     gate: float | None,
     grounded: bool,
@@ -201,7 +209,7 @@ def _answer(
             chat,
             item,
             max_new_tokens=tokens,
-            settings=options.constrained,
+            settings=constrained,
             policies=guard_tool_choice(chat, gate=gate, ground=grounded),
             parallel=parallel,
         )
@@ -246,6 +254,8 @@ def run_bfcl(
     """
     sample = load_sample(options)
     chat = chat or load_chat(options)
+    profile = profile_of_model(chat)
+    constrained = ConstrainedSettings.for_profile(profile, options.constrained)
     total = len(options.modes) * sum(len(items) for items in sample.values())
     records: list[dict[str, Any]] = []
     for mode in options.modes:
@@ -253,7 +263,9 @@ def run_bfcl(
         grounded = mode == "grounded"
         for category, items in sample.items():
             for item in items:
-                attempt = _answer(chat, item, mode, options, gate=gate, grounded=grounded)
+                attempt = _answer(
+                    chat, item, mode, options, constrained, gate=gate, grounded=grounded
+                )
                 records.append(_record(item, mode, attempt, judge(item, attempt)))
                 if progress:
                     progress(len(records), total, f"{mode} {category}")
@@ -261,6 +273,8 @@ def run_bfcl(
         **asdict(options),
         "data": str(options.data),
         "sample_sizes": {category: len(items) for category, items in sample.items()},
+        "profile": profile,
+        "constrained_settings": asdict(constrained),
     }
     return {"options": settings, "summary": summarize(records), "items": records}
 
@@ -289,6 +303,24 @@ def stderr_progress(done: int, total: int, label: str) -> None:
         print(f"\r  item {done}/{total} ({label})".ljust(50), end=end, file=sys.stderr, flush=True)
     elif done == total or done % max(1, total // 20) == 0:
         print(f"  item {done}/{total} ({label})", file=sys.stderr, flush=True)
+
+
+def parse_settings(text: str) -> dict[str, bool]:
+    """Read ``name=on,name=off`` (also ``true``/``false``, ``1``/``0``) into settings.
+
+    Raises:
+        BfclDataError: A part that is not ``name=value`` with a yes/no value.
+    """
+    values = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+    settings: dict[str, bool] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if value.strip().lower() not in values:
+            raise BfclDataError(f"{part!r}: write name=on or name=off")
+        settings[name.strip()] = values[value.strip().lower()]
+    return settings
 
 
 def _split(values: str, name: str) -> tuple[str, ...]:
@@ -342,6 +374,12 @@ def bfcl_command(
     out: Annotated[
         Path | None, typer.Option(help="Write results JSON here, plus .png and .md beside it.")
     ] = None,
+    constrained: Annotated[
+        str,
+        typer.Option(
+            help="Constrained-mode settings over the model profile's, e.g. prune_optional=off."
+        ),
+    ] = "",
     progress: Annotated[bool, typer.Option(help="Progress on stderr.")] = True,
 ) -> None:
     """Score the model's tool calls on BFCL per category: constrained, gated, grounded, plain."""
@@ -359,6 +397,7 @@ def bfcl_command(
             threads=threads or None,
             no_call=_no_call_style(no_call),
             tool_gate=tool_gate,
+            constrained=parse_settings(constrained),
         )
         result = run_bfcl(options, progress=stderr_progress if progress else None)
     except (BfclDataError, ModelLoadError) as exc:

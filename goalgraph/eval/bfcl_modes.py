@@ -17,8 +17,8 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Self
 
 from goalgraph.eval.bfcl_data import BfclItem, function_tool
 from goalgraph.llm.grammar import NO_TOOL
@@ -35,6 +35,7 @@ __all__ = [
     "MODES",
     "PLAIN_PARALLEL_SYSTEM",
     "PLAIN_SYSTEM",
+    "STANDARD_SETTINGS",
     "Attempt",
     "ConstrainedSettings",
     "constrained_examples",
@@ -97,6 +98,28 @@ class ConstrainedSettings:
     examples: bool = False
     """Show two worked examples (a call and a no-call) in the system turn (off: they raised
     irrelevance but lowered simple_python, as the model then declined more calls)."""
+
+    @classmethod
+    def for_profile(cls, profile: str, overrides: Mapping[str, bool] | None = None) -> Self:
+        """Return the settings of a model profile (``goalgraph.profiles``), with ``overrides``.
+
+        The defaults above were measured on the bundled 135M model (``tiny``). Any other
+        profile sees the functions as the agent shows a tool: every parameter, with its
+        description (``STANDARD_SETTINGS``).
+
+        Raises:
+            ValueError: An override that names no setting.
+        """
+        base = cls() if profile == "tiny" else cls(**STANDARD_SETTINGS)
+        unknown = sorted(set(overrides or {}) - {f.name for f in fields(cls)})
+        if unknown:
+            known = ", ".join(f.name for f in fields(cls))
+            raise ValueError(f"unknown constrained setting(s) {', '.join(unknown)}; known: {known}")
+        return replace(base, **(overrides or {}))
+
+
+STANDARD_SETTINGS: dict[str, bool] = {"prune_optional": False, "parameter_notes": True}
+"""How the ``standard`` profile's settings differ from the defaults measured on ``tiny``."""
 
 
 @dataclass(frozen=True)

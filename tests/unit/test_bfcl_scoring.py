@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from goalgraph.eval.bfcl import judge
+from goalgraph.eval.bfcl import BfclOptions, judge, parse_settings
 from goalgraph.eval.bfcl_data import (
     ARRAY_MAX_ITEMS,
     BfclDataError,
@@ -19,7 +19,7 @@ from goalgraph.eval.bfcl_data import (
     sample_items,
     to_json_schema,
 )
-from goalgraph.eval.bfcl_modes import Attempt, parse_plain_output
+from goalgraph.eval.bfcl_modes import Attempt, ConstrainedSettings, parse_plain_output
 from goalgraph.eval.bfcl_report import render_markdown, render_table, summarize
 from goalgraph.eval.bfcl_scoring import check_calls, check_irrelevance, normalize_string
 from goalgraph.llm.grammar import NoCallStyle
@@ -180,6 +180,29 @@ def test_function_tool_keeps_required_and_mentioned_optional_parameters() -> Non
     everything = function_tool(AREA, prune_optional=False, enums_from_hints=False)
     assert "enum" not in everything["function"]["parameters"]["properties"]["unit"]
     assert len(everything["function"]["parameters"]["properties"]) == 5
+
+
+def test_constrained_settings_follow_the_model_profile_and_overrides() -> None:
+    tiny = ConstrainedSettings.for_profile("tiny")
+    assert tiny == ConstrainedSettings()
+    assert tiny.prune_optional and not tiny.parameter_notes  # measured on the 135M model
+    standard = ConstrainedSettings.for_profile("standard")
+    assert not standard.prune_optional and standard.parameter_notes  # the agent's view
+    assert not ConstrainedSettings.for_profile("tiny", {"prune_optional": False}).prune_optional
+    with pytest.raises(ValueError, match=r"unknown constrained setting.*prune"):
+        ConstrainedSettings.for_profile("standard", {"prune": False})
+
+
+def test_settings_read_from_the_command_line_and_checked_before_a_run(tmp_path: Path) -> None:
+    assert parse_settings("prune_optional=off, parameter_notes=ON") == {
+        "prune_optional": False,
+        "parameter_notes": True,
+    }
+    assert parse_settings("") == {}
+    with pytest.raises(BfclDataError, match="name=on or name=off"):
+        parse_settings("prune_optional")
+    with pytest.raises(BfclDataError, match="unknown constrained setting"):
+        BfclOptions(data=tmp_path, constrained={"notes": True})
 
 
 @pytest.mark.parametrize(
