@@ -18,6 +18,7 @@ __all__ = [
     "NO_TOOL",
     "add_cued_steps",
     "fallback_plan",
+    "is_fallback_step",
     "next_step_id",
     "plan_schema",
     "ready_steps",
@@ -261,6 +262,11 @@ def fallback_plan(goal: str, *, first_id: int = 1) -> list[PlanStep]:
             result=None,
         )
     ]
+
+
+def is_fallback_step(step: PlanStep, goal: str) -> bool:
+    """Tell whether ``step`` is ``fallback_plan``'s: the goal itself, with no planned tool."""
+    return step["tool"] is None and step["description"] == goal[:300]
 
 
 def next_step_id(plan: Sequence[PlanStep]) -> int | None:

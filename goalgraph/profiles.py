@@ -93,6 +93,12 @@ class ModelProfile:
     loop sees only the current step's messages, so the call it copied is out of view (its
     result stays in the plan)."""
 
+    direct_fallback: bool = True
+    """When the replanner finds no other way (its revised plan repeats the failed step twice),
+    the rest of the goal becomes one step on which the model may call any tool, as a ReAct agent
+    works, before the run gives up. A planner that only knows one way to do a step often has the
+    right tool in view once it acts on the goal directly, with the error before it."""
+
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""
         on = [rule for rule in RULES if getattr(self, rule)]
@@ -118,6 +124,7 @@ PROFILES: dict[str, ModelProfile] = {
         recall_through_tool=True,
         plan_scope=False,
         feedback_last=False,  # 6/38 on and off for SmolLM2-135M: it does not help it
+        direct_fallback=False,  # not measured on SmolLM2-135M
     ),
     "standard": ModelProfile(name="standard"),
 }

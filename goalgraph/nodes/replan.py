@@ -2,7 +2,9 @@
 
 A revised plan whose next step is the failed step again (``goalgraph.progress.repeated_step``)
 would meet the same failure, so it is not accepted: the model is asked once more, told what it
-repeated; a second repeat ends the run as ``failed`` ("no progress: ...").
+repeated. After a second repeat, under the ``direct_fallback`` profile rule, the rest of the goal
+becomes one step the model works on with any tool, as a ReAct agent would; without the rule, or
+when that step was already the goal itself, the run ends as ``failed`` ("no progress: ...").
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from langchain_core.runnables import RunnableConfig
 
 from goalgraph.hints import tool_hints
 from goalgraph.nodes.common import bump, current_step
-from goalgraph.plan import fallback_plan, next_step_id, plan_schema, render_plan, steps_from_output
+from goalgraph.plan import (
+    fallback_plan,
+    is_fallback_step,
+    next_step_id,
+    plan_schema,
+    render_plan,
+    steps_from_output,
+)
 from goalgraph.progress import NO_PROGRESS, FailedCall, describe_call, repeated_step
 from goalgraph.prompts import REPLAN_INSTRUCTIONS, render_tool_catalog
 from goalgraph.resources import AgentResources
@@ -122,6 +131,13 @@ def make_replan_node(res: AgentResources) -> Any:
             prompt[-1] = HumanMessage(f"{request}\n{repeat_feedback(repeat, failed, why)}")
             new_steps = await revised_steps(state, prompt, names, old)
             if repeated_step(new_steps, failed, calls) is not None:
+                profile = await res.aprofile()
+                if profile.direct_fallback and not is_fallback_step(failed, state["goal"]):
+                    log.info("the planner found no other way; pursuing the goal as one step")
+                    first_id = max(step["id"] for step in old) + 1
+                    new_steps = fallback_plan(state["goal"], first_id=first_id)
+                    # A fresh start: quoted, the failed call is what a small model copies.
+                    return {**_with_steps(state, old, new_steps), "feedback": ""}
                 return {
                     "plan": old,
                     "current_step": None,
@@ -130,15 +146,22 @@ def make_replan_node(res: AgentResources) -> Any:
                     "status": "failed",
                     "status_reason": _no_other_way(failed, calls, why),
                 }
-        plan = old + new_steps
-        return {
-            "plan": plan,
-            "current_step": next_step_id(plan),
-            "counters": bump(state, replans=1),
-            "route": "",
-        }
+        return _with_steps(state, old, new_steps)
 
     return replan
+
+
+def _with_steps(
+    state: AgentState, old: list[PlanStep], new_steps: list[PlanStep]
+) -> dict[str, Any]:
+    """Return the replan's update: ``new_steps`` after the ``old`` plan, the next step to run."""
+    plan = old + new_steps
+    return {
+        "plan": plan,
+        "current_step": next_step_id(plan),
+        "counters": bump(state, replans=1),
+        "route": "",
+    }
 
 
 def _no_other_way(failed: PlanStep, calls: list[FailedCall], why: str) -> str:

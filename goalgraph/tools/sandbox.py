@@ -96,13 +96,15 @@ _LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_la
 _SLOTS = SandboxSlots()
 _DESCRIPTION = (
     "Run a short Python 3 snippet in a sandbox (no network, no files outside a temporary "
-    "folder, time and memory limits). Print what you need; returns stdout and stderr."
+    "folder, time and memory limits). Print what you need; returns stdout and stderr, and "
+    "the value of a last bare expression, as a REPL shows it."
 )
 _UNISOLATED_DESCRIPTION = (
     "Run a short Python 3 snippet, UNISOLATED: this machine cannot create Linux namespaces, so "
     "it runs as the server's user with only time and memory limits, a seccomp filter and an "
     "audit hook (no network, no processes, no writes outside a temporary folder, all of which a "
-    "determined snippet can get around). Print what you need; returns stdout and stderr."
+    "determined snippet can get around). Print what you need; returns stdout and stderr, and "
+    "the value of a last bare expression, as a REPL shows it."
 )
 
 

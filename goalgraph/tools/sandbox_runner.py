@@ -146,6 +146,7 @@ def _kind(exc, refusals, spawned):
 
 
 def _main():
+    import ast
     import json
     import os
     import signal
@@ -171,7 +172,16 @@ def _main():
     sys.modules["__main__"] = module
     sys.argv = [""]
     try:
-        exec(compile(code, "<snippet>", "exec"), module.__dict__)
+        # As a REPL does, show the value of a last bare expression ("sorted(words)"), unless it
+        # is None: a snippet that forgets print() otherwise returns nothing.
+        tree = compile(code, "<snippet>", "exec", ast.PyCF_ONLY_AST)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, "<snippet>", "exec"), module.__dict__)
+        if last is not None:
+            shown = ast.Expression(last.value)
+            value = eval(compile(shown, "<snippet>", "eval"), module.__dict__)
+            if value is not None:
+                print(repr(value))
     except SystemExit:
         raise
     except BaseException as exc:

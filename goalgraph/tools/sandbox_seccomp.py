@@ -177,4 +177,5 @@ def probe_snippet(numbers: dict[str, int]) -> str:
         "    seen[name] = (libc.syscall(number, *args[name]), ctypes.get_errno())\n"
         "print(json.dumps(seen))\n"
     )
-    return f"import subprocess, sys\nsubprocess.run([sys.executable, '-I', '-S', '-c', {child!r}])"
+    run = f"subprocess.run([sys.executable, '-I', '-S', '-c', {child!r}])"
+    return f"import subprocess, sys\n_ = {run}"  # assigned: the python tool shows a bare value

@@ -111,6 +111,18 @@ def test_stdout_then_stderr() -> None:
     assert result.output == "to stdout\nto stderr\n"
 
 
+def test_a_last_bare_expression_is_shown_as_a_repl_shows_it() -> None:
+    words = "words = ['pear', 'apple', 'fig']\n"
+    shown = run_python(words + "sorted(words)", LIMITS)
+    assert (shown.ok, shown.output) == (True, "['apple', 'fig', 'pear']\n")
+    printed = run_python(words + "print(len(words))", LIMITS)  # print's None is not shown
+    assert (printed.ok, printed.output) == (True, "3\n")
+    assert run_python("if True:\n    x = 5\nx + 1", LIMITS).output == "6\n"
+    failed = run_python(words + "words[7]", LIMITS)
+    assert not failed.ok and "IndexError" in failed.output
+    assert "at line 2: words[7]" in failure_summary(failed, words + "words[7]")
+
+
 def test_exception_returns_traceback() -> None:
     result = run_python("x = 1\nx / 0", LIMITS)
     assert not result.ok

@@ -25,12 +25,14 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "step_history",
         "feedback_last",
         "repeat_recovery",
+        "direct_fallback",
     }
     small_model_rules = set(RULES) - {
         "plan_scope",
         "step_history",
         "feedback_last",
         "repeat_recovery",
+        "direct_fallback",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
@@ -38,6 +40,7 @@ def test_tiny_turns_every_rule_on_and_standard_none():
     # Rules measured to help (or not to hurt) the Qwen models, set per profile by measurement.
     assert PROFILES["standard"].feedback_last and PROFILES["standard"].repeat_recovery
     assert PROFILES["tiny"].repeat_recovery and not PROFILES["tiny"].feedback_last
+    assert PROFILES["standard"].direct_fallback and not PROFILES["tiny"].direct_fallback
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 

@@ -57,6 +57,54 @@ def test_a_replan_that_repeats_it_twice_ends_the_run(make_agent):
     assert [s["status"] for s in result.plan] == ["failed"]
 
 
+def test_under_direct_fallback_a_twice_repeated_replan_becomes_the_goal_as_one_step(make_agent):
+    """The ``standard`` profile's ``direct_fallback``: when the replanner finds no other way, the
+    goal becomes one step with every tool on offer, and its first turn starts afresh, without
+    the note that quotes the failed call."""
+    agent, model = make_agent(
+        [
+            plan(("use boom", "boom")),
+            tool_call("boom", message="a"),
+            tool_call("boom", message="b"),
+            plan(("use boom", "boom")),
+            plan(("USE boom", "boom")),
+            tool_call("calculator", expression="2+3"),
+            final_answer("5"),
+        ],
+        limits={"max_step_attempts": 2},
+        profile="standard",
+    )
+    result = agent.run("get five")
+    assert result.status == "done" and result.answer == "5"
+    assert [(s["description"], s["tool"], s["status"]) for s in result.plan] == [
+        ("use boom", "boom", "failed"),
+        ("get five", None, "done"),
+    ]
+    fresh_turn = model.calls[5]
+    assert "Current step 2: get five" in str(fresh_turn[1].content)
+    assert not any("boom failed" in str(message.content) for message in fresh_turn[1:])
+
+
+def test_a_failing_goal_step_is_not_replaced_by_itself_again(make_agent):
+    """The fallback is used once: when the goal as one step fails and the replanner repeats it
+    twice, the run ends as ``no progress``."""
+    agent, model = make_agent(
+        [
+            plan(("get five", "none")),
+            tool_call("boom", message="a"),
+            tool_call("boom", message="b"),
+            plan(("get five", "none")),
+            plan(("get five", "none")),
+        ],
+        limits={"max_step_attempts": 2},
+        profile="standard",
+    )
+    result = agent.run("get five")
+    assert result.status == "failed"
+    assert result.message.startswith("no progress: the agent could not find another way")
+    assert len(model.calls) == 5
+
+
 def test_the_replanner_sees_each_failed_calls_error_even_after_a_loop_block(make_agent):
     """A call blocked as a loop is reported with its last run's error, which is what tells the
     replanner the way out (a missing file's "did you mean ..."), not only that it looped."""
