@@ -43,12 +43,32 @@ _RENDERED_TOOL = re.compile(r"\s*\(tool: [^()]*\)\s*$")
 """The ``(tool: name)`` suffix ``render_plan`` puts after a step."""
 
 
-def plan_schema(tool_names: Sequence[str], *, max_steps: int = MAX_PLAN_STEPS) -> dict[str, Any]:
+def plan_schema(
+    tool_names: Sequence[str], *, max_steps: int = MAX_PLAN_STEPS, first_tool: str | None = None
+) -> dict[str, Any]:
     """Return the JSON schema of a plan of at most ``max_steps`` steps over the given tools.
 
     Step ids are assigned by goalgraph, not by the model, so they are always unique; the ``tool``
     field is an enum of the live tool names (or ``"none"``), so a plan cannot name a missing tool.
+    With ``first_tool``, the first step uses that tool, named before its description, so the
+    model describes a step of that tool (the ``plan_first_call`` profile rule).
     """
+    schema = _plan_schema(tool_names, max_steps)
+    if first_tool is not None:
+        steps = schema["properties"]["steps"]
+        item = steps["items"]
+        rest = {key: value for key, value in item["properties"].items() if key != "tool"}
+        steps["prefixItems"] = [
+            {
+                **item,
+                "properties": {"tool": {"const": first_tool}, **rest},
+                "required": ["tool", *rest],
+            }
+        ]
+    return schema
+
+
+def _plan_schema(tool_names: Sequence[str], max_steps: int) -> dict[str, Any]:
     return {
         "title": "Plan",
         "description": "A short plan: the steps that reach the goal, in order.",

@@ -20,6 +20,7 @@ from goalgraph.tools.hints import ARITHMETIC
 __all__ = [
     "CALL_INSTRUCTIONS",
     "FINISH_INSTRUCTIONS",
+    "FIRST_CALL_INSTRUCTIONS",
     "PARALLEL_CALLS",
     "PLAN_INSTRUCTIONS",
     "PLAN_SCOPE",
@@ -41,6 +42,10 @@ names. Every action the goal asks for, such as saving a result, gets its own ste
 If one tool call answers the goal, the plan has one step."""
 """The scope note of the planner's instructions (the ``plan_scope`` profile rule)."""
 
+
+FIRST_CALL_INSTRUCTIONS = """You are goalgraph, an agent that reaches goals by calling tools.
+Call the tool that does the first thing the goal needs. If no tool is needed, call final_answer."""
+"""Asks for the first call on a goal before planning (the ``plan_first_call`` profile rule)."""
 
 REPLAN_INSTRUCTIONS = """A step of the plan failed. Write new steps for the rest of the goal.
 Do not repeat what failed; try another way or another tool.

@@ -23,7 +23,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from goalgraph.audit import AuditLog
 from goalgraph.memory.backend import MemoryBackend
 from goalgraph.policies import guard_tool_choice
-from goalgraph.profiles import ModelProfile, profile_of_model, resolve_profile
+from goalgraph.profiles import ModelProfile, profile_of_model, resolve_profile, rules_of_model
 from goalgraph.risk import ToolTraits, server_trust, tool_traits
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec
 from goalgraph.tools.content import DEFAULT_MAX_OUTPUT_CHARS, ArtifactStore, content_to_text
@@ -181,16 +181,17 @@ class AgentResources:
             return self._memory
 
     def profile(self) -> ModelProfile:
-        """Return the model's profile (``model.profile`` and ``model.rules``).
+        """Return the model's profile (``model.profile`` and ``model.rules``, over the rules a
+        model given in code states: ``goalgraph.profiles.rules_of_model``).
 
         ``auto`` is decided without loading a model when it can be: the bundled model is ``tiny``
         and an endpoint is ``standard``; a model given in code, or a local model folder, is asked
         (``goalgraph.profiles.profile_of_model``), which loads a local model.
         """
         if self._profile is None:
-            self._profile = resolve_profile(
-                self._profile_name() or "standard", self.spec.model.rules
-            )
+            name = self._profile_name() or "standard"
+            stated = rules_of_model(self._model) if self._model_given else {}
+            self._profile = resolve_profile(name, {**stated, **self.spec.model.rules})
         return self._profile
 
     async def aprofile(self) -> ModelProfile:

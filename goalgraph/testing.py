@@ -55,6 +55,9 @@ class ScriptedChatModel(BaseChatModel):
         delay_s: Seconds each call sleeps, to imitate model time.
         goalgraph_profile: The profile ``model.profile: auto`` picks for it (``tiny`` or
             ``standard``); ``None`` means ``standard``, as for any model given in code.
+        goalgraph_rules: Profile rules it states for itself (``goalgraph.profiles``): by
+            default ``plan_first_call`` is off, because a script answers the planner's first
+            request with its plan; ``{}`` scripts that first call too.
         calls: Every prompt received, in order (for assertions).
         tool_names: The tool names bound on each call, in order.
     """
@@ -65,6 +68,7 @@ class ScriptedChatModel(BaseChatModel):
     policy: Policy | None = None
     delay_s: float = 0.0
     goalgraph_profile: str | None = None
+    goalgraph_rules: dict[str, bool] = Field(default_factory=lambda: {"plan_first_call": False})
     calls: list[list[BaseMessage]] = Field(default_factory=list)
     tool_names: list[list[str]] = Field(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)

@@ -19,6 +19,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from goalgraph.hints import tool_hints
 from goalgraph.nodes.common import goal_problem, new_counters, recall_for
+from goalgraph.nodes.think import FINAL_ANSWER
 from goalgraph.plan import (
     add_cued_steps,
     fallback_plan,
@@ -27,7 +28,13 @@ from goalgraph.plan import (
     steps_from_output,
 )
 from goalgraph.profiles import PROFILES, ModelProfile
-from goalgraph.prompts import PLAN_INSTRUCTIONS, PLAN_SCOPE, plan_examples, render_tool_catalog
+from goalgraph.prompts import (
+    FIRST_CALL_INSTRUCTIONS,
+    PLAN_INSTRUCTIONS,
+    PLAN_SCOPE,
+    plan_examples,
+    render_tool_catalog,
+)
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState
 
@@ -78,6 +85,22 @@ def example_steps(goal: str, tools: Sequence[BaseTool]) -> list[str]:
     ]
 
 
+async def first_call_tool(
+    res: AgentResources, tools: Sequence[BaseTool], goal_turn: BaseMessage
+) -> str | None:
+    """Return the tool of the model's first call on the goal, in its native tool format (the
+    ``plan_first_call`` profile rule), or ``None``: no tool is needed, or the model failed."""
+    try:
+        bound = (await res.achat_model()).bind_tools([*tools, FINAL_ANSWER], tool_choice="any")
+        message = await bound.ainvoke([SystemMessage(FIRST_CALL_INSTRUCTIONS), goal_turn])
+    except Exception as exc:  # The plan is then decoded without it.
+        log.warning("the first call before planning failed (%s)", exc)
+        return None
+    calls = getattr(message, "tool_calls", None) or []
+    names = {tool.name for tool in tools}
+    return calls[0]["name"] if calls and calls[0]["name"] in names else None
+
+
 def make_plan_node(res: AgentResources) -> Any:
     """Build the plan node over ``res``."""
 
@@ -118,9 +141,12 @@ def make_plan_node(res: AgentResources) -> Any:
         profile = await res.aprofile()
         prompt = plan_messages(goal, toolset.tools, recalled=recalled, profile=profile)
         most = profile.max_plan_steps
+        first = None
+        if profile.plan_first_call:
+            first = await first_call_tool(res, toolset.tools, prompt[-1])
         try:
             planner = (await res.achat_model()).with_structured_output(
-                plan_schema(names, max_steps=most)
+                plan_schema(names, max_steps=most, first_tool=first)
             )
             hints = tool_hints(toolset.tools)
             steps = steps_from_output(

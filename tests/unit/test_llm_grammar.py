@@ -41,6 +41,7 @@ from goalgraph.llm.grammar import (
     to_openai_tools,
     tool_call_schema,
 )
+from goalgraph.plan import plan_schema
 
 xgr = pytest.importorskip("xgrammar")
 
@@ -591,3 +592,27 @@ def test_corrupt_conversion_is_redone(tmp_path: Any, monkeypatch: pytest.MonkeyP
     assert calls == [(gguf, folder)]
     gguf.write_bytes(b"GGUF" + b"\0" * 10)
     assert not loader._is_complete(folder, gguf)
+
+
+def test_a_plans_first_tool_is_enforced_and_named_first(grammars: GrammarCache) -> None:
+    """``plan_schema(first_tool=...)`` (the ``plan_first_call`` rule): the first step must use
+    that tool, written before its description; later steps are free, and the step limit holds."""
+    schema = plan_schema(["calculator", "python"], max_steps=2, first_tool="python")
+
+    def step(tool: str, *, tool_first: bool) -> dict[str, Any]:
+        rest = {"depends_on": [], "success_criteria": "s"}
+        if tool_first:
+            return {"tool": tool, "description": "d", **rest}
+        return {"description": "d", "tool": tool, **rest}
+
+    def plan_text(*steps: dict[str, Any]) -> str:
+        return json.dumps({"steps": list(steps)})
+
+    ordered = [step("python", tool_first=True), step("calculator", tool_first=False)]
+    assert _accepts(grammars, schema, plan_text(*ordered))
+    assert _accepts(grammars, schema, plan_text(ordered[0]))
+    assert not _accepts(grammars, schema, plan_text(step("calculator", tool_first=True)))
+    assert not _accepts(grammars, schema, plan_text(step("python", tool_first=False)))
+    assert not _accepts(grammars, schema, plan_text(*ordered, ordered[1]))
+    free = plan_schema(["calculator", "python"], max_steps=2)
+    assert _accepts(grammars, free, plan_text(step("calculator", tool_first=False)))

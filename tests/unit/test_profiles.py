@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from goalgraph import AgentSpec
 from goalgraph.profiles import PROFILES, RULES, resolve_profile
@@ -26,6 +26,7 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "feedback_last",
         "repeat_recovery",
         "direct_fallback",
+        "plan_first_call",
     }
     small_model_rules = set(RULES) - {
         "plan_scope",
@@ -33,6 +34,7 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "feedback_last",
         "repeat_recovery",
         "direct_fallback",
+        "plan_first_call",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
@@ -41,6 +43,7 @@ def test_tiny_turns_every_rule_on_and_standard_none():
     assert PROFILES["standard"].feedback_last and PROFILES["standard"].repeat_recovery
     assert PROFILES["tiny"].repeat_recovery and not PROFILES["tiny"].feedback_last
     assert PROFILES["standard"].direct_fallback and not PROFILES["tiny"].direct_fallback
+    assert PROFILES["standard"].plan_first_call and not PROFILES["tiny"].plan_first_call
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
@@ -65,7 +68,8 @@ def test_the_spec_refuses_an_unknown_rule_and_names_the_rules():
     [
         ({}, None, "tiny"),  # the bundled 135M model, decided without loading it
         ({"model": {"provider": "openai", "base_url": "http://127.0.0.1:1/v1"}}, None, "standard"),
-        ({}, ScriptedChatModel(), "standard"),  # a model given in code states nothing
+        ({}, ScriptedChatModel(goalgraph_rules={}), "standard"),  # a model that states nothing
+        ({}, ScriptedChatModel(), "standard-plan_first_call"),  # a script states that rule off
         ({}, ScriptedChatModel(goalgraph_profile="tiny"), "tiny"),
         ({"model": {"profile": "standard"}}, None, "standard"),
         ({"model": {"profile": "tiny"}}, ScriptedChatModel(), "tiny"),
@@ -74,6 +78,14 @@ def test_the_spec_refuses_an_unknown_rule_and_names_the_rules():
 def test_auto_picks_the_profile_from_the_model(spec, model, expected):
     res = AgentResources(AgentSpec(**spec), model=model)
     assert res.profile().name == expected
+
+
+def test_the_specs_rules_go_over_the_rules_a_model_states():
+    stated = ScriptedChatModel(goalgraph_rules={"plan_first_call": False, "direct_fallback": False})
+    spec = AgentSpec(model={"rules": {"plan_first_call": True}})
+    profile = AgentResources(spec, model=stated).profile()
+    assert profile.plan_first_call and not profile.direct_fallback
+    assert profile.name == "standard-direct_fallback"
 
 
 def test_final_answer_and_recall_follow_the_profile_unless_set():
@@ -100,6 +112,41 @@ def test_the_standard_profile_lets_the_model_choose_its_tool_and_write_the_answe
     # Every tool and both pseudo-tools are offered on the first attempt, not the planned tool.
     assert {"calculator", "step_done", "final_answer"} <= set(model.tool_names[1])
     assert model.tool_names[2] == ["final_answer"]
+
+
+def test_plan_first_call_asks_for_a_native_first_call_before_planning(make_agent):
+    """The ``plan_first_call`` rule: the model first calls a tool on the goal with every tool
+    (and ``final_answer``) bound; only its tool is kept, for the plan's first step. A first call
+    that names no tool (a plain reply) leaves the plan free, and the run goes on."""
+    agent, model = make_agent(
+        [
+            tool_call("calculator", expression="6*7"),  # the first call: only its tool is used
+            plan(("Compute 6*7", "calculator")),
+            tool_call("calculator", expression="6*7"),
+            final_answer("42"),
+        ],
+        profile="standard",
+        model={"rules": {"plan_first_call": True}},
+    )
+    result = agent.run("What is 6*7?")
+    assert result.status == "done" and result.answer == "42"
+    assert "Call the tool that does the first thing the goal needs" in model.calls[0][0].content
+    assert model.calls[0][1].content == "Goal: What is 6*7?"
+    assert {"calculator", "final_answer"} <= set(model.tool_names[0])
+    assert "step_done" not in model.tool_names[0]
+    assert "Goal: What is 6*7?" in model.calls[1][-1].content  # then the planner, as usual
+
+    agent, model = make_agent(
+        [
+            AIMessage("no idea"),
+            plan(("Compute 6*7", "calculator")),
+            tool_call("calculator", expression="6*7"),
+            final_answer("42"),
+        ],
+        profile="standard",
+        model={"rules": {"plan_first_call": True}},
+    )
+    assert agent.run("What is 6*7?").answer == "42"
 
 
 def test_the_tiny_profile_forces_the_planned_tool_and_answers_with_its_result(make_agent):
