@@ -1,9 +1,9 @@
 """A safe arithmetic evaluator: the expression is parsed with ``ast`` and walked, never ``eval``-ed.
 
-Supported: integers and decimals, ``+ - * / // % **``, unary ``+``/``-``, parentheses, the functions
-``sqrt abs round min max floor ceil log sin cos`` and the constants ``pi`` and ``e``. Every step is
-bounded (input length, nesting, exponent and result size), so no input can hang or exhaust the
-process.
+Supported: integers and decimals, ``+ - * / // % **`` (``^`` too, as a power), unary ``+``/``-``,
+parentheses, the functions ``sqrt abs round min max floor ceil log sin cos`` and the constants
+``pi`` and ``e``. Every step is bounded (input length, nesting, exponent and result size), so no
+input can hang or exhaust the process.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ MAX_INT_BITS = 3400
 MAX_ROUND_DIGITS = 100
 """Largest ``ndigits`` accepted by ``round``."""
 ACCEPTED = (
-    "it accepts numbers, + - * / // % **, parentheses, pi, e and "
+    "it accepts numbers, + - * / // % ** (or ^), parentheses, pi, e and "
     "sqrt abs round min max floor ceil log sin cos, e.g. sqrt(16)*(2+3)"
 )
 """What an error about input the calculator does not understand adds: what it does."""
@@ -42,8 +42,10 @@ _SHOWN_CHARS = 40  # the longest echo of the expression in an error (a small mod
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%(?!\s*[\w(.])")
 """A percent sign after a number and before nothing it could be the modulo of: "15%"."""
 
-# Small models write these; they are unambiguous, so accept them.
-_TRANSLATE = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-"})
+# Small models (and people) write these; they are unambiguous, so accept them. ``^`` is a power,
+# as on any calculator: the calculator has no bitwise operators it could mean instead, and as
+# ``**`` it keeps a power's precedence ("2^3+1" is 9).
+_TRANSLATE = str.maketrans({"×": "*", "÷": "/", "−": "-", "–": "-", "^": "**"})
 
 _CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 
@@ -62,7 +64,7 @@ _UNARY: dict[type[ast.unaryop], Callable[[Number], Number]] = {
 }
 
 _OPERATOR_NAMES: dict[type[ast.AST], str] = {
-    ast.BitXor: "^ (use ** for powers)",
+    ast.BitXor: "^",
     ast.BitAnd: "&",
     ast.BitOr: "|",
     ast.LShift: "<<",

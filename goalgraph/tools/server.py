@@ -114,7 +114,9 @@ def build_server(
         expression: Annotated[
             str,
             Field(
-                description="Numbers, + - * / % ** and parentheses, and functions such as sqrt",
+                description=(
+                    "Numbers, + - * / % ** (or ^) and parentheses, and functions such as sqrt"
+                ),
                 # Schema-constrained decoders (goalgraph's own, vLLM, llama.cpp) cannot then
                 # fill the argument with prose, which small models otherwise do.
                 pattern=EXPRESSION_PATTERN,
