@@ -7,6 +7,7 @@ reason starting "no progress:" instead of running into the replan, step or time 
 
 from __future__ import annotations
 
+from langchain_core.messages import AIMessage
 from typer.testing import CliRunner
 
 from goalgraph.testing import final_answer, garbage, plan, tool_call
@@ -35,15 +36,15 @@ def test_a_replan_that_repeats_the_failed_step_is_asked_again(make_agent):
     assert "Do not repeat it" not in model.calls[3][-1].content  # the first ask is unchanged
 
 
+def _failed_and_replanned_twice(step: tuple[str, str], last: tuple[str, str]) -> list[AIMessage]:
+    """Plan ``step``, fail it twice (``boom``), then replan it unchanged and as ``last``."""
+    failing = [tool_call("boom", message="a"), tool_call("boom", message="b")]
+    return [plan(step), *failing, plan(step), plan(last)]
+
+
 def test_a_replan_that_repeats_it_twice_ends_the_run(make_agent):
     agent, model = make_agent(
-        [
-            plan(("use boom", "boom")),
-            tool_call("boom", message="a"),
-            tool_call("boom", message="b"),
-            plan(("use boom", "boom")),
-            plan(("USE boom", "boom")),
-        ],
+        _failed_and_replanned_twice(("use boom", "boom"), ("USE boom", "boom")),
         limits={"max_step_attempts": 2},
     )
     result = agent.run("get five")
@@ -63,11 +64,7 @@ def test_under_direct_fallback_a_twice_repeated_replan_becomes_the_goal_as_one_s
     the note that quotes the failed call."""
     agent, model = make_agent(
         [
-            plan(("use boom", "boom")),
-            tool_call("boom", message="a"),
-            tool_call("boom", message="b"),
-            plan(("use boom", "boom")),
-            plan(("USE boom", "boom")),
+            *_failed_and_replanned_twice(("use boom", "boom"), ("USE boom", "boom")),
             tool_call("calculator", expression="2+3"),
             final_answer("5"),
         ],
@@ -89,13 +86,7 @@ def test_a_failing_goal_step_is_not_replaced_by_itself_again(make_agent):
     """The fallback is used once: when the goal as one step fails and the replanner repeats it
     twice, the run ends as ``no progress``."""
     agent, model = make_agent(
-        [
-            plan(("get five", "none")),
-            tool_call("boom", message="a"),
-            tool_call("boom", message="b"),
-            plan(("get five", "none")),
-            plan(("get five", "none")),
-        ],
+        _failed_and_replanned_twice(("get five", "none"), ("get five", "none")),
         limits={"max_step_attempts": 2},
         profile="standard",
     )
