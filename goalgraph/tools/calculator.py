@@ -64,7 +64,6 @@ _UNARY: dict[type[ast.unaryop], Callable[[Number], Number]] = {
 }
 
 _OPERATOR_NAMES: dict[type[ast.AST], str] = {
-    ast.BitXor: "^",
     ast.BitAnd: "&",
     ast.BitOr: "|",
     ast.LShift: "<<",
