@@ -268,12 +268,16 @@ def _cues_own_tool(step: PlanStep, hints: Mapping[str, ToolHints]) -> bool:
     return bool(hint and hint.cue and hint.cue.search(step["description"]))
 
 
+_FALLBACK_STEP_CHARS = 300
+"""The most of the goal that ``fallback_plan``'s one step describes."""
+
+
 def fallback_plan(goal: str, *, first_id: int = 1) -> list[PlanStep]:
     """Return the one-step plan used when the planner fails: pursue the goal directly."""
     return [
         PlanStep(
             id=first_id,
-            description=goal[:300],
+            description=goal[:_FALLBACK_STEP_CHARS],
             tool=None,
             depends_on=[],
             success_criteria="the goal is answered",
@@ -286,7 +290,7 @@ def fallback_plan(goal: str, *, first_id: int = 1) -> list[PlanStep]:
 
 def is_fallback_step(step: PlanStep, goal: str) -> bool:
     """Tell whether ``step`` is ``fallback_plan``'s: the goal itself, with no planned tool."""
-    return step["tool"] is None and step["description"] == goal[:300]
+    return step["tool"] is None and step["description"] == goal[:_FALLBACK_STEP_CHARS]
 
 
 def next_step_id(plan: Sequence[PlanStep]) -> int | None:

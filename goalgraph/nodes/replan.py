@@ -81,7 +81,7 @@ def make_replan_node(res: AgentResources) -> Any:
         state: AgentState, prompt: list[BaseMessage], names: list[str], old: list[PlanStep]
     ) -> list[PlanStep]:
         """Ask the model for new steps after ``old``; the goal as one step if that fails."""
-        first_id = max((step["id"] for step in old), default=0) + 1
+        first_id = _first_new_id(old)
         done_ids = [step["id"] for step in old if step["status"] == "done"]
         profile = await res.aprofile()
         try:
@@ -134,8 +134,7 @@ def make_replan_node(res: AgentResources) -> Any:
                 profile = await res.aprofile()
                 if profile.direct_fallback and not is_fallback_step(failed, state["goal"]):
                     log.info("the planner found no other way; pursuing the goal as one step")
-                    first_id = max(step["id"] for step in old) + 1
-                    new_steps = fallback_plan(state["goal"], first_id=first_id)
+                    new_steps = fallback_plan(state["goal"], first_id=_first_new_id(old))
                     # A fresh start: quoted, the failed call is what a small model copies.
                     return {**_with_steps(state, old, new_steps), "feedback": ""}
                 return {
@@ -149,6 +148,11 @@ def make_replan_node(res: AgentResources) -> Any:
         return _with_steps(state, old, new_steps)
 
     return replan
+
+
+def _first_new_id(old: list[PlanStep]) -> int:
+    """Return the id of the first step a revised plan adds after ``old``."""
+    return max((step["id"] for step in old), default=0) + 1
 
 
 def _with_steps(
