@@ -43,7 +43,7 @@ def test_tiny_turns_every_rule_on_and_standard_none():
     assert PROFILES["standard"].feedback_last and PROFILES["standard"].repeat_recovery
     assert PROFILES["tiny"].repeat_recovery and not PROFILES["tiny"].feedback_last
     assert PROFILES["standard"].direct_fallback and not PROFILES["tiny"].direct_fallback
-    assert PROFILES["standard"].plan_first_call and not PROFILES["tiny"].plan_first_call
+    assert not PROFILES["standard"].plan_first_call and not PROFILES["tiny"].plan_first_call
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
@@ -69,7 +69,11 @@ def test_the_spec_refuses_an_unknown_rule_and_names_the_rules():
         ({}, None, "tiny"),  # the bundled 135M model, decided without loading it
         ({"model": {"provider": "openai", "base_url": "http://127.0.0.1:1/v1"}}, None, "standard"),
         ({}, ScriptedChatModel(goalgraph_rules={}), "standard"),  # a model that states nothing
-        ({}, ScriptedChatModel(), "standard-plan_first_call"),  # a script states that rule off
+        (
+            {},
+            ScriptedChatModel(goalgraph_rules={"direct_fallback": False}),
+            "standard-direct_fallback",
+        ),
         ({}, ScriptedChatModel(goalgraph_profile="tiny"), "tiny"),
         ({"model": {"profile": "standard"}}, None, "standard"),
         ({"model": {"profile": "tiny"}}, ScriptedChatModel(), "tiny"),
@@ -85,7 +89,7 @@ def test_the_specs_rules_go_over_the_rules_a_model_states():
     spec = AgentSpec(model={"rules": {"plan_first_call": True}})
     profile = AgentResources(spec, model=stated).profile()
     assert profile.plan_first_call and not profile.direct_fallback
-    assert profile.name == "standard-direct_fallback"
+    assert profile.name == "standard-direct_fallback+plan_first_call"
 
 
 def test_final_answer_and_recall_follow_the_profile_unless_set():
