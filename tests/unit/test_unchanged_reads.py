@@ -122,3 +122,55 @@ def test_unchanged_reads_are_those_since_the_last_other_call():
     reads = unchanged_reads(observations[:4], traits)
     assert list(reads) == ['read_file:{"path":"c.txt"}']  # normalised; failures not kept
     assert unchanged_reads(observations[:4], traits, tool="search") == {}
+
+
+def test_a_read_made_twice_in_a_row_on_a_step_completes_it(make_agent):
+    """``settle_repeated_reads``: asking again for what it has just read ends the step with it."""
+    agent, _ = make_agent(
+        [
+            plan(("check the server", "calculator")),
+            tool_call("ping"),  # not the planned tool: the step goes on
+            tool_call("ping"),  # the same read again, nothing changed: the step is done
+            final_answer("pong"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("is the server up?", thread_id="t")
+    assert result.status == "done" and result.answer == "pong"
+    assert result.plan[0]["status"] == "done" and result.plan[0]["result"] == "pong"
+    assert result.counters["tool_calls"] == 2 and result.counters["blocked"] == 0
+
+
+def test_a_read_blocked_as_a_repeat_twice_in_a_row_completes_the_step(make_agent):
+    agent, _ = make_agent(
+        [
+            plan(("double 21", "calculator"), ("double it again", "calculator")),
+            tool_call("calculator", expression="2*21"),
+            tool_call("calculator", expression="2*21"),  # blocked: it can only return 42
+            tool_call("calculator", expression="2*21"),  # insisted: step 2's result is 42
+            final_answer("42"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("double 21 twice", thread_id="t")
+    assert result.status == "done"
+    assert [s["result"] for s in result.plan] == ["42", "42"]
+    assert result.counters["tool_calls"] == 1 and result.counters["blocked"] == 2
+
+
+def test_without_the_rule_a_repeated_read_leaves_the_step_open(make_agent):
+    agent, _ = make_agent(
+        [
+            plan(("check the server", "calculator")),
+            tool_call("ping"),
+            tool_call("ping"),
+            final_answer("pong"),
+        ],
+        profile="standard",
+        model={"rules": {"settle_repeated_reads": False}},
+        **READ,
+    )
+    result = agent.run("is the server up?", thread_id="t")
+    assert result.answer == "pong" and result.plan[0]["status"] == "pending"
