@@ -109,13 +109,6 @@ class ModelProfile:
     works, before the run gives up. A planner that only knows one way to do a step often has the
     right tool in view once it acts on the goal directly, with the error before it."""
 
-    settle_repeated_reads: bool = True
-    """A read-only call the model makes twice in a row on one step, with nothing changed since
-    it last succeeded, completes the step with that call's output. Asking again for what it has
-    just read is how Qwen2.5-Coder-0.5B ended a step it had nothing more to do on: it repeated
-    ``find_customer(name="Ada Brook")`` or ``list_orders(status="open")`` until the loop guard
-    and the replanner ended the run at its time limit."""
-
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""
         on = [rule for rule in RULES if getattr(self, rule)]
@@ -142,7 +135,6 @@ PROFILES: dict[str, ModelProfile] = {
         plan_scope=False,
         feedback_last=False,  # 6/38 on and off for SmolLM2-135M: it does not help it
         direct_fallback=False,  # not measured on SmolLM2-135M
-        settle_repeated_reads=False,  # not measured on SmolLM2-135M
     ),
     "standard": ModelProfile(name="standard"),
 }

@@ -11,9 +11,6 @@ Rules, in order:
 * Several calls made in one turn (``limits.max_parallel_calls``) are judged together: if all
   worked, they complete the step as one call would (the step's result lists each call's
   output); if any failed, the turn is a failed attempt on the first failure.
-* Under the ``settle_repeated_reads`` profile rule, a read-only call made twice in a row on the
-  current step, with nothing changed since it last succeeded, completes the step with that
-  output, whether it ran again or was blocked as a repeat.
 * A failure (tool error, block, denial, model failure) counts an attempt on the step; after
   ``limits.max_step_attempts`` the agent replans, unless the replan budget is spent.
 * Before that, a failure that shows the run makes no progress (``goalgraph.progress``: the same
@@ -26,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 
 from goalgraph.nodes.common import current_step
@@ -34,7 +30,7 @@ from goalgraph.plan import next_step_id
 from goalgraph.progress import failure_key, no_progress_reason
 from goalgraph.resources import AgentResources
 from goalgraph.risk import ToolTraits
-from goalgraph.safety import call_signature, unchanged_reads
+from goalgraph.safety import call_signature
 from goalgraph.state import (
     AgentState,
     Observation,
@@ -149,10 +145,6 @@ def make_reflect_node(res: AgentResources) -> Any:
         actions, verdicts = turn_actions(state), turn_verdicts(state)
         observations = {o["call_id"]: o for o in state.get("observations") or []}
         traits = await res.tool_traits()
-        if (await res.aprofile()).settle_repeated_reads:
-            settled = _settled_read(state, actions, traits)
-            if settled is not None:
-                return complete_step(state, settled)
         failures = [
             (proposed, failure)
             for proposed, verdict in zip(actions, verdicts, strict=False)
@@ -179,35 +171,6 @@ def make_reflect_node(res: AgentResources) -> Any:
         return {"route": "continue", "feedback": ""}
 
     return reflect
-
-
-def _settled_read(
-    state: AgentState, actions: Sequence[ProposedAction], traits: Mapping[str, ToolTraits]
-) -> str | None:
-    """Return the output of a read-only call the model proposed on the current step in this
-    turn and the one before, if nothing has changed since it last succeeded (so it can only
-    return that again), else ``None``."""
-    step_id = state.get("current_step")
-    if len(actions) != 1 or step_id is None:
-        return None
-    tool = actions[0]["tool"] or ""
-    info = traits.get(tool)
-    if info is None or info.risk != "read":
-        return None
-    signature = call_signature(tool, actions[0]["args"], traits)
-    turns = [
-        message.tool_calls
-        for message in state.get("messages") or []
-        if isinstance(message, AIMessage)
-        and message.tool_calls
-        and message.response_metadata.get("step") == step_id
-    ]
-    if len(turns) < 2 or len(turns[-2]) != 1:
-        return None
-    previous = turns[-2][0]
-    if call_signature(previous["name"], previous["args"], traits) != signature:
-        return None
-    return unchanged_reads(state.get("observations") or [], traits).get(signature)
 
 
 def _failure(
