@@ -21,6 +21,12 @@ Reproduce (from the repository root)::
     .venv/bin/python benchmarks/peers.py --model smollm2 --agents langgraph,smolagents \\
         --tasks arith-product,files-read --out-dir /tmp/peers
 
+Agents run in separate processes (side by side, one per core) each write their own results; join
+them into one table with ``--merge``::
+
+    .venv/bin/python benchmarks/peers.py --merge /tmp/gg/peers_qwen2.5-coder-0.5b.json \
+        /tmp/lg/peers_qwen2.5-coder-0.5b.json
+
 Writes ``benchmarks/results/peers_<model>.json`` (every run's trajectory) and ``.md`` (the table).
 The smolagents peer loads a second copy of the weights (about 0.5 GB for smollm2, 2.8 / 7 GB for
 the Qwen 0.5B / 1.5B models in float32).
@@ -71,6 +77,16 @@ RunTask = Callable[[TaskSpec], Any]
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run each agent on the chosen tasks, print the table, write the results; return them."""
     args = _parse(argv)
+    if args.merge:
+        try:
+            data = merge_results([json.loads(path.read_text("utf-8")) for path in args.merge])
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: cannot merge: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        print("\n".join(table_lines(data)))
+        if not args.no_write:
+            write(args.out_dir or RESULTS_DIR, data)
+        return data
     try:
         agents = parse_agents(args.agents)
         tasks = select_tasks(
@@ -108,6 +124,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--suite", action="append", type=Path, help="suite file or folder")
     parser.add_argument("--out-dir", type=Path, help=f"where to write (default: {RESULTS_DIR})")
     parser.add_argument("--no-write", action="store_true", help="only print the table")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="instead of running, join results of other agents on the same model and tasks",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no per-task lines on stderr")
     return parser.parse_args(argv)
 
@@ -238,6 +261,34 @@ def results_data(model: str, tasks: Sequence[TaskSpec], runs: dict[str, list[Tas
     }
 
 
+def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Join results (``results_data``) of different agents on the same model, tasks, limits and
+    model settings, measured in separate processes, into one.
+
+    Raises:
+        ValueError: No results, results that differ in any of those, or an agent in two of them.
+    """
+    if not parts:
+        raise ValueError("no results to merge")
+    first = parts[0]
+    for part in parts[1:]:
+        for key in ("model", "tasks", "limits", "model_env"):
+            if part.get(key) != first.get(key):
+                raise ValueError(f"the results differ in {key}: {part.get(key)!r}")
+    agents = [agent for part in parts for agent in part["runs"]]
+    repeated = sorted({agent for agent in agents if agents.count(agent) > 1})
+    if repeated:
+        raise ValueError(f"agent(s) in more than one result: {', '.join(repeated)}")
+    return {
+        **first,
+        "date": " and ".join(dict.fromkeys(part["date"] for part in parts)),
+        "summary": [row for part in parts for row in part["summary"]],
+        "failure_causes": {a: n for part in parts for a, n in part["failure_causes"].items()},
+        "runs": {agent: runs for part in parts for agent, runs in part["runs"].items()},
+        "processes": sum(part.get("processes", 1) for part in parts),
+    }
+
+
 def _failure_counts(runs: Sequence[TaskRun]) -> dict[str, int]:
     counts = {cause: 0 for cause in FAILURE_CAUSES}
     for run in runs:
@@ -323,7 +374,12 @@ def markdown(data: dict[str, Any]) -> str:
             causes = ", ".join(f"{cause} {n}" for cause, n in counts.items())
             lines += [f"**{agent}** failure causes: {causes}. Failed: {', '.join(failed)}", ""]
     settings = "".join(f"{key}={value} " for key, value in data.get("model_env", {}).items())
-    lines.append(f"`{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}`")
+    command = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}"
+    if data.get("processes", 1) > 1:
+        lines.append("One process per agent, side by side, joined with `--merge`:")
+        lines += [f"`{command} --agents {agent}`" for agent in data["runs"]]
+    else:
+        lines.append(f"`{command}`")
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ parsing and validation, the gate and the record, not the model.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -401,3 +402,43 @@ def test_the_peer_script_refuses_bad_input_with_a_message(capsys):
         assert exit_info.value.code == 2
     errors = capsys.readouterr().err
     assert "unknown agent(s) autogpt" in errors and "peers need a real model" in errors
+
+
+def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
+    peers = load_benchmark("peers")
+
+    def result(agent: str, date: str, **changes: Any) -> dict[str, Any]:
+        runs = {agent: [_record("heldout", agent == "goalgraph", 10.0, 2, 2)]}
+        data = {
+            "model": "qwen2.5-coder-0.5b",
+            "tasks": ["a"],
+            "limits": {"max_steps": 10, "max_seconds": 300.0},
+            "model_env": {"GOALGRAPH_MODEL__THREADS": "1"},
+            "summary": peers.summary_rows(runs),
+            "failure_causes": {agent: {} if agent == "goalgraph" else {"wrong_tool": 1}},
+            "runs": {agent: [run.to_dict() for run in runs[agent]]},
+            "react_agent": "x",
+            "date": date,
+            "environment": {"cpus": 2},
+        }
+        return {**data, **changes}
+
+    files = []
+    for agent, date in (("goalgraph", "d1"), ("langgraph", "d2")):
+        path = tmp_path / f"{agent}.json"
+        path.write_text(json.dumps(result(agent, date)), encoding="utf-8")
+        files.append(str(path))
+    merged = peers.main(["--merge", *files, "--out-dir", str(tmp_path / "out")])
+    assert list(merged["runs"]) == ["goalgraph", "langgraph"] and merged["date"] == "d1 and d2"
+    text = (tmp_path / "out" / "peers_qwen2.5-coder-0.5b.md").read_text("utf-8")
+    assert "| goalgraph | all | 1/1 (100%) |" in text and "| langgraph | all | 0/1 (0%) |" in text
+    assert "--agents langgraph`" in text and "joined with `--merge`" in text
+    assert "langgraph failures: wrong_tool 1" in capsys.readouterr().out
+
+    with pytest.raises(ValueError, match="differ in tasks"):
+        peers.merge_results([result("goalgraph", "d1"), result("langgraph", "d2", tasks=["b"])])
+    with pytest.raises(ValueError, match="in more than one result: goalgraph"):
+        peers.merge_results([result("goalgraph", "d1"), result("goalgraph", "d2")])
+    with pytest.raises(SystemExit) as exit_info:
+        peers.main(["--merge", str(tmp_path / "missing.json")])
+    assert exit_info.value.code == 2
