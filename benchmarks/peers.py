@@ -75,18 +75,18 @@ RunTask = Callable[[TaskSpec], Any]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run each agent on the chosen tasks, print the table, write the results; return them."""
+    """Run each agent on the chosen tasks (or join earlier results, with ``--merge``), print
+    the table, write the results; return them."""
     args = _parse(argv)
-    if args.merge:
-        try:
-            data = merge_results([json.loads(path.read_text("utf-8")) for path in args.merge])
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"error: cannot merge: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        print("\n".join(table_lines(data)))
-        if not args.no_write:
-            write(args.out_dir or RESULTS_DIR, data)
-        return data
+    data = _merged(args.merge) if args.merge else _measured(args)
+    print("\n".join(table_lines(data)))
+    if not args.no_write:
+        write(args.out_dir or RESULTS_DIR, data)
+    return data
+
+
+def _measured(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the chosen agents on the chosen tasks; exit with a message on bad input."""
     try:
         agents = parse_agents(args.agents)
         tasks = select_tasks(
@@ -100,11 +100,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except (SuiteError, ModelLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    data = results_data(args.model, tasks, runs)
-    print("\n".join(table_lines(data)))
-    if not args.no_write:
-        write(args.out_dir or RESULTS_DIR, data)
-    return data
+    return results_data(args.model, tasks, runs)
+
+
+def _merged(paths: Sequence[Path]) -> dict[str, Any]:
+    """Join the results files at ``paths``; exit with a message if they cannot be joined."""
+    try:
+        return merge_results([json.loads(path.read_text("utf-8")) for path in paths])
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: cannot merge: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
