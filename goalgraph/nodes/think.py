@@ -32,6 +32,8 @@ from goalgraph.prompts import (
     THINK_INSTRUCTIONS,
 )
 from goalgraph.resources import AgentResources
+from goalgraph.risk import ToolTraits
+from goalgraph.safety import call_signature
 from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_actions, turn_verdicts
 
 __all__ = [
@@ -219,6 +221,55 @@ def _takes_no_required_arguments(
     return choices[0].name == tool_choice and not schemas[tool_choice].get("required")
 
 
+def _failed_signatures(
+    state: AgentState, traits: Mapping[str, ToolTraits] | None = None
+) -> set[str]:
+    """Return the signatures (``safety.call_signature``) of the calls that ran in this run and
+    failed."""
+    return {
+        call_signature(o["tool"], o["args"], traits)
+        for o in state.get("observations") or []
+        if not o["ok"] and o["tool"]
+    }
+
+
+def _repeated_failures(
+    message: BaseMessage, failed: set[str], traits: Mapping[str, ToolTraits] | None = None
+) -> set[str]:
+    """Return the tools ``message`` calls with exactly the arguments of a call that failed."""
+    return {
+        call["name"]
+        for call in getattr(message, "tool_calls", None) or []
+        if call_signature(call["name"], call.get("args") or {}, traits) in failed
+    }
+
+
+async def _without_failed_repeats(
+    res: AgentResources,
+    state: AgentState,
+    message: BaseMessage,
+    choices: Sequence[Any],
+    prompt: Sequence[BaseMessage],
+    **bind: Any,
+) -> tuple[BaseMessage, list[str]]:
+    """Return ``message``, or, when it repeats a call that failed in this run with the same
+    arguments, the model's answer to ``prompt`` without the repeated tools (the
+    ``withhold_failed_tool`` profile rule); and the tools withheld."""
+    traits = await res.tool_traits()
+    repeated = _repeated_failures(message, _failed_signatures(state, traits), traits)
+    others = [choice for choice in choices if _choice_name(choice) not in repeated]
+    if not repeated or not any(isinstance(choice, BaseTool) for choice in others):
+        return message, []
+    # The same call could only fail again: the model has to choose another way.
+    bound = (await res.achat_model()).bind_tools(others, **bind)
+    return await bound.ainvoke(list(prompt)), sorted(repeated)
+
+
+def _choice_name(choice: Any) -> str:
+    """Return the name of an offered action: a tool, or a pseudo-tool's function."""
+    return choice.name if isinstance(choice, BaseTool) else choice["function"]["name"]
+
+
 def make_think_node(res: AgentResources) -> Any:
     """Build the think node over ``res``."""
 
@@ -244,10 +295,13 @@ def make_think_node(res: AgentResources) -> Any:
             "route": "",
         }
         parallel = res.spec.limits.max_parallel_calls > 1
+        withheld: list[str] = []
         try:
             if _takes_no_required_arguments(choices, tool_choice, toolset.schemas()):
                 # Nothing for the model to decide: call the planned tool with its defaults.
-                message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
+                message: BaseMessage = AIMessage(
+                    "", tool_calls=[{"name": tool_choice, "args": {}, "id": None}]
+                )
             else:
                 finishing = tool_choice == "final_answer"
                 several = {"parallel_tool_calls": True} if parallel and not finishing else {}
@@ -265,6 +319,10 @@ def make_think_node(res: AgentResources) -> Any:
                 if note_last:
                     prompt.append(HumanMessage(_retry_note(state)))
                 message = await bound.ainvoke(prompt)
+                if profile.withhold_failed_tool and tool_choice == "any":
+                    message, withheld = await _without_failed_repeats(
+                        res, state, message, choices, prompt, tool_choice=tool_choice, **several
+                    )
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
             return {
                 **update,
@@ -291,6 +349,7 @@ def make_think_node(res: AgentResources) -> Any:
                     response_metadata={
                         "think_seconds": round(time.perf_counter() - started, 3),
                         "step": state.get("current_step"),
+                        **({"withheld_tools": withheld} if withheld else {}),
                     },
                 )
             ]

@@ -260,3 +260,63 @@ def test_the_cli_shows_the_reason_and_exits_with_failed(make_agent, monkeypatch)
     shown = CliRunner().invoke(app, [])
     assert shown.exit_code == cli.EXIT_CODES["failed"] == 1
     assert 'status: failed - no progress: boom({"message": "x"}) failed 3 times' in shown.output
+
+
+def _boom_then(*then: AIMessage) -> list[AIMessage]:
+    """Plan one ``boom`` step, fail it, then propose the same failing call again."""
+    return [plan(("use boom", "boom")), tool_call("boom", message="x"), *then]
+
+
+def test_a_repeat_of_a_failed_call_is_decoded_again_without_its_tool(make_agent):
+    """The ``standard`` profile's ``withhold_failed_tool``: the same call could only fail again,
+    so the turn is asked once more without the tool, and the repeat never runs."""
+    agent, model = make_agent(
+        _boom_then(
+            tool_call("boom", message="x"),
+            tool_call("calculator", expression="2+3"),
+            final_answer("5"),
+        ),
+        limits={"max_step_attempts": 4},
+        profile="standard",
+    )
+    result = agent.run("get five")
+    assert result.status == "done" and result.answer == "5"
+    assert result.counters["tool_calls"] == 2  # boom once, then the calculator
+    assert "boom" in model.tool_names[2] and "boom" not in model.tool_names[3]
+    assert model.calls[3] == model.calls[2]  # the same prompt, fewer tools
+    assert "calculator" in model.tool_names[3] and "final_answer" in model.tool_names[3]
+    messages = agent.state(result.thread_id)["messages"]
+    turns = [m for m in messages if getattr(m, "tool_calls", None)]
+    assert turns[-1].response_metadata["withheld_tools"] == ["boom"]
+    assert "withheld_tools" not in turns[0].response_metadata
+
+
+def test_a_failed_tool_called_with_other_arguments_is_not_withheld(make_agent):
+    agent, model = make_agent(
+        _boom_then(
+            tool_call("boom", message="y"),
+            tool_call("calculator", expression="2+3"),
+            final_answer("5"),
+        ),
+        limits={"max_step_attempts": 4},
+        profile="standard",
+    )
+    result = agent.run("get five")
+    assert result.status == "done" and result.counters["tool_calls"] == 3
+    assert len(model.calls) == 5 and all("boom" in names for names in model.tool_names[1:])
+
+
+def test_without_the_rule_the_failed_call_runs_again(make_agent):
+    agent, model = make_agent(
+        _boom_then(
+            tool_call("boom", message="x"),
+            tool_call("calculator", expression="2+3"),
+            final_answer("5"),
+        ),
+        limits={"max_step_attempts": 4},
+        profile="standard",
+        model={"rules": {"withhold_failed_tool": False}},
+    )
+    result = agent.run("get five")
+    assert result.status == "done" and result.counters["tool_calls"] == 3  # boom ran twice
+    assert len(model.calls) == 5 and all("boom" in names for names in model.tool_names[1:])
