@@ -72,6 +72,10 @@ FINAL_ANSWER: dict[str, Any] = {
     },
 }
 
+MAX_WITHHOLDING_DECODES = 3
+"""Most times one turn is decoded again under ``withhold_failed_tool``: each answer that repeats
+a failed call withholds its tool too (the model may swap between two failing calls)."""
+
 _PSEUDO_ARGUMENT = {"step_done": "result", "final_answer": "answer"}
 
 
@@ -252,17 +256,23 @@ async def _without_failed_repeats(
     prompt: Sequence[BaseMessage],
     **bind: Any,
 ) -> tuple[BaseMessage, list[str]]:
-    """Return ``message``, or, when it repeats a call that failed in this run with the same
+    """Return ``message``, or, while it repeats a call that failed in this run with the same
     arguments, the model's answer to ``prompt`` without the repeated tools (the
-    ``withhold_failed_tool`` profile rule); and the tools withheld."""
+    ``withhold_failed_tool`` profile rule), at most ``MAX_WITHHOLDING_DECODES`` times; and the
+    tools withheld."""
     traits = await res.tool_traits()
-    repeated = _repeated_failures(message, _failed_signatures(state, traits), traits)
-    others = [choice for choice in choices if _choice_name(choice) not in repeated]
-    if not repeated or not any(isinstance(choice, BaseTool) for choice in others):
-        return message, []
-    # The same call could only fail again: the model has to choose another way.
-    bound = (await res.achat_model()).bind_tools(others, **bind)
-    return await bound.ainvoke(list(prompt)), sorted(repeated)
+    failed = _failed_signatures(state, traits)
+    withheld: set[str] = set()
+    for _ in range(MAX_WITHHOLDING_DECODES):
+        repeated = _repeated_failures(message, failed, traits)
+        others = [c for c in choices if _choice_name(c) not in withheld | repeated]
+        if not repeated or not any(isinstance(choice, BaseTool) for choice in others):
+            break
+        # The same call could only fail again: the model has to choose another way.
+        withheld |= repeated
+        bound = (await res.achat_model()).bind_tools(others, **bind)
+        message = await bound.ainvoke(list(prompt))
+    return message, sorted(withheld)
 
 
 def _choice_name(choice: Any) -> str:

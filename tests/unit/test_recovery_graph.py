@@ -320,3 +320,28 @@ def test_without_the_rule_the_failed_call_runs_again(make_agent):
     result = agent.run("get five")
     assert result.status == "done" and result.counters["tool_calls"] == 3  # boom ran twice
     assert len(model.calls) == 5 and all("boom" in names for names in model.tool_names[1:])
+
+
+def test_a_model_that_swaps_between_two_failed_calls_has_both_withheld(make_agent):
+    agent, model = make_agent(
+        [
+            plan(("use boom", "boom")),
+            tool_call("boom", message="x"),
+            tool_call("calculator", expression="1/0"),
+            tool_call("boom", message="x"),  # withheld: boom
+            tool_call("calculator", expression="1/0"),  # withheld: calculator too
+            tool_call("ping"),
+            final_answer("pong"),
+        ],
+        limits={"max_step_attempts": 4},
+        profile="standard",
+    )
+    result = agent.run("get pong")
+    assert result.status == "done" and result.answer == "pong"
+    assert result.counters["tool_calls"] == 3  # boom, calculator, ping: no repeat ran
+    offered = model.tool_names[3:6]
+    assert ["boom" in names for names in offered] == [True, False, False]
+    assert ["calculator" in names for names in offered] == [True, True, False]
+    messages = agent.state(result.thread_id)["messages"]
+    turns = [m for m in messages if getattr(m, "tool_calls", None)]
+    assert turns[-1].response_metadata["withheld_tools"] == ["boom", "calculator"]
