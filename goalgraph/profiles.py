@@ -109,14 +109,6 @@ class ModelProfile:
     works, before the run gives up. A planner that only knows one way to do a step often has the
     right tool in view once it acts on the goal directly, with the error before it."""
 
-    withhold_failed_tool: bool = True
-    """When the model proposes a call that already failed in this run, with the same arguments,
-    the turn is decoded once more without that tool, so the model chooses another way (it may
-    still call the tool on a later turn, with other arguments). Greedy decoding otherwise makes
-    the same call again: Qwen2.5-Coder-0.5B called ``read_file`` on a folder, and on an SQLite
-    database, until the run gave up, with an error before it that named the way out. An
-    identical call to one that failed only succeeds when the failure was transient."""
-
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""
         on = [rule for rule in RULES if getattr(self, rule)]
@@ -143,7 +135,6 @@ PROFILES: dict[str, ModelProfile] = {
         plan_scope=False,
         feedback_last=False,  # 6/38 on and off for SmolLM2-135M: it does not help it
         direct_fallback=False,  # not measured on SmolLM2-135M
-        withhold_failed_tool=False,  # not measured on SmolLM2-135M
     ),
     "standard": ModelProfile(name="standard"),
 }

@@ -32,8 +32,6 @@ from goalgraph.prompts import (
     THINK_INSTRUCTIONS,
 )
 from goalgraph.resources import AgentResources
-from goalgraph.risk import ToolTraits
-from goalgraph.safety import call_signature
 from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_actions, turn_verdicts
 
 __all__ = [
@@ -71,10 +69,6 @@ FINAL_ANSWER: dict[str, Any] = {
         },
     },
 }
-
-MAX_WITHHOLDING_DECODES = 3
-"""Most times one turn is decoded again under ``withhold_failed_tool``: each answer that repeats
-a failed call withholds its tool too (the model may swap between two failing calls)."""
 
 _PSEUDO_ARGUMENT = {"step_done": "result", "final_answer": "answer"}
 
@@ -225,61 +219,6 @@ def _takes_no_required_arguments(
     return choices[0].name == tool_choice and not schemas[tool_choice].get("required")
 
 
-def _failed_signatures(
-    state: AgentState, traits: Mapping[str, ToolTraits] | None = None
-) -> set[str]:
-    """Return the signatures (``safety.call_signature``) of the calls that ran in this run and
-    failed."""
-    return {
-        call_signature(o["tool"], o["args"], traits)
-        for o in state.get("observations") or []
-        if not o["ok"] and o["tool"]
-    }
-
-
-def _repeated_failures(
-    message: BaseMessage, failed: set[str], traits: Mapping[str, ToolTraits] | None = None
-) -> set[str]:
-    """Return the tools ``message`` calls with exactly the arguments of a call that failed."""
-    return {
-        call["name"]
-        for call in getattr(message, "tool_calls", None) or []
-        if call_signature(call["name"], call.get("args") or {}, traits) in failed
-    }
-
-
-async def _without_failed_repeats(
-    res: AgentResources,
-    state: AgentState,
-    message: BaseMessage,
-    choices: Sequence[Any],
-    prompt: Sequence[BaseMessage],
-    **bind: Any,
-) -> tuple[BaseMessage, list[str]]:
-    """Return ``message``, or, while it repeats a call that failed in this run with the same
-    arguments, the model's answer to ``prompt`` without the repeated tools (the
-    ``withhold_failed_tool`` profile rule), at most ``MAX_WITHHOLDING_DECODES`` times; and the
-    tools withheld."""
-    traits = await res.tool_traits()
-    failed = _failed_signatures(state, traits)
-    withheld: set[str] = set()
-    for _ in range(MAX_WITHHOLDING_DECODES):
-        repeated = _repeated_failures(message, failed, traits)
-        others = [c for c in choices if _choice_name(c) not in withheld | repeated]
-        if not repeated or not any(isinstance(choice, BaseTool) for choice in others):
-            break
-        # The same call could only fail again: the model has to choose another way.
-        withheld |= repeated
-        bound = (await res.achat_model()).bind_tools(others, **bind)
-        message = await bound.ainvoke(list(prompt))
-    return message, sorted(withheld)
-
-
-def _choice_name(choice: Any) -> str:
-    """Return the name of an offered action: a tool, or a pseudo-tool's function."""
-    return choice.name if isinstance(choice, BaseTool) else choice["function"]["name"]
-
-
 def make_think_node(res: AgentResources) -> Any:
     """Build the think node over ``res``."""
 
@@ -305,13 +244,10 @@ def make_think_node(res: AgentResources) -> Any:
             "route": "",
         }
         parallel = res.spec.limits.max_parallel_calls > 1
-        withheld: list[str] = []
         try:
             if _takes_no_required_arguments(choices, tool_choice, toolset.schemas()):
                 # Nothing for the model to decide: call the planned tool with its defaults.
-                message: BaseMessage = AIMessage(
-                    "", tool_calls=[{"name": tool_choice, "args": {}, "id": None}]
-                )
+                message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
             else:
                 finishing = tool_choice == "final_answer"
                 several = {"parallel_tool_calls": True} if parallel and not finishing else {}
@@ -329,10 +265,6 @@ def make_think_node(res: AgentResources) -> Any:
                 if note_last:
                     prompt.append(HumanMessage(_retry_note(state)))
                 message = await bound.ainvoke(prompt)
-                if profile.withhold_failed_tool and tool_choice == "any":
-                    message, withheld = await _without_failed_repeats(
-                        res, state, message, choices, prompt, tool_choice=tool_choice, **several
-                    )
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
             return {
                 **update,
@@ -359,7 +291,6 @@ def make_think_node(res: AgentResources) -> Any:
                     response_metadata={
                         "think_seconds": round(time.perf_counter() - started, 3),
                         "step": state.get("current_step"),
-                        **({"withheld_tools": withheld} if withheld else {}),
                     },
                 )
             ]

@@ -27,7 +27,6 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "repeat_recovery",
         "direct_fallback",
         "plan_first_call",
-        "withhold_failed_tool",
     }
     small_model_rules = set(RULES) - {
         "plan_scope",
@@ -36,7 +35,6 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "repeat_recovery",
         "direct_fallback",
         "plan_first_call",
-        "withhold_failed_tool",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
@@ -46,7 +44,6 @@ def test_tiny_turns_every_rule_on_and_standard_none():
     assert PROFILES["tiny"].repeat_recovery and not PROFILES["tiny"].feedback_last
     assert PROFILES["standard"].direct_fallback and not PROFILES["tiny"].direct_fallback
     assert not PROFILES["standard"].plan_first_call and not PROFILES["tiny"].plan_first_call
-    assert PROFILES["standard"].withhold_failed_tool and not PROFILES["tiny"].withhold_failed_tool
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
