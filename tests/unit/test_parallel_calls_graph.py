@@ -83,12 +83,11 @@ def test_calls_of_one_turn_run_at_the_same_time_and_complete_the_step(make_agent
             final_answer("both waited"),
         ]
     )
-    started = time.perf_counter()
     result = agent.run("wait for a, b and c", thread_id="t")
-    took = time.perf_counter() - started
     assert result.status == "done" and result.answer == "both waited"
-    assert _overlap("a", "b") and _overlap("b", "c")
-    assert took < 1.1  # three 0.4 s waits at once, not 1.2 s in a row
+    # All three waits share one instant: they ran at once, not in a row. (A bound on the run's
+    # wall time said the same, but failed on a loaded machine.)
+    assert max(start for start, _ in SPANS.values()) < min(end for _, end in SPANS.values())
     assert result.counters["tool_calls"] == 3 and result.counters["steps"] == 2
     assert result.plan[0]["status"] == "done"
     assert result.plan[0]["result"] == "wait: waited a\nwait: waited b\nwait: waited c"
