@@ -100,7 +100,14 @@ def _measured(args: argparse.Namespace) -> dict[str, Any]:
     except (SuiteError, ModelLoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return results_data(args.model, tasks, runs)
+    return results_data(args.model, tasks, runs, selection=selection_args(args))
+
+
+def selection_args(args: argparse.Namespace) -> list[str]:
+    """Return the command-line arguments that chose the run's tasks, to print beside its table."""
+    chosen = [f"--split {args.split}"] if args.split != "all" else []
+    chosen += [f"--tasks {','.join(_names(args.tasks))}"] if _names(args.tasks) else []
+    return chosen + [f"--suite {path}" for path in args.suite or []]
 
 
 def _merged(paths: Sequence[Path]) -> dict[str, Any]:
@@ -244,8 +251,15 @@ def summary_rows(runs: dict[str, list[TaskRun]]) -> list[dict[str, Any]]:
     return rows
 
 
-def results_data(model: str, tasks: Sequence[TaskSpec], runs: dict[str, list[TaskRun]]) -> dict:
-    """Return everything the run measured, JSON-serialisable."""
+def results_data(
+    model: str,
+    tasks: Sequence[TaskSpec],
+    runs: dict[str, list[TaskRun]],
+    *,
+    selection: Sequence[str] = (),
+) -> dict:
+    """Return everything the run measured, JSON-serialisable; ``selection`` holds the
+    arguments that chose the tasks (``selection_args``), so the results say how to rerun them."""
     return {
         "benchmark": "peers",
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -257,6 +271,7 @@ def results_data(model: str, tasks: Sequence[TaskSpec], runs: dict[str, list[Tas
         "model_env": {k: v for k, v in os.environ.items() if k.startswith("GOALGRAPH_MODEL__")},
         "limits": EVAL_LIMITS,
         "tasks": [task.id for task in tasks],
+        "selection": list(selection),
         "summary": summary_rows(runs),
         "failure_causes": {
             agent: _failure_counts(records) for agent, records in runs.items() if records
@@ -277,7 +292,7 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError("no results to merge")
     first = parts[0]
     for part in parts[1:]:
-        for key in ("model", "tasks", "limits", "model_env"):
+        for key in ("model", "tasks", "selection", "limits", "model_env"):
             if part.get(key) != first.get(key):
                 raise ValueError(f"the results differ in {key}: {part.get(key)!r}")
     agents = [agent for part in parts for agent in part["runs"]]
@@ -379,7 +394,8 @@ def markdown(data: dict[str, Any]) -> str:
             causes = ", ".join(f"{cause} {n}" for cause, n in counts.items())
             lines += [f"**{agent}** failure causes: {causes}. Failed: {', '.join(failed)}", ""]
     settings = "".join(f"{key}={value} " for key, value in data.get("model_env", {}).items())
-    command = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}"
+    chosen = "".join(f" {argument}" for argument in data.get("selection", []))
+    command = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}{chosen}"
     if data.get("processes", 1) > 1:
         lines.append("One process per agent, side by side, joined with `--merge`:")
         lines += [f"`{command} --agents {agent}`" for agent in data["runs"]]

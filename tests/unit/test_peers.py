@@ -404,6 +404,13 @@ def test_the_peer_script_refuses_bad_input_with_a_message(capsys):
     assert "unknown agent(s) autogpt" in errors and "peers need a real model" in errors
 
 
+def test_the_results_record_the_arguments_that_chose_the_tasks():
+    peers = load_benchmark("peers")
+    chosen = peers.selection_args(peers._parse(["--tasks", "a, b", "--split", "heldout"]))
+    assert chosen == ["--split heldout", "--tasks a,b"]
+    assert peers.selection_args(peers._parse([])) == []  # the whole suite needs no argument
+
+
 def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
     peers = load_benchmark("peers")
 
@@ -412,6 +419,7 @@ def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
         data = {
             "model": "qwen2.5-coder-0.5b",
             "tasks": ["a"],
+            "selection": ["--split heldout", "--tasks a"],
             "limits": {"max_steps": 10, "max_seconds": 300.0},
             "model_env": {"GOALGRAPH_MODEL__THREADS": "1"},
             "summary": peers.summary_rows(runs),
@@ -433,10 +441,14 @@ def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
     text = (tmp_path / "out" / "peers_qwen2.5-coder-0.5b.md").read_text("utf-8")
     assert "| goalgraph | all | 1/1 (100%) |" in text and "| langgraph | all | 0/1 (0%) |" in text
     assert "--agents langgraph`" in text and "joined with `--merge`" in text
+    # The reproduce lines rerun the same tasks, not the whole suite.
+    assert "--model qwen2.5-coder-0.5b --split heldout --tasks a --agents langgraph`" in text
     assert "langgraph failures: wrong_tool 1" in capsys.readouterr().out
 
     with pytest.raises(ValueError, match="differ in tasks"):
         peers.merge_results([result("goalgraph", "d1"), result("langgraph", "d2", tasks=["b"])])
+    with pytest.raises(ValueError, match="differ in selection"):
+        peers.merge_results([result("goalgraph", "d1"), result("langgraph", "d2", selection=[])])
     with pytest.raises(ValueError, match="in more than one result: goalgraph"):
         peers.merge_results([result("goalgraph", "d1"), result("goalgraph", "d2")])
     with pytest.raises(SystemExit) as exit_info:
