@@ -94,13 +94,6 @@ class ModelProfile:
     loop sees only the current step's messages, so the call it copied is out of view (its
     result stays in the plan)."""
 
-    drop_failed_suggestion: bool = True
-    """Once a call of the step's planned tool has failed, the plan stops suggesting that tool
-    for the step (its ``(tool: ...)`` and ``(suggested tool: ...)``), so the next attempt chooses
-    afresh with the error before it. The plan's tool is a guess made before anything ran;
-    suggested again after the error said "a folder: list it instead", it kept
-    Qwen2.5-Coder-0.5B on the failed tool."""
-
     plan_first_call: bool = False
     """Before planning, ask the model for its first tool call on the goal in its native tool
     format, and decode the plan with that tool on its first step. Asked for a JSON plan,
@@ -142,7 +135,6 @@ PROFILES: dict[str, ModelProfile] = {
         plan_scope=False,
         feedback_last=False,  # 6/38 on and off for SmolLM2-135M: it does not help it
         direct_fallback=False,  # 8/38 on and off for SmolLM2-135M: it does not help it
-        drop_failed_suggestion=False,  # not measured on SmolLM2-135M
     ),
     "standard": ModelProfile(name="standard"),
 }

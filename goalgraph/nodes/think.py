@@ -32,14 +32,7 @@ from goalgraph.prompts import (
     THINK_INSTRUCTIONS,
 )
 from goalgraph.resources import AgentResources
-from goalgraph.state import (
-    ActionKind,
-    AgentState,
-    PlanStep,
-    ProposedAction,
-    turn_actions,
-    turn_verdicts,
-)
+from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_actions, turn_verdicts
 
 __all__ = [
     "FINAL_ANSWER",
@@ -132,18 +125,9 @@ def _action(call: Mapping[str, Any], thought: str) -> ProposedAction:
     )
 
 
-def _context(
-    state: AgentState,
-    *,
-    suggest_tool: bool = True,
-    feedback: bool = True,
-    drop_failed_suggestion: bool = False,
-) -> str:
+def _context(state: AgentState, *, suggest_tool: bool = True, feedback: bool = True) -> str:
     plan = state.get("plan") or []
     step = current_step(plan, state.get("current_step"))
-    if drop_failed_suggestion and step is not None and planned_tool_failed(state, step):
-        step = PlanStep(**{**step, "tool": None})
-        plan = [step if s["id"] == step["id"] else s for s in plan]
     parts = [f"Goal: {state['goal']}"]
     if state.get("recalled"):
         parts += ["What you remember:", state["recalled"]]
@@ -160,14 +144,6 @@ def _context(
     if feedback and state.get("feedback"):
         parts.append(_note(state))
     return "\n".join(parts)
-
-
-def planned_tool_failed(state: AgentState, step: PlanStep) -> bool:
-    """Tell whether a call of ``step``'s planned tool has failed on that step."""
-    return any(
-        not seen["ok"] and seen["step_id"] == step["id"] and seen["tool"] == step["tool"]
-        for seen in state.get("observations") or []
-    )
 
 
 def _note(state: AgentState) -> str:
@@ -284,12 +260,7 @@ def make_think_node(res: AgentResources) -> Any:
                 if several and instructions == THINK_INSTRUCTIONS:
                     instructions += PARALLEL_CALLS
                 note_last = profile.feedback_last and bool(state.get("feedback"))
-                context = _context(
-                    state,
-                    suggest_tool=len(choices) > 1,
-                    feedback=not note_last,
-                    drop_failed_suggestion=profile.drop_failed_suggestion,
-                )
+                context = _context(state, suggest_tool=len(choices) > 1, feedback=not note_last)
                 prompt = [SystemMessage(instructions), HumanMessage(context), *history]
                 if note_last:
                     prompt.append(HumanMessage(_retry_note(state)))

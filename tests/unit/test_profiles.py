@@ -27,7 +27,6 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "repeat_recovery",
         "direct_fallback",
         "plan_first_call",
-        "drop_failed_suggestion",
     }
     small_model_rules = set(RULES) - {
         "plan_scope",
@@ -36,7 +35,6 @@ def test_tiny_turns_every_rule_on_and_standard_none():
         "repeat_recovery",
         "direct_fallback",
         "plan_first_call",
-        "drop_failed_suggestion",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
@@ -46,8 +44,6 @@ def test_tiny_turns_every_rule_on_and_standard_none():
     assert PROFILES["tiny"].repeat_recovery and not PROFILES["tiny"].feedback_last
     assert PROFILES["standard"].direct_fallback and not PROFILES["tiny"].direct_fallback
     assert not PROFILES["standard"].plan_first_call and not PROFILES["tiny"].plan_first_call
-    assert PROFILES["standard"].drop_failed_suggestion
-    assert not PROFILES["tiny"].drop_failed_suggestion
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
@@ -200,25 +196,6 @@ def test_step_history_shows_the_model_only_the_current_steps_calls(make_agent, s
     assert len(earlier_calls) == (0 if step_history else 1)
     # The final answer still sees every call.
     assert len([m for m in model.calls[3] if getattr(m, "tool_calls", None)]) == 2
-
-
-@pytest.mark.parametrize("drop", [True, False])
-def test_a_planned_tool_that_failed_on_the_step_is_no_longer_suggested(make_agent, drop):
-    agent, model = make_agent(
-        [
-            plan(("Explode, then compute", "boom")),
-            tool_call("boom", message="down"),
-            tool_call("calculator", expression="6*7"),
-            final_answer("42"),
-        ],
-        profile="standard",
-        model={"rules": {"drop_failed_suggestion": drop}},
-    )
-    assert agent.run("Compute 6*7 after a failure").status == "done"
-    first, retry = (str(model.calls[turn][1].content) for turn in (1, 2))
-    assert "(suggested tool: boom)" in first and "(tool: boom)" in first
-    suggested = "(suggested tool: boom)" in retry or "(tool: boom)" in retry
-    assert suggested is not drop
 
 
 @pytest.mark.parametrize("feedback_last", [True, False])
