@@ -400,7 +400,7 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append("One process per agent, side by side, joined with `--merge`:")
         lines += [f"`{command} --agents {agent}`" for agent in data["runs"]]
     else:
-        lines.append(f"`{command}`")
+        lines.append(f"`{command} --agents {','.join(data['runs'])}`")
     return "\n".join(lines) + "\n"
 
 

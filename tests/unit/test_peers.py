@@ -389,6 +389,8 @@ def test_the_peer_table_reports_each_split_steps_validity_and_wall_times_apart()
         and "smolagents failures: wrong_tool 1" in table
     )
     assert "| smolagents | all | 0/1 (0%) |" in peers.markdown(data)
+    # One process ran the agents of the table, and its reproduce line names them.
+    assert "peers.py --model smollm2 --agents smolagents`" in peers.markdown(data)
 
 
 def test_the_peer_script_refuses_bad_input_with_a_message(capsys):
