@@ -105,8 +105,9 @@ def _measured(args: argparse.Namespace) -> dict[str, Any]:
 
 def selection_args(args: argparse.Namespace) -> list[str]:
     """Return the command-line arguments that chose the run's tasks, to print beside its table."""
+    task_ids = _names(args.tasks)
     chosen = [f"--split {args.split}"] if args.split != "all" else []
-    chosen += [f"--tasks {','.join(_names(args.tasks))}"] if _names(args.tasks) else []
+    chosen += [f"--tasks {','.join(task_ids)}"] if task_ids else []
     return chosen + [f"--suite {path}" for path in args.suite or []]
 
 
