@@ -1,5 +1,8 @@
 """Tool cues: the words of a goal that name the tool it needs, from the tools' own hints.
 
+A goal may also forbid a tool in words: "... Do not open any database." The tools it names after
+a negation in the same part of a sentence (``forbidden_tools``) never get a step added for them.
+
 The bundled model copies the tool of the planning example it is shown, so under the ``tiny``
 profile the example is chosen by these cues first (``goalgraph.prompts.plan_examples``), and a plan
 that ignores a strong cue gets a step for it (``goalgraph.plan.add_cued_steps``). The cues come
@@ -13,10 +16,16 @@ from collections.abc import Mapping
 
 from goalgraph.hints import ToolHints
 
-__all__ = ["cue_clause", "cued_actions", "cued_tool"]
+__all__ = ["cue_clause", "cued_actions", "cued_tool", "forbidden_tools"]
 
 _CLAUSE_BREAK = re.compile(r"[.?!;](?=\s|$)|,?\s+(?:and\s+then|and|then)\s+", re.IGNORECASE)
 _JOIN = re.compile(r",?\s+(?:and\s+then|and|then)\s+", re.IGNORECASE)
+_SCOPE_BREAK = re.compile(
+    r"[.?!;:,–—](?=\s|$)|\s+-\s+|\s+(?:and\s+then|and|then|but|instead)\s+", re.IGNORECASE
+)
+"""Where a negation's reach ends: "Don't read it, just write the URL to url.txt" forbids
+reading, not writing."""
+_NEGATION = re.compile(r"\b(?:not|never|without|avoid\w*|nor)\b|n['’]t\b", re.IGNORECASE)
 
 
 def cued_tool(text: str, hints: Mapping[str, ToolHints]) -> str | None:
@@ -56,3 +65,34 @@ def cue_clause(goal: str, cue: re.Pattern[str]) -> str | None:
     end = min((b.start() for b in breaks if b.start() >= found.end()), default=len(goal))
     clause = goal[start:end].strip()
     return clause[:1].upper() + clause[1:]
+
+
+def forbidden_tools(goal: str, hints: Mapping[str, ToolHints]) -> set[str]:
+    """Return the tools ``goal`` tells the agent not to use.
+
+    A tool is forbidden when a negation ("not", "never", "without", "don't", "avoid") comes
+    before words that name it in the same part of a sentence: its cue, its strong cue, or the
+    verb its worked example starts with ("Fetch https://example.com" names ``http_get`` by
+    "fetch", so "... do not fetch it" forbids it). "Which files mention the database password?
+    Do not open any database." forbids ``sqlite_query`` with goalgraph's own tools, though its
+    first sentence names a database too: the user's prohibition wins.
+    """
+    forbidden: set[str] = set()
+    for part in _SCOPE_BREAK.split(goal):
+        negation = _NEGATION.search(part or "")
+        if negation is None:
+            continue
+        after = part[negation.end() :]
+        for tool, hint in hints.items():
+            if any(name.search(after) for name in _names(hint)):
+                forbidden.add(tool)
+    return forbidden
+
+
+def _names(hint: ToolHints) -> list[re.Pattern[str]]:
+    """The patterns of the words that name a tool: its cues and its example's verb."""
+    names = [cue for cue in (hint.cue, hint.strong_cue) if cue is not None]
+    verb = re.match(r"[A-Za-z]+", hint.example.step) if hint.example else None
+    if verb:
+        names.append(re.compile(rf"\b{verb.group().lower()}\w*", re.IGNORECASE))
+    return names

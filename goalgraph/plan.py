@@ -9,7 +9,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from goalgraph.cues import cue_clause
+from goalgraph.cues import cue_clause, forbidden_tools
 from goalgraph.hints import ToolHints
 from goalgraph.state import PlanStep
 
@@ -225,11 +225,13 @@ def add_cued_steps(
     after the last step and in the goal's order, as long as the plan stays within
     ``max_steps``. A step that already does it gets the tool instead of a copy: a tool-less step
     that is that clause, or a step whose words hold the strong cue but not its own tool's cue
-    ("Write hello to greeting.txt" planned with ``python``).
+    ("Write hello to greeting.txt" planned with ``python``). A tool the goal forbids ("... Do
+    not open any database.", ``goalgraph.cues.forbidden_tools``) is never added.
     """
     missing = []
+    forbidden = forbidden_tools(goal, hints)
     for tool, hint in hints.items():
-        found = hint.strong_cue.search(goal) if hint.strong_cue else None
+        found = hint.strong_cue.search(goal) if hint.strong_cue and tool not in forbidden else None
         if found and hint.strong_cue and all(step["tool"] != tool for step in steps):
             missing.append((found.start(), tool, hint.strong_cue))
     steps = [PlanStep(**step) for step in steps]

@@ -11,6 +11,11 @@ rule is a field of ``ModelProfile``; a profile is a named set of them, chosen pe
 * ``standard``: every small-model rule off, and the planner told to plan only what the goal asks
   (``plan_scope``). The model plans, chooses its tools and writes the final answer.
 
+``cued_steps`` is on in both: once it read negation ("... Do not open any database." adds no
+database step), it no longer added steps a goal forbids, and on Qwen2.5-Coder-0.5B it gained a
+tuning task and kept the write step of "Compute 12*(3+4), then write the result to result.txt"
+that the model's own plan sometimes drops.
+
 Two recovery rules were written after watching Qwen2.5-Coder-0.5B repeat a failed or an earlier
 call: ``repeat_recovery`` is on in both profiles, ``feedback_last`` only in ``standard`` (it did
 not help SmolLM2-135M). Each is measured on and off per model like the others.
@@ -61,8 +66,9 @@ class ModelProfile:
     plan_examples: bool = False
     """Show the planner one worked example: the example the tool's hints carry, of the tool the
     goal's words cue (``goalgraph.hints``). A small model copies the nearest example's tool."""
-    cued_steps: bool = False
-    """Add a step for a tool the goal strongly cues (a file to write, a URL) that no step uses."""
+    cued_steps: bool = True
+    """Add a step for a tool the goal strongly cues (a file to write, a URL) that no step uses,
+    unless the goal forbids the tool ("Do not open any database")."""
     restate_statements: bool = False
     """Replace a plan step that states a guessed answer ("The square root of 1764 is 176.4")
     with the goal's words for it."""
@@ -127,7 +133,6 @@ PROFILES: dict[str, ModelProfile] = {
         name="tiny",
         max_plan_steps=3,
         plan_examples=True,
-        cued_steps=True,
         restate_statements=True,
         force_planned_tool=True,
         answer_from_last_step=True,

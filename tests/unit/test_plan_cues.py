@@ -11,7 +11,7 @@ from langchain_core.tools import BaseTool, StructuredTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from goalgraph import Agent, AgentSpec
-from goalgraph.cues import cue_clause, cued_actions
+from goalgraph.cues import cue_clause, cued_actions, forbidden_tools
 from goalgraph.hints import hints_from_payloads, tool_hints
 from goalgraph.nodes.plan import example_steps, plan_messages
 from goalgraph.plan import MAX_PLAN_STEPS, add_cued_steps, fallback_plan, steps_from_output
@@ -291,6 +291,54 @@ def test_each_strong_cue_adds_its_clause(goal, tool, clause):
 def test_no_step_is_added_without_a_missing_strong_cue(goal, steps, tools):
     before = _steps(*steps)
     assert add_cued_steps(before, goal, tools) == before
+
+
+@pytest.mark.parametrize(
+    ("goal", "forbidden"),
+    [
+        # The prohibition wins over the first sentence's "database".
+        ("Which files mention the database password? Do not open any database.", "sqlite_query"),
+        ("What is the URL in link.txt? Do not fetch it.", "http_get"),  # by its example's verb
+        ("Never write to config.yaml; read it and tell me the port", "write_file"),
+        ("Without opening shop.db, guess what tables it holds", "sqlite_query"),
+        ("Don’t fetch https://a.test/x, just tell me its host", "http_get"),
+    ],
+)
+def test_a_tool_the_goal_forbids_gets_no_step(goal, forbidden):
+    assert forbidden in forbidden_tools(goal, ALL)
+    checked = add_cued_steps(_steps(("Think", None)), goal, ALL)
+    assert forbidden not in [step["tool"] for step in checked]
+
+
+@pytest.mark.parametrize(
+    ("goal", "added"),
+    [
+        # A negation reaches to the end of its part of the sentence, not further.
+        ("Don't read it, just write the URL to url.txt", "write_file"),
+        ("Do not summarise it but save the text of https://a.test to a.txt", "http_get"),
+        # A negation before a tool's words, not before the words that name the tool.
+        ("Write the names that do not appear in b.txt to out.txt", "write_file"),
+        ("Cancel SO-4, Ada doesn't need it, and write done to log.txt", "write_file"),
+    ],
+)
+def test_a_negation_forbids_only_the_tools_named_after_it(goal, added):
+    assert added not in forbidden_tools(goal, ALL)
+    checked = add_cued_steps(_steps(("Think", None)), goal, ALL)
+    assert added in [step["tool"] for step in checked]
+
+
+def test_a_third_party_tool_is_forbidden_by_its_own_hints():
+    hints = hints_from_payloads(
+        {
+            "cancel_order": {
+                "rank": 1,
+                "strong_cue": r"\bcancel\w*",
+                "example": {"goal": "Cancel SO-1", "step": "Open SO-1", "args": {}},
+            }
+        }
+    )
+    assert forbidden_tools("Look up SO-1004 but do not cancel it", hints) == {"cancel_order"}
+    assert forbidden_tools("Cancel SO-1004, Ada doesn't need it", hints) == set()
 
 
 def test_the_plan_never_grows_past_its_maximum():
