@@ -109,3 +109,21 @@ def test_the_third_party_stockroom_server_works_end_to_end(tmp_path) -> None:
     calls = [call for call in record.calls if call.tool in stockroom]
     assert calls, record  # the agent called the third-party server's tools ...
     assert any(call.ok for call in calls), record  # ... and the server answered
+
+
+def test_the_demo_goal_writes_its_file_on_the_default_model(tmp_path) -> None:
+    """``make demo``'s goal, as the README shows it: two tools, and the file is written."""
+    from goalgraph import Agent, AgentSpec
+
+    spec = AgentSpec(
+        model={"name": MODEL, "cache": {"enabled": False}},
+        workspace=tmp_path / "ws",
+        checkpoint_path=tmp_path / "cp.sqlite",
+        memory={"path": tmp_path / "memory.sqlite"},
+    )
+    with Agent(spec) as agent:
+        result = agent.run("Compute 12*(3+4), then write the result to result.txt")
+    # Whether or not the model plans the write itself, the plan has it (the tool's strong cue).
+    assert [step["tool"] for step in result.plan][-1] == "write_file", result.plan
+    assert result.status == "done", result.message
+    assert (tmp_path / "ws" / "result.txt").read_text().strip() == "84"
