@@ -2,6 +2,8 @@
 
 A goal may also forbid a tool in words: "... Do not open any database." The tools it names after
 a negation in the same part of a sentence (``forbidden_tools``) never get a step added for them.
+A goal that only asks questions (``asks_only_questions``) asks for no change, which the safety
+layer reads (``SafetySpec.confirm_unasked_writes``).
 
 The bundled model copies the tool of the planning example it is shown, so under the ``tiny``
 profile the example is chosen by these cues first (``goalgraph.prompts.plan_examples``), and a plan
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 
 from goalgraph.hints import ToolHints
 
-__all__ = ["cue_clause", "cued_actions", "cued_tool", "forbidden_tools"]
+__all__ = ["asks_only_questions", "cue_clause", "cued_actions", "cued_tool", "forbidden_tools"]
 
 _CLAUSE_BREAK = re.compile(r"[.?!;](?=\s|$)|,?\s+(?:and\s+then|and|then)\s+", re.IGNORECASE)
 _JOIN = re.compile(r",?\s+(?:and\s+then|and|then)\s+", re.IGNORECASE)
@@ -25,6 +27,9 @@ _SCOPE_BREAK = re.compile(
 )
 """Where a negation's reach ends: "Don't read it, just write the URL to url.txt" forbids
 reading, not writing."""
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+_REQUEST = re.compile(r"^\W*(?:can|could|would|will)\s+(?:you|u)\b|\bplease\b", re.IGNORECASE)
+"""A question that asks the agent to do something: "Can you jot down ... in reminders.txt?"."""
 _NEGATION = re.compile(r"\b(?:not|never|without|avoid\w*|nor)\b|n['’]t\b", re.IGNORECASE)
 
 
@@ -96,3 +101,15 @@ def _names(hint: ToolHints) -> list[re.Pattern[str]]:
     if verb:
         names.append(re.compile(rf"\b{verb.group().lower()}\w*", re.IGNORECASE))
     return names
+
+
+def asks_only_questions(goal: str) -> bool:
+    """Tell whether every sentence of ``goal`` is a question that asks for no action.
+
+    "Which orders are still waiting to go out?" only asks; "Can you jot down 'dentist' in
+    reminders.txt?" and "What is 2+2? Save it to a.txt." ask for an action too.
+    """
+    sentences = [part for part in _SENTENCE_END.split(goal.strip()) if part]
+    return bool(sentences) and all(
+        part.endswith("?") and not _REQUEST.search(part) for part in sentences
+    )

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import jsonschema
 
+from goalgraph.cues import asks_only_questions
 from goalgraph.risk import ToolTraits
 from goalgraph.spec import RiskClass, SafetySpec, Source
 from goalgraph.state import ProposedAction
@@ -56,6 +57,7 @@ Rule = Literal[
     "repeat",
     "budget",
     "tainted",
+    "unasked_write",
     "approval",
     "allowed",
 ]
@@ -129,6 +131,7 @@ def check_action(
     traits: Mapping[str, ToolTraits] | None = None,
     allow_hosts: Sequence[str] = (),
     now: float | None = None,
+    goal: str | None = None,
 ) -> PolicyVerdict:
     """Decide whether a proposed tool call may run.
 
@@ -140,7 +143,8 @@ def check_action(
     already succeeded with nothing but reads since (``RunLedger.unchanged_reads``: the current
     step's planned tool's, so a step copying an earlier step's call); the run's budgets;
     the rate limit (a wait, not a refusal); a run tainted by untrusted content (``taint_of``);
-    and whether a human must approve the tool or its class.
+    a ``write`` call when the goal only asks questions (``confirm_unasked_writes``); and
+    whether a human must approve the tool or its class.
 
     Args:
         action: The proposed tool call.
@@ -151,6 +155,7 @@ def check_action(
         traits: Risk class and path/URL arguments by tool name (unknown tools count as exec).
         allow_hosts: Hosts URL arguments may name (``*``: any).
         now: The current time for the rate limit (default ``time.time()``).
+        goal: The run's goal, for the checks that read it (``None``: those are skipped).
     """
     tool = action["tool"] or ""
     if tool not in schemas:
@@ -209,6 +214,9 @@ def check_action(
         )
         return verdict("ask" if policy.on_injection == "ask" else "block", reason, "tainted")
     wait = _rate_wait(policy, ledger, time.time() if now is None else now)
+    if policy.confirm_unasked_writes and risk == "write" and goal and asks_only_questions(goal):
+        reason = f"tool {tool!r} changes things, but the goal only asks a question: {goal[:200]!r}"
+        return verdict("ask", reason, "unasked_write", wait)
     if "*" in policy.require_approval or tool in policy.require_approval:
         return verdict("ask", f"tool {tool!r} requires human approval", "approval", wait)
     if risk in policy.approval_classes:

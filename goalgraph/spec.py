@@ -352,6 +352,10 @@ class SafetySpec(_Section):
     """Sources whose output does not taint the run. Output from any other source (by default
     ``external``: fetched pages, untrusted servers' tools, files goalgraph saved from earlier
     tool outputs) taints it, whether or not the screen recognises an attack in it."""
+    confirm_unasked_writes: bool = True
+    """When the goal only asks questions ("Which orders are still waiting to go out?"), a call
+    of a ``write`` tool needs human approval: answering a question changes nothing, so such a
+    call is the model's guess, not the user's wish (``goalgraph.cues.asks_only_questions``)."""
     on_injection: Literal["ask", "block", "flag"] = "ask"
     """Once the run is tainted (it read output from a source not in ``trusted_sources``, or an
     output the screen flagged), ``write``, ``exec`` and ``network`` actions: ``ask`` a human,

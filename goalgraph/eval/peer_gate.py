@@ -268,6 +268,7 @@ class PolicyGate:
             max_identical_calls=self.spec.limits.max_identical_calls,
             traits=self.traits,
             allow_hosts=self.spec.tools.http.allow_hosts,
+            goal=self.run.goal or None,
         )
 
     async def _execute(self, record: CallRecord, tool: str, args: dict[str, Any]) -> GateOutcome:

@@ -79,6 +79,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
                 max_identical_calls=res.spec.limits.max_identical_calls,
                 traits=traits,
                 allow_hosts=res.spec.tools.http.allow_hosts,
+                goal=state.get("goal"),
             )
             verdict = _decide(policy, proposed, state)
             verdicts.append(verdict)

@@ -95,6 +95,30 @@ def test_approval_by_risk_class_with_the_real_write_tool(tmp_path: Path) -> None
     assert (spec.workspace / "answer.txt").read_text(encoding="utf-8") == "42"
 
 
+def test_a_question_goal_asks_before_the_real_write_tool_runs(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)  # the default policy: no approval asked for writes otherwise
+    model = ScriptedChatModel(
+        responses=[
+            plan(("count", "calculator")),
+            tool_call("write_file", path="notes.txt", content="3 orders"),  # not asked for
+            tool_call("calculator", expression="1+2"),
+        ],
+        goalgraph_profile="tiny",
+    )
+    with Agent(spec, model=model) as agent:
+        paused = agent.run("How many is 1+2?", thread_id="q")
+        assert paused.status == "awaiting_approval"
+        assert paused.pending_approval is not None
+        assert "only asks a question" in paused.pending_approval["reason"]
+        done = agent.resume("q", approve=False, reason="just answer")
+    assert done.status == "done" and done.answer == "3", done.message
+    assert not (spec.workspace / "notes.txt").exists()
+    (verdict,) = [
+        r for r in AuditLog(tmp_path / "audit").read("q") if r.get("rule") == "unasked_write"
+    ]
+    assert (verdict["tool"], verdict["decision"], verdict["by"]) == ("write_file", "block", "human")
+
+
 def test_path_escape_is_blocked_before_the_tool_runs(tmp_path: Path) -> None:
     spec = _spec(tmp_path, limits={"max_step_attempts": 1, "max_replans": 0})
     (tmp_path / "secret.txt").write_text("top secret", encoding="utf-8")

@@ -38,7 +38,13 @@ def action(tool: str, **args: Any) -> dict[str, Any]:
     return {"kind": "tool", "thought": "", "tool": tool, "args": args, "call_id": "c", "text": ""}
 
 
-def check(act: dict[str, Any], ledger: RunLedger | None = None, now: float = 1000.0, **policy: Any):
+def check(
+    act: dict[str, Any],
+    ledger: RunLedger | None = None,
+    now: float = 1000.0,
+    goal: str | None = None,
+    **policy: Any,
+):
     return check_action(
         act,  # type: ignore[arg-type]
         policy=SafetySpec(**policy),
@@ -48,6 +54,7 @@ def check(act: dict[str, Any], ledger: RunLedger | None = None, now: float = 100
         traits=TRAITS,
         allow_hosts=["example.com"],
         now=now,
+        goal=goal,
     )
 
 
@@ -170,6 +177,29 @@ def test_a_tainted_run_gates_risky_tools(mode: str, decision: str) -> None:
     assert (
         check(action("calculator", expression="1"), ledger, on_injection=mode).decision == "allow"
     )
+
+
+@pytest.mark.parametrize(
+    ("goal", "decision"),
+    [
+        ("Which orders are still waiting to go out?", "ask"),
+        ("Who placed SO-3? How do I reach them?", "ask"),
+        ("Can you jot down 'dentist Tuesday 9am' in reminders.txt?", "allow"),  # a request
+        ("Could you please note it?", "allow"),
+        ("What is 2+2? Save it to a.txt.", "allow"),  # a question, then an action
+        ("Write hello to greeting.txt", "allow"),
+        (None, "allow"),  # no goal known: the check is skipped
+    ],
+)
+def test_a_write_needs_approval_when_the_goal_only_asks(goal: str | None, decision: str) -> None:
+    verdict = check(action("write_file", path="a.txt", content="x"), goal=goal)
+    assert verdict.decision == decision
+    if decision == "ask":
+        assert verdict.rule == "unasked_write" and "only asks a question" in verdict.reason
+    # Reads answer questions; the rule never gates them. A spec may turn the rule off.
+    assert check(action("read_file", path="a.txt"), goal=goal).decision == "allow"
+    off = check(action("write_file", path="a.txt"), goal=goal, confirm_unasked_writes=False)
+    assert off.decision == "allow"
 
 
 # --- prompt-injection screening ---------------------------------------------------------------
