@@ -1,14 +1,12 @@
 """Tool cues: the words of a goal that name the tool it needs, from the tools' own hints.
 
-A goal may also forbid a tool in words: "... Do not open any database." The tools it names after
-a negation in the same part of a sentence (``forbidden_tools``) never get a step added for them.
-A goal that only asks questions (``asks_only_questions``) asks for no change, which the safety
-layer reads (``SafetySpec.confirm_unasked_writes``).
-
 The bundled model copies the tool of the planning example it is shown, so under the ``tiny``
-profile the example is chosen by these cues first (``goalgraph.prompts.plan_examples``), and a plan
-that ignores a strong cue gets a step for it (``goalgraph.plan.add_cued_steps``). The cues come
-from each tool's hints (``goalgraph.hints``); everything here is a pure function of text.
+profile the example is chosen by these cues first (``goalgraph.prompts.plan_examples``). Under
+every profile a plan that ignores a strong cue gets a step for it
+(``goalgraph.plan.add_cued_steps``), unless the goal forbids the tool in words ("... Do not open
+any database.", ``forbidden_tools``). A goal that only asks questions (``asks_only_questions``)
+asks for no change, which the safety layer reads (``SafetySpec.confirm_unasked_writes``). The cues
+come from each tool's hints (``goalgraph.hints``); everything here is a pure function of text.
 """
 
 from __future__ import annotations
@@ -25,12 +23,26 @@ _JOIN = re.compile(r",?\s+(?:and\s+then|and|then)\s+", re.IGNORECASE)
 _SCOPE_BREAK = re.compile(
     r"[.?!;:,–—](?=\s|$)|\s+-\s+|\s+(?:and\s+then|and|then|but|instead)\s+", re.IGNORECASE
 )
-"""Where a negation's reach ends: "Don't read it, just write the URL to url.txt" forbids
+"""Where a prohibition's reach ends: "Don't read it, just write the URL to url.txt" forbids
 reading, not writing."""
+_PROHIBITION = re.compile(
+    r"^\W*(?:(?:please|and|but|just|also|so|then)\s+)*"
+    r"(?:(?:you\s+)?(?:do\s+not|don['’]?t|must\s+not|mustn['’]t|should\s+not"
+    r"|shouldn['’]t|may\s+not|can\s*not|can['’]t|never)|no\s+need\s+to|avoid\w*)\b"
+    r"(?!\s+(?:forget|fail|hesitate)\b)"
+    r"|\bwithout\b",
+    re.IGNORECASE,
+)
+"""A prohibition: a part of a sentence that opens with "do not", "don't", "never", "no need to",
+"avoid" and the like ("don't forget to" is none), or "without" anywhere. A "not" inside a part
+describes instead of forbids: "Which files do not mention Berlin?", "If the total isn't zero"."""
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
-_REQUEST = re.compile(r"^\W*(?:can|could|would|will)\s+(?:you|u)\b|\bplease\b", re.IGNORECASE)
-"""A question that asks the agent to do something: "Can you jot down ... in reminders.txt?"."""
-_NEGATION = re.compile(r"\b(?:not|never|without|avoid\w*|nor)\b|n['’]t\b", re.IGNORECASE)
+_REQUEST = re.compile(
+    r"\b(?:can|could|would|will)\s+(?:you|u|it\s+be\s+possible)\b|\bplease\b|\bwhy\s+not\b",
+    re.IGNORECASE,
+)
+"""A question that asks the agent to do something: "Hey, can you save 'dentist' to
+reminders.txt?", "Would it be possible to save it?", "Why not save it to a.txt?"."""
 
 
 def cued_tool(text: str, hints: Mapping[str, ToolHints]) -> str | None:
@@ -75,39 +87,53 @@ def cue_clause(goal: str, cue: re.Pattern[str]) -> str | None:
 def forbidden_tools(goal: str, hints: Mapping[str, ToolHints]) -> set[str]:
     """Return the tools ``goal`` tells the agent not to use.
 
-    A tool is forbidden when a negation ("not", "never", "without", "don't", "avoid") comes
-    before words that name it in the same part of a sentence: its cue, its strong cue, or the
-    verb its worked example starts with ("Fetch https://example.com" names ``http_get`` by
-    "fetch", so "... do not fetch it" forbids it). "Which files mention the database password?
+    A tool is forbidden when a part of a sentence is a prohibition ("Do not ...", "Don't ...",
+    "Never ...", "No need to ...", "Avoid ...", or "without" anywhere in it) and names the tool
+    after it: by its strong cue, or by the verb its worked example starts with when no other
+    tool's example starts with it (a tool's plain cue is too broad: any file name cues
+    ``read_file``) ("Fetch https://example.com" names ``http_get`` by
+    "fetch", so "... Do not fetch it." forbids it). "Which files mention the database password?
     Do not open any database." forbids ``sqlite_query`` with goalgraph's own tools, though its
-    first sentence names a database too: the user's prohibition wins.
+    first sentence names a database too: the prohibition wins. So does a prohibition of one
+    object: "Don't overwrite a.txt; write to b.txt" forbids the writing tool.
     """
+    verbs = _example_verbs(hints)
     forbidden: set[str] = set()
     for part in _SCOPE_BREAK.split(goal):
-        negation = _NEGATION.search(part or "")
-        if negation is None:
+        prohibition = _PROHIBITION.search(part)
+        if prohibition is None:
             continue
-        after = part[negation.end() :]
+        after = part[prohibition.end() :]
         for tool, hint in hints.items():
-            if any(name.search(after) for name in _names(hint)):
+            names = [hint.strong_cue, verbs.get(tool)]
+            if any(name is not None and name.search(after) for name in names):
                 forbidden.add(tool)
     return forbidden
 
 
-def _names(hint: ToolHints) -> list[re.Pattern[str]]:
-    """The patterns of the words that name a tool: its cues and its example's verb."""
-    names = [cue for cue in (hint.cue, hint.strong_cue) if cue is not None]
-    verb = re.match(r"[A-Za-z]+", hint.example.step) if hint.example else None
-    if verb:
-        names.append(re.compile(rf"\b{verb.group().lower()}\w*", re.IGNORECASE))
-    return names
+def _example_verbs(hints: Mapping[str, ToolHints]) -> dict[str, re.Pattern[str]]:
+    """Each tool's example verb ("Fetch" of "Fetch https://example.com"), when no other tool's
+    example starts with the same verb, as a pattern of its word forms."""
+    verbs: dict[str, str] = {}
+    for tool, hint in hints.items():
+        verb = re.match(r"[A-Za-z]+", hint.example.step) if hint.example else None
+        if verb:
+            verbs[tool] = verb.group().casefold()
+    shared = {verb for verb in verbs.values() if list(verbs.values()).count(verb) > 1}
+    return {
+        tool: re.compile(rf"\b{verb}\w*", re.IGNORECASE)
+        for tool, verb in verbs.items()
+        if verb not in shared
+    }
 
 
 def asks_only_questions(goal: str) -> bool:
     """Tell whether every sentence of ``goal`` is a question that asks for no action.
 
     "Which orders are still waiting to go out?" only asks; "Can you jot down 'dentist' in
-    reminders.txt?" and "What is 2+2? Save it to a.txt." ask for an action too.
+    reminders.txt?" and "What is 2+2? Save it to a.txt." ask for an action too. Other forms of
+    a question ("Which orders are waiting? Thanks!") count as not only asking, so the safety
+    rule that reads this (``SafetySpec.confirm_unasked_writes``) errs towards not asking.
     """
     sentences = [part for part in _SENTENCE_END.split(goal.strip()) if part]
     return bool(sentences) and all(

@@ -2,8 +2,9 @@
 
 A server may attach to each tool a cue (the words of a goal that name it), a strong cue, a rank
 among cues and a worked example (``goalgraph.tools.hints.hint_payload`` writes them; goalgraph's
-own server does for its tools). The ``tiny`` profile's rules use them: the planner's example,
-the steps a strong cue adds and the restated steps. No rule is keyed to a tool's name, so a
+own server does for its tools). The profile rules use them: the steps a strong cue adds
+(``cued_steps``, in every profile), and under ``tiny`` the planner's example and the restated
+steps. No rule is keyed to a tool's name, so a
 third-party tool is planned with its own hints, and a tool without hints gets none of them.
 """
 

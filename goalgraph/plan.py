@@ -231,8 +231,10 @@ def add_cued_steps(
     missing = []
     forbidden = forbidden_tools(goal, hints)
     for tool, hint in hints.items():
-        found = hint.strong_cue.search(goal) if hint.strong_cue and tool not in forbidden else None
-        if found and hint.strong_cue and all(step["tool"] != tool for step in steps):
+        if hint.strong_cue is None or tool in forbidden:
+            continue
+        found = hint.strong_cue.search(goal)
+        if found and all(step["tool"] != tool for step in steps):
             missing.append((found.start(), tool, hint.strong_cue))
     steps = [PlanStep(**step) for step in steps]
     for _, tool, strong in sorted(missing, key=lambda item: item[0]):

@@ -1,20 +1,21 @@
 """Model profiles: every agent rule that exists because a small model fails, in one place.
 
 The seven-node graph works the same for every model. A few rules on top of it were written after
-watching the bundled 135M model fail, and they hurt a capable model: they add steps a goal did not
-ask for, rewrite steps that start with "The", and stop the model from choosing its tool. Each such
-rule is a field of ``ModelProfile``; a profile is a named set of them, chosen per model:
+watching the bundled 135M model fail, and most hurt a capable model: they rewrite steps that
+start with "The", and stop the model from choosing its tool. Each such rule is a field of
+``ModelProfile``; a profile is a named set of them, chosen per model:
 
 * ``tiny``: every small-model rule on, ``plan_scope`` off. For models under ~300M parameters
   (the bundled SmolLM2-135M), which copy the nearest example, guess answers into plan steps and
   compose final answers poorly.
-* ``standard``: every small-model rule off, and the planner told to plan only what the goal asks
-  (``plan_scope``). The model plans, chooses its tools and writes the final answer.
+* ``standard``: every small-model rule but ``cued_steps`` off, and the planner told to plan only
+  what the goal asks (``plan_scope``). The model plans, chooses its tools and writes the final
+  answer.
 
-``cued_steps`` is on in both: once it read negation ("... Do not open any database." adds no
-database step), it no longer added steps a goal forbids, and on Qwen2.5-Coder-0.5B it gained a
-tuning task and kept the write step of "Compute 12*(3+4), then write the result to result.txt"
-that the model's own plan sometimes drops.
+``cued_steps`` is on in both: once it read prohibitions ("... Do not open any database." adds
+no database step), it no longer added the steps it was faulted for, and on Qwen2.5-Coder-0.5B
+it gained a tuning task and kept the write step of "Compute 12*(3+4), then write the result to
+result.txt" that the model's own plan sometimes drops.
 
 Two recovery rules were written after watching Qwen2.5-Coder-0.5B repeat a failed or an earlier
 call: ``repeat_recovery`` is on in both profiles, ``feedback_last`` only in ``standard`` (it did

@@ -4,7 +4,8 @@ A hint says which words of a goal name the tool (its cue, as a regular expressio
 cue is so unambiguous that a plan without the tool misses a step (its strong cue), where the cue
 ranks against other tools' cues (specific before general), and a worked example of the tool. The
 agent reads them from any server's tools (``goalgraph.hints``), so a third-party tool can bring
-its own; only the ``tiny`` profile uses them (``goalgraph.profiles``).
+its own; the profile rules use them (``goalgraph.profiles``): ``cued_steps`` in every profile,
+the planning example and restated steps only under ``tiny``.
 
 This module is data for the server process: it imports nothing from LangChain.
 """

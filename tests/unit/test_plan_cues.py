@@ -302,6 +302,8 @@ def test_no_step_is_added_without_a_missing_strong_cue(goal, steps, tools):
         ("Never write to config.yaml; read it and tell me the port", "write_file"),
         ("Without opening shop.db, guess what tables it holds", "sqlite_query"),
         ("Don’t fetch https://a.test/x, just tell me its host", "http_get"),
+        ("No need to fetch it. What host does https://a.test/x name?", "http_get"),
+        ("You cannot fetch https://a.test/x. What host is it?", "http_get"),
     ],
 )
 def test_a_tool_the_goal_forbids_gets_no_step(goal, forbidden):
@@ -313,15 +315,20 @@ def test_a_tool_the_goal_forbids_gets_no_step(goal, forbidden):
 @pytest.mark.parametrize(
     ("goal", "added"),
     [
-        # A negation reaches to the end of its part of the sentence, not further.
+        # A prohibition reaches to the end of its part of the sentence, not further.
         ("Don't read it, just write the URL to url.txt", "write_file"),
         ("Do not summarise it but save the text of https://a.test to a.txt", "http_get"),
-        # A negation before a tool's words, not before the words that name the tool.
+        # A "not" inside a part describes; it forbids nothing.
         ("Write the names that do not appear in b.txt to out.txt", "write_file"),
         ("Cancel SO-4, Ada doesn't need it, and write done to log.txt", "write_file"),
+        ("If the total isn't zero write it to total.txt", "write_file"),
+        ("Which files don't mention Berlin?", "search_files"),
+        ("Compute 12*(3+4) and don't forget to write it to result.txt", "write_file"),
+        # A verb two tools' examples share ("Search ...") names neither.
+        ("Which notes mention Berlin without searching memory", "search_files"),
     ],
 )
-def test_a_negation_forbids_only_the_tools_named_after_it(goal, added):
+def test_a_prohibition_forbids_only_the_tools_named_after_it(goal, added):
     assert added not in forbidden_tools(goal, ALL)
     checked = add_cued_steps(_steps(("Think", None)), goal, ALL)
     assert added in [step["tool"] for step in checked]

@@ -186,6 +186,8 @@ def test_a_tainted_run_gates_risky_tools(mode: str, decision: str) -> None:
         ("Who placed SO-3? How do I reach them?", "ask"),
         ("Can you jot down 'dentist Tuesday 9am' in reminders.txt?", "allow"),  # a request
         ("Could you please note it?", "allow"),
+        ("Hey, can you save 'dentist' to reminders.txt?", "allow"),
+        ("Would it be possible to save it to a.txt?", "allow"),
         ("What is 2+2? Save it to a.txt.", "allow"),  # a question, then an action
         ("Write hello to greeting.txt", "allow"),
         (None, "allow"),  # no goal known: the check is skipped
