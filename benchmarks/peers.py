@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -60,7 +61,7 @@ from goalgraph.eval.peers import (
     single_agent_tasks,
     smolagents_model,
 )
-from goalgraph.eval.records import TaskRun
+from goalgraph.eval.records import CallRecord, TaskRun
 from goalgraph.eval.suite import SPLITS, SuiteError, TaskSpec, load_suite
 from goalgraph.eval.tasks import EVAL_LIMITS, arun_task, load_model, report_progress, select_tasks
 from goalgraph.llm.loader import ModelLoadError
@@ -286,11 +287,16 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Join results (``results_data``) of different agents on the same model, tasks, limits and
     model settings, measured in separate processes, into one.
 
+    A goalgraph-only process also runs the team tasks, which a peer (one agent) cannot run; when
+    one result holds more tasks than another and every extra task is a team task, those are left
+    out of it, so every agent is compared on the same tasks (``left_out`` names them).
+
     Raises:
         ValueError: No results, results that differ in any of those, or an agent in two of them.
     """
     if not parts:
         raise ValueError("no results to merge")
+    parts = _without_team_tasks(parts)
     first = parts[0]
     for part in parts[1:]:
         for key in ("model", "tasks", "selection", "limits", "model_env"):
@@ -307,7 +313,48 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "failure_causes": {a: n for part in parts for a, n in part["failure_causes"].items()},
         "runs": {agent: runs for part in parts for agent, runs in part["runs"].items()},
         "processes": sum(part.get("processes", 1) for part in parts),
+        "left_out": {a: ids for part in parts for a, ids in part.get("left_out", {}).items()},
     }
+
+
+def _without_team_tasks(parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return ``parts``, each restricted to the tasks common to all when every task some part
+    holds beyond them is a team task, with its summary counted again; else ``parts``."""
+    common = set.intersection(*(set(part.get("tasks", [])) for part in parts))
+    trimmed = []
+    for part in parts:
+        extra = [task for task in part.get("tasks", []) if task not in common]
+        records = {agent: [_task_run(run) for run in runs] for agent, runs in part["runs"].items()}
+        is_team = {
+            run.task_id: run.kind.startswith("team") for rs in records.values() for run in rs
+        }
+        if not extra or not all(is_team.get(task, False) for task in extra):
+            trimmed.append(part)
+            continue
+        kept = {agent: [r for r in rs if r.task_id not in extra] for agent, rs in records.items()}
+        trimmed.append(
+            {
+                **part,
+                "tasks": [task for task in part["tasks"] if task in common],
+                "summary": summary_rows(kept),
+                "failure_causes": {agent: _failure_counts(rs) for agent, rs in kept.items() if rs},
+                "runs": {agent: [run.to_dict() for run in rs] for agent, rs in kept.items()},
+                "left_out": {**part.get("left_out", {}), **{agent: extra for agent in records}},
+            }
+        )
+    return trimmed
+
+
+def _task_run(data: dict[str, Any]) -> TaskRun:
+    """Read back a ``TaskRun.to_dict()`` record."""
+    names = {field.name for field in dataclasses.fields(TaskRun)}
+    run = TaskRun(**{key: value for key, value in data.items() if key in names and key != "calls"})
+    call_names = {field.name for field in dataclasses.fields(CallRecord)}
+    run.calls = [
+        CallRecord(**{key: value for key, value in call.items() if key in call_names})
+        for call in data.get("calls", [])
+    ]
+    return run
 
 
 def _failure_counts(runs: Sequence[TaskRun]) -> dict[str, int]:
@@ -394,6 +441,12 @@ def markdown(data: dict[str, Any]) -> str:
         if counts:
             causes = ", ".join(f"{cause} {n}" for cause, n in counts.items())
             lines += [f"**{agent}** failure causes: {causes}. Failed: {', '.join(failed)}", ""]
+    for agent, ids in data.get("left_out", {}).items():
+        lines += [
+            f"Left out of **{agent}**'s rows: team tasks, which a peer cannot run: "
+            f"{', '.join(ids)}.",
+            "",
+        ]
     settings = "".join(f"{key}={value} " for key, value in data.get("model_env", {}).items())
     chosen = "".join(f" {argument}" for argument in data.get("selection", []))
     command = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}{chosen}"

@@ -449,6 +449,19 @@ def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
 
     with pytest.raises(ValueError, match="differ in tasks"):
         peers.merge_results([result("goalgraph", "d1"), result("langgraph", "d2", tasks=["b"])])
+    # goalgraph alone also ran a team task, which a peer cannot: it is left out of its rows.
+    team = TaskRun(task_id="tm", kind="team_pipeline", model="m", split="heldout", success=True)
+    alone = result("goalgraph", "d1", tasks=["a", "tm"])
+    alone["runs"]["goalgraph"].append(team.to_dict())
+    joined = peers.merge_results([alone, result("langgraph", "d2")])
+    assert joined["tasks"] == ["a"] and joined["left_out"] == {"goalgraph": ["tm"]}
+    assert [run["kind"] for run in joined["runs"]["goalgraph"]] == ["k"]
+    assert joined["summary"][0]["succeeded"] == 1 and joined["summary"][0]["tasks"] == 1
+    assert "Left out of **goalgraph**'s rows: team tasks" in peers.markdown(joined)
+    with pytest.raises(ValueError, match="differ in tasks"):  # a single-agent extra task
+        peers.merge_results(
+            [result("goalgraph", "d1", tasks=["a", "b"]), result("langgraph", "d2")]
+        )
     with pytest.raises(ValueError, match="differ in selection"):
         peers.merge_results([result("goalgraph", "d1"), result("langgraph", "d2", selection=[])])
     with pytest.raises(ValueError, match="in more than one result: goalgraph"):
