@@ -89,10 +89,10 @@ def forbidden_tools(goal: str, hints: Mapping[str, ToolHints]) -> set[str]:
 
     A tool is forbidden when a part of a sentence is a prohibition ("Do not ...", "Don't ...",
     "Never ...", "No need to ...", "Avoid ...", or "without" anywhere in it) and names the tool
-    after it: by its strong cue, or by the verb its worked example starts with when no other
-    tool's example starts with it (a tool's plain cue is too broad: any file name cues
-    ``read_file``) ("Fetch https://example.com" names ``http_get`` by
-    "fetch", so "... Do not fetch it." forbids it). "Which files mention the database password?
+    after it, by its strong cue or by the verb its worked example starts with, unless another
+    tool's example starts with it too: "Fetch https://example.com" names ``http_get`` by
+    "fetch", so "... Do not fetch it." forbids it. A tool's plain cue is too broad for this (any
+    file name cues ``read_file``). "Which files mention the database password?
     Do not open any database." forbids ``sqlite_query`` with goalgraph's own tools, though its
     first sentence names a database too: the prohibition wins. So does a prohibition of one
     object: "Don't overwrite a.txt; write to b.txt" forbids the writing tool.
