@@ -324,14 +324,14 @@ def _without_team_tasks(parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     trimmed = []
     for part in parts:
         extra = [task for task in part.get("tasks", []) if task not in common]
-        records = {agent: [_task_run(run) for run in runs] for agent, runs in part["runs"].items()}
-        is_team = {
-            run.task_id: run.kind.startswith("team") for rs in records.values() for run in rs
-        }
-        if not extra or not all(is_team.get(task, False) for task in extra):
+        kinds = {run["task_id"]: run["kind"] for runs in part["runs"].values() for run in runs}
+        if not extra or not all(kinds.get(task, "").startswith("team") for task in extra):
             trimmed.append(part)
             continue
-        kept = {agent: [r for r in rs if r.task_id not in extra] for agent, rs in records.items()}
+        kept = {
+            agent: [_task_run(run) for run in runs if run["task_id"] not in extra]
+            for agent, runs in part["runs"].items()
+        }
         trimmed.append(
             {
                 **part,
@@ -339,7 +339,7 @@ def _without_team_tasks(parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
                 "summary": summary_rows(kept),
                 "failure_causes": {agent: _failure_counts(rs) for agent, rs in kept.items() if rs},
                 "runs": {agent: [run.to_dict() for run in rs] for agent, rs in kept.items()},
-                "left_out": {**part.get("left_out", {}), **{agent: extra for agent in records}},
+                "left_out": {**part.get("left_out", {}), **{agent: extra for agent in kept}},
             }
         )
     return trimmed
