@@ -11,12 +11,23 @@ come from each tool's hints (``goalgraph.hints``); everything here is a pure fun
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from goalgraph.hints import ToolHints
 
-__all__ = ["asks_only_questions", "cue_clause", "cued_actions", "cued_tool", "forbidden_tools"]
+__all__ = [
+    "Prohibition",
+    "asks_only_questions",
+    "cue_clause",
+    "cued_actions",
+    "cued_tool",
+    "forbidden_tools",
+    "prohibitions",
+]
 
 _CLAUSE_BREAK = re.compile(r"[.?!;](?=\s|$)|,?\s+(?:and\s+then|and|then)\s+", re.IGNORECASE)
 _JOIN = re.compile(r",?\s+(?:and\s+then|and|then)\s+", re.IGNORECASE)
@@ -36,6 +47,13 @@ _PROHIBITION = re.compile(
 """A prohibition: a part of a sentence that opens with "do not", "don't", "never", "no need to",
 "avoid" and the like ("don't forget to" is none), or "without" anywhere. A "not" inside a part
 describes instead of forbids: "Which files do not mention Berlin?", "If the total isn't zero"."""
+_OBJECT = re.compile(
+    r"https?://[^\s'\"]+[^\s'\".,;:!?)]"
+    r"|'([^'\n]{1,120})'|\"([^\"\n]{1,120})\"|“([^”\n]{1,120})”"
+    r"|(?<![\w./-])[\w-]+(?:[./][\w-]+)*\.[A-Za-z]\w{0,5}(?![\w/])"
+)
+"""What a prohibition may name as its object: a URL, a quoted text, or a file name ("a.txt",
+"notes/todo.md")."""
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 _REQUEST = re.compile(
     r"\b(?:can|could|would|will)\s+(?:you|u|it\s+be\s+possible)\b|\bplease\b|\bwhy\s+not\b",
@@ -84,31 +102,70 @@ def cue_clause(goal: str, cue: re.Pattern[str]) -> str | None:
     return clause[:1].upper() + clause[1:]
 
 
-def forbidden_tools(goal: str, hints: Mapping[str, ToolHints]) -> set[str]:
-    """Return the tools ``goal`` tells the agent not to use.
+@dataclass(frozen=True)
+class Prohibition:
+    """A goal's words telling the agent not to use a tool, or not on some objects."""
 
-    A tool is forbidden when a part of a sentence is a prohibition ("Do not ...", "Don't ...",
+    tool: str
+    """The tool named."""
+    objects: tuple[str, ...] = ()
+    """The URLs, quoted texts and file names the prohibition names ("Don't overwrite a.txt");
+    none: the tool itself is forbidden ("Do not fetch it.")."""
+
+    def covers(self, args: Mapping[str, Any]) -> bool:
+        """Whether a call of the tool with ``args`` does what this forbids: any call when no
+        object is named, else a call whose arguments name one of the objects."""
+        if not self.objects:
+            return True
+        text = json.dumps(args, ensure_ascii=False, default=str).casefold()
+        return any(
+            re.search(rf"(?<![\w-]){re.escape(item.casefold())}(?![\w-])", text)
+            for item in self.objects
+        )
+
+
+def prohibitions(goal: str, hints: Mapping[str, ToolHints]) -> list[Prohibition]:
+    """Return what ``goal`` tells the agent not to do, one ``Prohibition`` per tool named.
+
+    A tool is named when a part of a sentence is a prohibition ("Do not ...", "Don't ...",
     "Never ...", "No need to ...", "Avoid ...", or "without" anywhere in it) and names the tool
     after it, by its strong cue or by the verb its worked example starts with, unless another
     tool's example starts with it too: "Fetch https://example.com" names ``http_get`` by
     "fetch", so "... Do not fetch it." forbids it. A tool's plain cue is too broad for this (any
-    file name cues ``read_file``). "Which files mention the database password?
-    Do not open any database." forbids ``sqlite_query`` with goalgraph's own tools, though its
-    first sentence names a database too: the prohibition wins. So does a prohibition of one
-    object: "Don't overwrite a.txt; write to b.txt" forbids the writing tool.
+    file name cues ``read_file``). The URLs, quoted texts and file names after the prohibition
+    are its objects: "Don't overwrite a.txt; write to b.txt" forbids writing ``a.txt``.
     """
     verbs = _example_verbs(hints)
-    forbidden: set[str] = set()
+    found: dict[str, list[str] | None] = {}
     for part in _SCOPE_BREAK.split(goal):
         prohibition = _PROHIBITION.search(part)
         if prohibition is None:
             continue
         after = part[prohibition.end() :]
+        objects = [next(filter(None, m.groups()), m.group()) for m in _OBJECT.finditer(after)]
         for tool, hint in hints.items():
             names = [hint.strong_cue, verbs.get(tool)]
-            if any(name is not None and name.search(after) for name in names):
-                forbidden.add(tool)
-    return forbidden
+            if not any(name is not None and name.search(after) for name in names):
+                continue
+            if not objects or found.get(tool, []) is None:
+                found[tool] = None  # The whole tool is forbidden.
+            else:
+                found[tool] = [*(found.get(tool) or []), *objects]
+    return [
+        Prohibition(tool, tuple(dict.fromkeys(objects or ()))) for tool, objects in found.items()
+    ]
+
+
+def forbidden_tools(goal: str, hints: Mapping[str, ToolHints]) -> set[str]:
+    """Return the tools ``goal`` tells the agent not to use, on anything (``prohibitions``).
+
+    "Which files mention the database password? Do not open any database." forbids
+    ``sqlite_query`` with goalgraph's own tools, though its first sentence names a database too:
+    the prohibition wins. For planning, a prohibition of one object forbids the tool too
+    ("Don't overwrite a.txt; write to b.txt" forbids the writing tool); the safety layer reads
+    the objects (``Prohibition.covers``).
+    """
+    return {prohibition.tool for prohibition in prohibitions(goal, hints)}
 
 
 def _example_verbs(hints: Mapping[str, ToolHints]) -> dict[str, re.Pattern[str]]:

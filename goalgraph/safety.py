@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 import jsonschema
 
-from goalgraph.cues import asks_only_questions
+from goalgraph.cues import asks_only_questions, prohibitions
+from goalgraph.hints import ToolHints
 from goalgraph.risk import ToolTraits
 from goalgraph.spec import RiskClass, SafetySpec, Source
 from goalgraph.state import ProposedAction
@@ -58,6 +59,7 @@ Rule = Literal[
     "budget",
     "tainted",
     "unasked_write",
+    "forbidden_by_goal",
     "approval",
     "allowed",
 ]
@@ -132,6 +134,7 @@ def check_action(
     allow_hosts: Sequence[str] = (),
     now: float | None = None,
     goal: str | None = None,
+    hints: Mapping[str, ToolHints] | None = None,
 ) -> PolicyVerdict:
     """Decide whether a proposed tool call may run.
 
@@ -143,8 +146,9 @@ def check_action(
     already succeeded with nothing but reads since (``RunLedger.unchanged_reads``: the current
     step's planned tool's, so a step copying an earlier step's call); the run's budgets;
     the rate limit (a wait, not a refusal); a run tainted by untrusted content (``taint_of``);
-    a ``write`` call when the goal only asks questions (``confirm_unasked_writes``); and
-    whether a human must approve the tool or its class.
+    a ``write`` call when the goal only asks questions (``confirm_unasked_writes``); a call
+    the goal's words forbid (``confirm_forbidden_calls``); and whether a human must approve the
+    tool or its class.
 
     Args:
         action: The proposed tool call.
@@ -156,6 +160,7 @@ def check_action(
         allow_hosts: Hosts URL arguments may name (``*``: any).
         now: The current time for the rate limit (default ``time.time()``).
         goal: The run's goal, for the checks that read it (``None``: those are skipped).
+        hints: The tools' hints (``goalgraph.hints``), which name the tools a goal forbids.
     """
     tool = action["tool"] or ""
     if tool not in schemas:
@@ -217,6 +222,11 @@ def check_action(
     if policy.confirm_unasked_writes and risk == "write" and goal and asks_only_questions(goal):
         reason = f"tool {tool!r} changes things, but the goal only asks a question: {goal[:200]!r}"
         return verdict("ask", reason, "unasked_write", wait)
+    if policy.confirm_forbidden_calls and goal and hints:
+        for prohibition in prohibitions(goal, hints):
+            if prohibition.tool == tool and prohibition.covers(action["args"]):
+                reason = f"the goal says not to do this with {tool!r}: {goal[:200]!r}"
+                return verdict("ask", reason, "forbidden_by_goal", wait)
     if "*" in policy.require_approval or tool in policy.require_approval:
         return verdict("ask", f"tool {tool!r} requires human approval", "approval", wait)
     if risk in policy.approval_classes:

@@ -356,6 +356,10 @@ class SafetySpec(_Section):
     """When the goal only asks questions ("Which orders are still waiting to go out?"), a call
     of a ``write`` tool needs human approval: answering a question changes nothing, so such a
     call is the model's guess, not the user's wish (``goalgraph.cues.asks_only_questions``)."""
+    confirm_forbidden_calls: bool = True
+    """A call the goal's own words forbid ("... Do not fetch it.", "Don't overwrite a.txt")
+    needs human approval. The tools are named by their hints (``goalgraph.cues.prohibitions``),
+    so a tool without hints is never taken for a forbidden one."""
     on_injection: Literal["ask", "block", "flag"] = "ask"
     """Once the run is tainted (it read output from a source not in ``trusted_sources``, or an
     output the screen flagged), ``write``, ``exec`` and ``network`` actions: ``ask`` a human,

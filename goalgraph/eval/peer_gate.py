@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from goalgraph.eval.records import INVALID_CALL_RULES, CallRecord, TaskRun
+from goalgraph.hints import tool_hints
 from goalgraph.injection import quote_observation, screen
 from goalgraph.resources import ARTIFACTS_FOLDER, ToolSet
 from goalgraph.risk import ToolTraits
@@ -123,6 +124,7 @@ class PolicyGate:
         self.stop: RunStop | None = None
         """Set when the run must end now (time up, approvals exhausted)."""
         self._schemas = toolset.schemas()
+        self._hints = tool_hints(toolset.tools)
         self._reached: set[int] = set()
         self._call_counts: dict[str, int] = {}
         self._tool_counts: dict[str, int] = {}
@@ -269,6 +271,7 @@ class PolicyGate:
             traits=self.traits,
             allow_hosts=self.spec.tools.http.allow_hosts,
             goal=self.run.goal or None,
+            hints=self._hints,
         )
 
     async def _execute(self, record: CallRecord, tool: str, args: dict[str, Any]) -> GateOutcome:

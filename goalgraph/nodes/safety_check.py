@@ -12,6 +12,7 @@ from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
+from goalgraph.hints import tool_hints
 from goalgraph.nodes.common import bump, current_step, thread_id_of
 from goalgraph.resources import AgentResources
 from goalgraph.risk import ToolTraits
@@ -68,6 +69,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
         toolset = await res.toolset()
         traits = await res.tool_traits()
         ledger = ledger_of(state, traits, reads=(await res.aprofile()).repeat_recovery)
+        hints = tool_hints(toolset.tools)
         verdicts: list[Verdict] = []
         wait_s = 0.0
         for proposed in actions:
@@ -80,6 +82,7 @@ def make_safety_check_node(res: AgentResources) -> Any:
                 traits=traits,
                 allow_hosts=res.spec.tools.http.allow_hosts,
                 goal=state.get("goal"),
+                hints=hints,
             )
             verdict = _decide(policy, proposed, state)
             verdicts.append(verdict)

@@ -119,6 +119,31 @@ def test_a_question_goal_asks_before_the_real_write_tool_runs(tmp_path: Path) ->
     assert (verdict["tool"], verdict["decision"], verdict["by"]) == ("write_file", "block", "human")
 
 
+def test_a_call_the_goal_forbids_asks_before_the_real_tool_runs(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)  # the default policy: no approval asked for writes otherwise
+    (spec.workspace / "a.txt").write_text("keep me", encoding="utf-8")
+    model = ScriptedChatModel(
+        responses=[
+            plan(("read", "read_file")),
+            tool_call("write_file", path="./a.txt", content="oops"),  # the goal forbids it
+            tool_call("read_file", path="a.txt"),
+        ],
+        goalgraph_profile="tiny",
+    )
+    with Agent(spec, model=model) as agent:
+        paused = agent.run("Read a.txt. Don't overwrite a.txt.", thread_id="f")
+        assert paused.status == "awaiting_approval"
+        assert paused.pending_approval is not None
+        assert "says not to" in paused.pending_approval["reason"]
+        done = agent.resume("f", approve=False, reason="you were told not to")
+    assert done.status == "done" and done.answer == "keep me", done.message
+    assert (spec.workspace / "a.txt").read_text(encoding="utf-8") == "keep me"
+    (verdict,) = [
+        r for r in AuditLog(tmp_path / "audit").read("f") if r.get("rule") == "forbidden_by_goal"
+    ]
+    assert (verdict["tool"], verdict["decision"], verdict["by"]) == ("write_file", "block", "human")
+
+
 def test_path_escape_is_blocked_before_the_tool_runs(tmp_path: Path) -> None:
     spec = _spec(tmp_path, limits={"max_step_attempts": 1, "max_replans": 0})
     (tmp_path / "secret.txt").write_text("top secret", encoding="utf-8")

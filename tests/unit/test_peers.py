@@ -16,7 +16,7 @@ import pytest
 from helpers import load_benchmark
 from langchain_core.messages import AIMessage
 from langchain_core.messages.tool import invalid_tool_call
-from langchain_core.tools import tool
+from langchain_core.tools import StructuredTool, tool
 from smolagents.models import ChatMessage, MessageRole, Model
 
 from goalgraph.eval.peer_gate import FRAMEWORK, PolicyGate
@@ -27,6 +27,7 @@ from goalgraph.resources import StaticToolSet
 from goalgraph.risk import tool_traits
 from goalgraph.spec import AgentSpec
 from goalgraph.testing import ScriptedChatModel, tool_call
+from goalgraph.tools.hints import HINTS_META_KEY, hint_payload
 
 # ----- the gate, over plain tools -----------------------------------------------------------------
 
@@ -78,6 +79,27 @@ async def test_an_approved_call_runs_and_a_repeated_one_is_blocked_as_a_loop():
     gate.max_approvals = 5
     repeated = await gate.call("add", {"a": 1, "b": 2})
     assert not repeated.ok and gate.run.calls[1].rule == "loop"
+
+
+async def test_the_gate_asks_before_a_call_the_goal_forbids_by_the_tools_own_hints():
+    hints = {HINTS_META_KEY: hint_payload(rank=1, cue=r"\badd\b", strong_cue=r"\badd\b")}
+    hinted = StructuredTool.from_function(
+        add.func, name="add", description="Add two integers.", metadata={"_meta": hints}
+    )
+    toolset = StaticToolSet([hinted])
+    run = TaskRun(task_id="t", kind="k", model="m", goal="Is 3 prime? Do not add anything.")
+    gate = PolicyGate(
+        AgentSpec(),
+        toolset,
+        tool_traits(toolset.tools),
+        run,
+        approval="deny",
+        deadline=time.perf_counter() + 60,
+        max_approvals=1,
+    )
+    outcome = await gate.call("add", {"a": 1, "b": 2})
+    assert not outcome.ok and gate.run.calls[0].rule == "forbidden_by_goal"
+    assert gate.run.calls[0].approval_requested and not gate.run.calls[0].ran
 
 
 async def test_a_call_after_the_deadline_is_not_run_and_ends_the_run_on_the_time_limit():

@@ -11,7 +11,7 @@ from langchain_core.tools import BaseTool, StructuredTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from goalgraph import Agent, AgentSpec
-from goalgraph.cues import cue_clause, cued_actions, forbidden_tools
+from goalgraph.cues import Prohibition, cue_clause, cued_actions, forbidden_tools, prohibitions
 from goalgraph.hints import hints_from_payloads, tool_hints
 from goalgraph.nodes.plan import example_steps, plan_messages
 from goalgraph.plan import MAX_PLAN_STEPS, add_cued_steps, fallback_plan, steps_from_output
@@ -445,3 +445,32 @@ def test_hints_travel_with_the_tool_not_with_its_name():
 def test_malformed_hints_are_ignored():
     hints = hints_from_payloads({"x": {"rank": "first", "cue": "([", "example": {"goal": 3}}})
     assert hints["x"].rank == 1_000 and hints["x"].cue is None and hints["x"].example is None
+
+
+@pytest.mark.parametrize(
+    ("goal", "expected"),
+    [
+        ("What is the URL in bookmark.txt? Do not fetch it.", [Prohibition("http_get")]),
+        ("Don't overwrite a.txt; write to b.txt", [Prohibition("write_file", ("a.txt",))]),
+        (
+            'Never write to "notes/todo.md" or report.txt',
+            [Prohibition("write_file", ("notes/todo.md", "report.txt"))],
+        ),
+        (
+            "Do not fetch https://example.com/a. Fetch https://example.com/b",
+            [Prohibition("http_get", ("https://example.com/a",))],
+        ),
+        # One prohibition of the whole tool outweighs one of an object.
+        ("Don't write to a.txt. Never write anything", [Prohibition("write_file")]),
+        ("Which files don't mention Berlin?", []),
+    ],
+)
+def test_prohibitions_name_the_tool_and_its_objects(goal, expected):
+    assert prohibitions(goal, ALL) == expected
+
+
+def test_a_prohibition_covers_only_calls_naming_its_objects():
+    (ban,) = prohibitions("Don't overwrite a.txt; write to b.txt", ALL)
+    assert ban.covers({"path": "a.txt"}) and ban.covers({"path": "./a.txt"})
+    assert not ban.covers({"path": "b.txt"}) and not ban.covers({"path": "data.txt"})
+    assert Prohibition("http_get").covers({"url": "https://example.com"})

@@ -11,11 +11,13 @@ import pytest
 from langchain_core.tools import StructuredTool
 
 from goalgraph.audit import AuditLog
+from goalgraph.hints import hints_from_payloads
 from goalgraph.injection import neutralise, quote_observation, screen
 from goalgraph.risk import ToolTraits, tool_meta, tool_traits
 from goalgraph.safety import RunLedger, call_signature, check_action
 from goalgraph.spec import SafetySpec
 from goalgraph.tools.content import ArtifactStore, content_to_text
+from goalgraph.tools.hints import BUILTIN_HINTS
 
 STRING = {"type": "string"}
 SCHEMAS = {
@@ -43,6 +45,7 @@ def check(
     ledger: RunLedger | None = None,
     now: float = 1000.0,
     goal: str | None = None,
+    hints: Any = None,
     **policy: Any,
 ):
     return check_action(
@@ -55,6 +58,7 @@ def check(
         allow_hosts=["example.com"],
         now=now,
         goal=goal,
+        hints=hints,
     )
 
 
@@ -202,6 +206,49 @@ def test_a_write_needs_approval_when_the_goal_only_asks(goal: str | None, decisi
     assert check(action("read_file", path="a.txt"), goal=goal).decision == "allow"
     off = check(action("write_file", path="a.txt"), goal=goal, confirm_unasked_writes=False)
     assert off.decision == "allow"
+
+
+HINTS = hints_from_payloads(BUILTIN_HINTS)
+
+
+@pytest.mark.parametrize(
+    ("goal", "act", "decision"),
+    [
+        ("What is the URL in bookmark.txt? Do not fetch it.", ("http_get", "url"), "ask"),
+        ("What is the URL in bookmark.txt? Do not fetch it.", ("read_file", "path"), "allow"),
+        ("Don't overwrite a.txt; write the total to b.txt", ("write_file", "path"), "ask"),
+        ("Never write to 'notes/todo.md'", ("write_file", "path"), "ask"),
+        ("Fetch https://example.com/a and save it to page.txt", ("http_get", "url"), "allow"),
+        ("Don't forget to write it to a.txt", ("write_file", "path"), "allow"),
+    ],
+)
+def test_a_call_the_goal_forbids_needs_approval(
+    goal: str, act: tuple[str, str], decision: str
+) -> None:
+    tool, argument = act
+    value = {"url": "https://example.com/a", "path": "./a.txt"}[argument]
+    if "notes/todo.md" in goal:
+        value = "notes/todo.md"
+    verdict = check(action(tool, **{argument: value}), goal=goal, hints=HINTS)
+    assert verdict.decision == decision
+    if decision == "ask":
+        assert verdict.rule == "forbidden_by_goal" and "says not to" in verdict.reason
+        off = check(
+            action(tool, **{argument: value}),
+            goal=goal,
+            hints=HINTS,
+            confirm_forbidden_calls=False,
+        )
+        assert off.decision == "allow"
+
+
+def test_a_prohibition_of_one_file_leaves_the_other_files_alone() -> None:
+    goal = "Don't overwrite a.txt; write the total to b.txt"
+    assert check(action("write_file", path="b.txt"), goal=goal, hints=HINTS).decision == "allow"
+    assert check(action("write_file", path="data.txt"), goal=goal, hints=HINTS).decision == "allow"
+    assert check(action("write_file", path="a.txt"), goal=goal, hints=HINTS).decision == "ask"
+    # Without hints no tool is named, so nothing is taken for forbidden.
+    assert check(action("write_file", path="a.txt"), goal=goal).decision == "allow"
 
 
 # --- prompt-injection screening ---------------------------------------------------------------
