@@ -9,6 +9,8 @@ Each specialist node runs that agent's seven-node graph as a subgraph on its ste
 earlier steps' results; its answer becomes the step's result. A failed step sends the team to
 ``replan`` (bounded by ``limits.max_replans``), which assigns the rest of the goal anew; an
 assignment that already failed is not handed out again unchanged (the team's loop check).
+Each assignment is fitted to the members' tools (``goalgraph.teams.fit``): a step whose words cue
+a tool its member is not offered goes to a member that is.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Overwrite
 
+from goalgraph.hints import tool_hints
 from goalgraph.plan import MAX_PLAN_STEPS, plan_schema, steps_from_output
 from goalgraph.resources import AgentResources
 from goalgraph.teams.budget import TeamLimits
 from goalgraph.teams.common import check_goal, run_in_team, timed, used_budget
+from goalgraph.teams.fit import fit_steps
 from goalgraph.teams.members import Member
 from goalgraph.teams.state import (
     TeamBudget,
@@ -130,11 +134,17 @@ def add_orchestrator_nodes(
     names = list(members)
     default = names[0]
 
-    async def ask_planner(prompt: list[BaseMessage], first_id: int) -> list[TeamStep]:
+    async def ask_planner(
+        prompt: list[BaseMessage], first_id: int, goal: str, *, add_cued: bool = False
+    ) -> list[TeamStep]:
         model: BaseChatModel = await lead.achat_model()
         planner = model.with_structured_output(plan_schema(names, max_steps=MAX_PLAN_STEPS))
         output = await planner.ainvoke(prompt)
-        return assign_steps(output, names=names, first_id=first_id, default=default)
+        steps = assign_steps(output, names=names, first_id=first_id, default=default)
+        offered = {name: await member.resources.toolset() for name, member in members.items()}
+        tools_of = {name: [tool.name for tool in tools.tools] for name, tools in offered.items()}
+        hints = tool_hints(tool for tools in offered.values() for tool in tools.tools)
+        return fit_steps(steps, goal, tools_of, hints, add_cued=add_cued)
 
     async def plan(state: TeamState, config: RunnableConfig) -> dict[str, Any]:
         """Split the goal into steps, each assigned to a specialist."""
@@ -158,7 +168,8 @@ def add_orchestrator_nodes(
             HumanMessage(f"Goal: {state['goal']}"),
         ]
         try:
-            steps = await ask_planner(prompt, first_id=1)
+            cued = (await lead.aprofile()).cued_steps
+            steps = await ask_planner(prompt, first_id=1, goal=state["goal"], add_cued=cued)
         except Exception as exc:  # Degrade to one step for the first specialist, never crash.
             log.warning("team planner failed (%s); giving the whole goal to %s", exc, default)
             steps = [
@@ -199,7 +210,7 @@ def add_orchestrator_nodes(
         spend = TeamBudget(**{**no_budget(), "steps": 1, "replans": 1})
         first_id = max(step["id"] for step in plan) + 1
         try:
-            new_steps = await ask_planner(prompt, first_id=first_id)
+            new_steps = await ask_planner(prompt, first_id=first_id, goal=state["goal"])
         except Exception as exc:
             return {
                 "budget": spend,
