@@ -19,7 +19,9 @@ result.txt" that the model's own plan sometimes drops.
 
 Two recovery rules were written after watching Qwen2.5-Coder-0.5B repeat a failed or an earlier
 call: ``repeat_recovery`` is on in both profiles, ``feedback_last`` only in ``standard`` (it did
-not help SmolLM2-135M). Each is measured on and off per model like the others.
+not help SmolLM2-135M). A third, ``settle_repeats`` (a read proposed again ends the step with
+its earlier result), is on in ``standard`` only. Each is measured on and off per model like the
+others.
 
 ``auto`` (the default of ``model.profile``) asks the chat model: a model may state its profile in
 a ``goalgraph_profile`` attribute (``LocalChatModel`` derives it from its parameter count), and
@@ -101,6 +103,14 @@ class ModelProfile:
     loop sees only the current step's messages, so the call it copied is out of view (its
     result stays in the plan)."""
 
+    settle_repeats: bool = True
+    """A read-only call the model proposes again, with only reads run since, ends the current
+    step with the earlier result instead of running again: when the call already succeeded on
+    this step, or was just refused as a repeat (``repeat_recovery``). The tool's risk class says
+    what is read-only. Qwen2.5-Coder-0.5B, its count in hand from ``sqlite_query`` on a step
+    planned with ``read_file``, called the query again and again until the loop guard ended the
+    step, instead of ``step_done``."""
+
     plan_first_call: bool = False
     """Before planning, ask the model for its first tool call on the goal in its native tool
     format, and decode the plan with that tool on its first step. Asked for a JSON plan,
@@ -141,6 +151,7 @@ PROFILES: dict[str, ModelProfile] = {
         plan_scope=False,
         feedback_last=False,  # 6/38 on and off for SmolLM2-135M: it does not help it
         direct_fallback=False,  # 8/38 on and off for SmolLM2-135M: it does not help it
+        settle_repeats=False,  # written for and measured on Qwen2.5-Coder-0.5B only
     ),
     "standard": ModelProfile(name="standard"),
 }

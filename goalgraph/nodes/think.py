@@ -32,6 +32,8 @@ from goalgraph.prompts import (
     THINK_INSTRUCTIONS,
 )
 from goalgraph.resources import AgentResources
+from goalgraph.risk import ToolTraits
+from goalgraph.safety import call_signature
 from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_actions, turn_verdicts
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "limit_reached",
     "limit_stop",
     "make_think_node",
+    "settled_by_repeat",
     "step_messages",
 ]
 
@@ -201,6 +204,45 @@ def _refused_a_repeat(state: AgentState, profile: ModelProfile) -> bool:
     return any(v is not None and v.get("rule") in ("repeat", "loop") for v in turn_verdicts(state))
 
 
+def settled_by_repeat(
+    state: AgentState, action: ProposedAction, traits: Mapping[str, ToolTraits]
+) -> str | None:
+    """Return the earlier output of ``action`` when proposing it again settles the current step
+    (the ``settle_repeats`` profile rule), else ``None``.
+
+    It does when the call is read-only, succeeded with only reads run since, and either that
+    success was on the current step or the last turn's identical call was refused as a repeat.
+    """
+    tool = action["tool"]
+    info = traits.get(tool or "")
+    if action["kind"] != "tool" or tool is None or info is None or info.risk != "read":
+        return None
+    signature = call_signature(tool, action["args"], traits)
+    output: str | None = None
+    on_this_step = False
+    for observation in state.get("observations") or []:
+        seen = traits.get(observation["tool"])
+        if seen is None or seen.risk != "read":
+            output, on_this_step = None, False  # a change since: a read may see something new
+        elif (
+            observation["ok"]
+            and call_signature(observation["tool"], observation["args"], traits) == signature
+        ):
+            output = str(observation["content"])
+            on_this_step = on_this_step or observation["step_id"] == state.get("current_step")
+    if output is None:
+        return None
+    previous, verdict = state.get("proposed_action"), state.get("verdict")
+    refused = (
+        verdict is not None
+        and verdict.get("rule") == "repeat"
+        and previous is not None
+        and previous["kind"] == "tool"
+        and call_signature(previous["tool"] or "", previous["args"], traits) == signature
+    )
+    return output if on_this_step or refused else None
+
+
 def _retry_note(state: AgentState) -> str:
     """Return the note on the last failed attempt, as the prompt's last message; after a failed
     tool call it also asks for a change rather than the same call."""
@@ -281,6 +323,18 @@ def make_think_node(res: AgentResources) -> Any:
                 "feedback": f"the model gave no action (it said: {text!r}); call a tool",
             }
         action = actions[0]
+        if profile.settle_repeats and len(actions) == 1:
+            settled = settled_by_repeat(state, action, await res.tool_traits())
+            if settled is not None:
+                done = ProposedAction(
+                    kind="step_done",
+                    thought=f"{action['tool']} with these arguments already returned this",
+                    tool=None,
+                    args={},
+                    call_id=action["call_id"],
+                    text=settled,
+                )
+                return {**update, "proposed_action": done, "parallel_actions": []}
         if action["kind"] == "tool":
             update["messages"] = [
                 AIMessage(

@@ -27,6 +27,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "repeat_recovery",
         "direct_fallback",
         "plan_first_call",
+        "settle_repeats",
     }
     small_model_rules = set(RULES) - {
         "cued_steps",
@@ -36,6 +37,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "repeat_recovery",
         "direct_fallback",
         "plan_first_call",
+        "settle_repeats",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)

@@ -122,3 +122,69 @@ def test_unchanged_reads_are_those_since_the_last_other_call():
     reads = unchanged_reads(observations[:4], traits)
     assert list(reads) == ['read_file:{"path":"c.txt"}']  # normalised; failures not kept
     assert unchanged_reads(observations[:4], traits, tool="search") == {}
+
+
+# --- settle_repeats: a read proposed again ends the step with its earlier result --------------
+
+
+def test_a_read_proposed_again_on_its_step_settles_the_step(make_agent):
+    agent, model = make_agent(
+        [
+            plan(("double 21", "ping")),  # planned with another tool, so the call ends nothing
+            tool_call("calculator", expression="2*21"),
+            tool_call("calculator", expression="2*21"),  # instead of step_done
+            final_answer("42"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("double 21", thread_id="t")
+    assert result.status == "done" and result.answer == "42"
+    assert [(s["status"], s["result"]) for s in result.plan] == [("done", "42")]
+    assert result.counters["tool_calls"] == 1 and result.counters["blocked"] == 0
+    assert len(model.calls) == 4  # plan, two calls, the answer: no third call
+
+
+def test_a_copied_read_proposed_again_after_its_refusal_settles_the_step(make_agent):
+    agent, _ = make_agent(
+        [
+            plan(("double 21", "calculator"), ("double it again", "calculator")),
+            tool_call("calculator", expression="2*21"),
+            tool_call("calculator", expression="2*21"),  # refused as a repeat
+            tool_call("calculator", expression="2*21"),  # again: the step takes 42
+            final_answer("42"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("double 21, twice", thread_id="t")
+    assert result.status == "done"
+    assert [s["result"] for s in result.plan] == ["42", "42"]
+    assert result.counters["tool_calls"] == 1 and result.counters["blocked"] == 1
+
+
+def test_a_read_after_a_write_and_with_the_rule_off_runs_again(make_agent):
+    script = [
+        plan(("double 21", "ping")),
+        tool_call("calculator", expression="2*21"),
+        tool_call("write_note", text="x"),
+        tool_call("calculator", expression="2*21"),  # something was written since: it runs
+        tool_call("ping"),
+        final_answer("42"),
+    ]
+    agent, _ = make_agent(script, profile="standard", **READ)
+    result = agent.run("double 21", thread_id="t")
+    assert result.status == "done" and result.counters["tool_calls"] == 4
+    off, _ = make_agent(
+        [
+            plan(("double 21", "ping")),
+            *[tool_call("calculator", expression="2*21")] * 2,
+            tool_call("ping"),
+            final_answer("42"),
+        ],
+        profile="standard",
+        model={"rules": {"settle_repeats": False}},
+        **READ,
+    )
+    result = off.run("double 21", thread_id="t")
+    assert result.status == "done" and result.counters["tool_calls"] == 3
