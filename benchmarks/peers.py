@@ -273,6 +273,7 @@ def results_data(
         "model_env": {k: v for k, v in os.environ.items() if k.startswith("GOALGRAPH_MODEL__")},
         "limits": EVAL_LIMITS,
         "tasks": [task.id for task in tasks],
+        "team_tasks": [task.id for task in tasks if task.is_team()],
         "selection": list(selection),
         "summary": summary_rows(runs),
         "failure_causes": {
@@ -324,8 +325,7 @@ def _without_team_tasks(parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     trimmed = []
     for part in parts:
         extra = [task for task in part.get("tasks", []) if task not in common]
-        kinds = {run["task_id"]: run["kind"] for runs in part["runs"].values() for run in runs}
-        if not extra or not all(kinds.get(task, "").startswith("team") for task in extra):
+        if not extra or not set(extra) <= set(_team_tasks(part)):
             trimmed.append(part)
             continue
         kept = {
@@ -343,6 +343,15 @@ def _without_team_tasks(parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
             }
         )
     return trimmed
+
+
+def _team_tasks(part: dict[str, Any]) -> list[str]:
+    """The team tasks of a result: as ``results_data`` records them (``TaskSpec.is_team``), or,
+    in a result written before it did, those whose runs have a ``team_*`` kind."""
+    if "team_tasks" in part:
+        return list(part["team_tasks"])
+    kinds = {run["task_id"]: run["kind"] for runs in part["runs"].values() for run in runs}
+    return [task for task, kind in kinds.items() if kind.startswith("team")]
 
 
 def _task_run(data: dict[str, Any]) -> TaskRun:

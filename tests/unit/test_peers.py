@@ -480,6 +480,12 @@ def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
     assert [run["kind"] for run in joined["runs"]["goalgraph"]] == ["k"]
     assert joined["summary"][0]["succeeded"] == 1 and joined["summary"][0]["tasks"] == 1
     assert "Left out of **goalgraph**'s rows: team tasks" in peers.markdown(joined)
+    # The result names its team tasks (TaskSpec.is_team); the kind is read only without that list.
+    alone["team_tasks"] = []
+    with pytest.raises(ValueError, match="differ in tasks"):
+        peers.merge_results([alone, result("langgraph", "d2")])
+    alone["team_tasks"] = ["tm"]
+    assert peers.merge_results([alone, result("langgraph", "d2")])["tasks"] == ["a"]
     with pytest.raises(ValueError, match="differ in tasks"):  # a single-agent extra task
         peers.merge_results(
             [result("goalgraph", "d1", tasks=["a", "b"]), result("langgraph", "d2")]
