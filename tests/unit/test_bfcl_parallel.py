@@ -108,12 +108,18 @@ def _category_rows(category: str) -> dict[str, str]:
 
 
 def _fake_wheel(folder: Path) -> Path:
+    """Build the same bytes every time: entries get a fixed date, not the clock's (two builds a
+    second apart would otherwise differ in hash)."""
     wheel = folder / bfcl_fetch.WHEEL_FILE
+    entries = {
+        name: text
+        for category in ("parallel", "parallel_multiple")
+        for name, text in _category_rows(category).items()
+    }
+    entries["bfcl_eval/__init__.py"] = "raise SystemExit('never run')\n"
     with zipfile.ZipFile(wheel, "w") as archive:
-        for category in ("parallel", "parallel_multiple"):
-            for name, text in _category_rows(category).items():
-                archive.writestr(name, text)
-        archive.writestr("bfcl_eval/__init__.py", "raise SystemExit('never run')\n")
+        for name, text in entries.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), text)
     return wheel
 
 
