@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from goalgraph import Agent, AgentSpec
 from goalgraph.audit import AuditLog
 from goalgraph.testing import ScriptedChatModel, plan, tool_call
@@ -95,52 +97,56 @@ def test_approval_by_risk_class_with_the_real_write_tool(tmp_path: Path) -> None
     assert (spec.workspace / "answer.txt").read_text(encoding="utf-8") == "42"
 
 
-def test_a_question_goal_asks_before_the_real_write_tool_runs(tmp_path: Path) -> None:
-    spec = _spec(tmp_path)  # the default policy: no approval asked for writes otherwise
-    model = ScriptedChatModel(
-        responses=[
-            plan(("count", "calculator")),
-            tool_call("write_file", path="notes.txt", content="3 orders"),  # not asked for
-            tool_call("calculator", expression="1+2"),
-        ],
-        goalgraph_profile="tiny",
-    )
-    with Agent(spec, model=model) as agent:
-        paused = agent.run("How many is 1+2?", thread_id="q")
-        assert paused.status == "awaiting_approval"
-        assert paused.pending_approval is not None
-        assert "only asks a question" in paused.pending_approval["reason"]
-        done = agent.resume("q", approve=False, reason="just answer")
-    assert done.status == "done" and done.answer == "3", done.message
-    assert not (spec.workspace / "notes.txt").exists()
-    (verdict,) = [
-        r for r in AuditLog(tmp_path / "audit").read("q") if r.get("rule") == "unasked_write"
-    ]
-    assert (verdict["tool"], verdict["decision"], verdict["by"]) == ("write_file", "block", "human")
-
-
-def test_a_call_the_goal_forbids_asks_before_the_real_tool_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("goal", "unwanted", "wanted", "answer", "reason", "rule"),
+    [
+        (  # a question asks for no change
+            "How many is 1+2?",
+            {"path": "notes.txt", "content": "3 orders"},
+            ("calculator", {"expression": "1+2"}),
+            "3",
+            "only asks a question",
+            "unasked_write",
+        ),
+        (  # the goal's words forbid the write
+            "Read a.txt. Don't overwrite a.txt.",
+            {"path": "./a.txt", "content": "oops"},
+            ("read_file", {"path": "a.txt"}),
+            "keep me",
+            "says not to",
+            "forbidden_by_goal",
+        ),
+    ],
+)
+def test_a_write_the_goal_did_not_ask_for_waits_for_a_human_before_the_real_tool_runs(
+    tmp_path: Path,
+    goal: str,
+    unwanted: dict[str, str],
+    wanted: tuple[str, dict[str, str]],
+    answer: str,
+    reason: str,
+    rule: str,
+) -> None:
     spec = _spec(tmp_path)  # the default policy: no approval asked for writes otherwise
     (spec.workspace / "a.txt").write_text("keep me", encoding="utf-8")
     model = ScriptedChatModel(
         responses=[
-            plan(("read", "read_file")),
-            tool_call("write_file", path="./a.txt", content="oops"),  # the goal forbids it
-            tool_call("read_file", path="a.txt"),
+            plan(("do it", wanted[0])),
+            tool_call("write_file", **unwanted),
+            tool_call(wanted[0], **wanted[1]),
         ],
-        goalgraph_profile="tiny",
+        goalgraph_profile="tiny",  # the last step's result is the answer
     )
     with Agent(spec, model=model) as agent:
-        paused = agent.run("Read a.txt. Don't overwrite a.txt.", thread_id="f")
+        paused = agent.run(goal, thread_id="g")
         assert paused.status == "awaiting_approval"
         assert paused.pending_approval is not None
-        assert "says not to" in paused.pending_approval["reason"]
-        done = agent.resume("f", approve=False, reason="you were told not to")
-    assert done.status == "done" and done.answer == "keep me", done.message
+        assert reason in paused.pending_approval["reason"]
+        done = agent.resume("g", approve=False, reason="not asked for")
+    assert done.status == "done" and done.answer == answer, done.message
+    assert sorted(path.name for path in spec.workspace.iterdir()) == ["a.txt"]
     assert (spec.workspace / "a.txt").read_text(encoding="utf-8") == "keep me"
-    (verdict,) = [
-        r for r in AuditLog(tmp_path / "audit").read("f") if r.get("rule") == "forbidden_by_goal"
-    ]
+    (verdict,) = [r for r in AuditLog(tmp_path / "audit").read("g") if r.get("rule") == rule]
     assert (verdict["tool"], verdict["decision"], verdict["by"]) == ("write_file", "block", "human")
 
 
