@@ -4,8 +4,10 @@ The bundled model copies the tool of the planning example it is shown, so under 
 profile the example is chosen by these cues first (``goalgraph.prompts.plan_examples``). Under
 every profile a plan that ignores a strong cue gets a step for it
 (``goalgraph.plan.add_cued_steps``), unless the goal forbids the tool in words ("... Do not open
-any database.", ``forbidden_tools``). A goal that only asks questions (``asks_only_questions``)
-asks for no change, which the safety layer reads (``SafetySpec.confirm_unasked_writes``). The cues
+any database.", ``forbidden_tools``); the safety layer asks a human before a call the goal forbids
+(``prohibitions``, ``SafetySpec.confirm_forbidden_calls``). A goal that only asks questions
+(``asks_only_questions``) asks for no change, which the safety layer reads too
+(``SafetySpec.confirm_unasked_writes``). The cues
 come from each tool's hints (``goalgraph.hints``); everything here is a pure function of text.
 """
 
