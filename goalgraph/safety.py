@@ -42,6 +42,7 @@ __all__ = [
     "check_action",
     "human_decision",
     "output_source",
+    "reads_since_change",
     "taint_of",
     "unchanged_reads",
 ]
@@ -244,15 +245,26 @@ def unchanged_reads(
     """Return the read-only calls among ``observations`` (oldest first) that succeeded after
     the last call of any other class (or of an unknown tool), by ``call_signature``, with their
     output: calls whose result nothing has changed since. With ``tool``, only that tool's."""
-    reads: dict[str, str] = {}
-    for observation in observations:
-        info = traits.get(observation["tool"])
-        if info is None or info.risk != "read":
-            reads.clear()  # a write, a program or a fetch may have changed what a read sees
-        elif observation["ok"] and tool in (None, observation["tool"]):
-            signature = call_signature(observation["tool"], observation["args"], traits)
-            reads[signature] = str(observation["content"])
-    return reads
+    return {
+        call_signature(observation["tool"], observation["args"], traits): str(
+            observation["content"]
+        )
+        for observation in reads_since_change(observations, traits)
+        if observation["ok"] and tool in (None, observation["tool"])
+    }
+
+
+def reads_since_change(
+    observations: Sequence[Mapping[str, Any]], traits: Mapping[str, ToolTraits]
+) -> Sequence[Mapping[str, Any]]:
+    """Return the ``observations`` (oldest first) after the last call that is not read-only (or
+    of an unknown tool): a write, a program or a fetch may have changed what a read sees."""
+    changes = [
+        index
+        for index, observation in enumerate(observations)
+        if (info := traits.get(observation["tool"])) is None or info.risk != "read"
+    ]
+    return observations[changes[-1] + 1 :] if changes else observations
 
 
 def output_source(

@@ -33,7 +33,7 @@ from goalgraph.prompts import (
 )
 from goalgraph.resources import AgentResources
 from goalgraph.risk import ToolTraits
-from goalgraph.safety import call_signature
+from goalgraph.safety import call_signature, reads_since_change
 from goalgraph.state import ActionKind, AgentState, ProposedAction, turn_actions, turn_verdicts
 
 __all__ = [
@@ -218,20 +218,16 @@ def settled_by_repeat(
     if action["kind"] != "tool" or tool is None or info is None or info.risk != "read":
         return None
     signature = call_signature(tool, action["args"], traits)
-    output: str | None = None
-    on_this_step = False
-    for observation in state.get("observations") or []:
-        seen = traits.get(observation["tool"])
-        if seen is None or seen.risk != "read":
-            output, on_this_step = None, False  # a change since: a read may see something new
-        elif (
-            observation["ok"]
-            and call_signature(observation["tool"], observation["args"], traits) == signature
-        ):
-            output = str(observation["content"])
-            on_this_step = on_this_step or observation["step_id"] == state.get("current_step")
-    if output is None:
+    same = [
+        observation
+        for observation in reads_since_change(state.get("observations") or [], traits)
+        if observation["ok"]
+        and call_signature(observation["tool"], observation["args"], traits) == signature
+    ]
+    if not same:
         return None
+    output = str(same[-1]["content"])
+    on_this_step = any(o["step_id"] == state.get("current_step") for o in same)
     previous, verdict = state.get("proposed_action"), state.get("verdict")
     refused = (
         verdict is not None
