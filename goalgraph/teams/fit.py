@@ -41,20 +41,22 @@ def fit_steps(
             strongly cues and no step uses (the profile's ``cued_steps``).
         max_steps: The most steps the plan may have after adding.
     """
-    fitted = [TeamStep(**{**step, "agent": _member_for(step, hints, tools_of)}) for step in steps]
+    cued = {step["id"]: cued_tool(step["description"], hints) for step in steps}
+    fitted = [
+        TeamStep(**{**step, "agent": _member_for(cued[step["id"]], step["agent"], tools_of)})
+        for step in steps
+    ]
     if not add_cued or not fitted:
         return fitted
     offered = {tool: hint for tool, hint in hints.items() if _first_offering(tool, tools_of)}
-    view = [_as_plan_step(step, hints, tools_of) for step in fitted]
+    view = [_as_plan_step(step, cued[step["id"]], tools_of) for step in fitted]
     by_id = {step["id"]: step for step in fitted}
     result = []
     for planned in add_cued_steps(view, goal, offered, max_steps=max_steps):
         step = by_id.get(planned["id"])
         tool = planned["tool"]
         if step is not None:
-            agent = step["agent"]
-            if tool and tool not in tools_of.get(agent, ()):
-                agent = _first_offering(tool, tools_of) or agent
+            agent = _member_for(tool, step["agent"], tools_of)
             result.append(TeamStep(**{**step, "agent": agent}))
         elif tool:
             member = _first_offering(tool, tools_of)
@@ -71,15 +73,12 @@ def fit_steps(
     return result
 
 
-def _member_for(
-    step: TeamStep, hints: Mapping[str, ToolHints], tools_of: Mapping[str, Collection[str]]
-) -> str:
-    """The step's member, or the first member offered the tool its words cue when its own is
-    not."""
-    tool = cued_tool(step["description"], hints)
-    if tool is None or tool in tools_of.get(step["agent"], ()):
-        return step["agent"]
-    return _first_offering(tool, tools_of) or step["agent"]
+def _member_for(tool: str | None, agent: str, tools_of: Mapping[str, Collection[str]]) -> str:
+    """``agent``, or the first member offered ``tool`` (the tool a step's words cue) when
+    ``agent`` is not."""
+    if tool is None or tool in tools_of.get(agent, ()):
+        return agent
+    return _first_offering(tool, tools_of) or agent
 
 
 def _first_offering(tool: str, tools_of: Mapping[str, Collection[str]]) -> str | None:
@@ -87,10 +86,10 @@ def _first_offering(tool: str, tools_of: Mapping[str, Collection[str]]) -> str |
 
 
 def _as_plan_step(
-    step: TeamStep, hints: Mapping[str, ToolHints], tools_of: Mapping[str, Collection[str]]
+    step: TeamStep, tool: str | None, tools_of: Mapping[str, Collection[str]]
 ) -> PlanStep:
-    """The step as an agent's plan step: the tool its words cue, when its member is offered it."""
-    tool = cued_tool(step["description"], hints)
+    """The step as an agent's plan step: with ``tool``, the tool its words cue, when its member
+    is offered it."""
     return PlanStep(
         id=step["id"],
         description=step["description"],
