@@ -211,7 +211,8 @@ def settled_by_repeat(
     (the ``settle_repeats`` profile rule), else ``None``.
 
     It does when the call is read-only, succeeded with only reads run since, and either that
-    success was on the current step or the last turn's identical call was refused as a repeat.
+    success was on the current step or the last turn's identical call was refused as a repeat
+    of it (``repeat``) or as a loop (``loop``: it already ran as often as the limit allows).
     """
     tool = action["tool"]
     info = traits.get(tool or "")
@@ -231,7 +232,7 @@ def settled_by_repeat(
     previous, verdict = state.get("proposed_action"), state.get("verdict")
     refused = (
         verdict is not None
-        and verdict.get("rule") == "repeat"
+        and verdict.get("rule") in ("repeat", "loop")
         and previous is not None
         and previous["kind"] == "tool"
         and call_signature(previous["tool"] or "", previous["args"], traits) == signature

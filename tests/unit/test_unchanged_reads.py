@@ -163,6 +163,30 @@ def test_a_copied_read_proposed_again_after_its_refusal_settles_the_step(make_ag
     assert result.counters["tool_calls"] == 1 and result.counters["blocked"] == 1
 
 
+def test_a_read_proposed_again_after_a_loop_refusal_settles_the_step(make_agent):
+    script = [
+        plan(
+            ("double 21", "calculator"),
+            ("note it", "write_note"),
+            ("double 21 again", "calculator"),
+            ("and once more", "calculator"),
+        ),
+        tool_call("calculator", expression="2*21"),
+        tool_call("write_note", text="42"),
+        tool_call("calculator", expression="2*21"),  # runs: a write came between
+        tool_call("calculator", expression="2*21"),  # a third run: refused as a loop
+        tool_call("calculator", expression="2*21"),  # again: the step takes 42
+        final_answer("42"),
+    ]
+    agent, _ = make_agent(script, profile="standard", **READ)
+    result = agent.run("double 21, note it, double it twice more", thread_id="t")
+    assert result.status == "done"
+    assert [s["result"] for s in result.plan][2:] == ["42", "42"]
+    assert result.counters["tool_calls"] == 3 and result.counters["blocked"] == 1
+    refusals = [m for m in _tool_messages(agent, "t") if m.status == "error"]
+    assert len(refusals) == 1 and "loop detected" in str(refusals[0].content)
+
+
 def test_a_read_after_a_write_and_with_the_rule_off_runs_again(make_agent):
     script = [
         plan(("double 21", "ping")),
