@@ -16,6 +16,9 @@ Rules, in order:
 * Before that, a failure that shows the run makes no progress (``goalgraph.progress``: the same
   failing call seen ``limits.max_repeated_failures`` times, or ``limits.max_stalled_attempts``
   failed attempts with no step completed) ends the run as ``failed``, "no progress: ...".
+
+A failed call's note names the value its error lists that the call clearly meant, when the
+error does not already (``goalgraph.recovery``): "did you mean sku='knob-walnut'?".
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from langchain_core.runnables import RunnableConfig
 from goalgraph.nodes.common import current_step
 from goalgraph.plan import next_step_id
 from goalgraph.progress import failure_key, no_progress_reason
+from goalgraph.recovery import with_listed_alternative
 from goalgraph.resources import AgentResources
 from goalgraph.risk import ToolTraits
 from goalgraph.safety import call_signature
@@ -190,11 +194,12 @@ def _failure(
         error = _last_error(list(observations.values()), action["tool"], action["args"], traits)
         if error is None:
             return reason, verdict["reason"]
-        return f"{reason}; its last run failed with: {error}", error
+        shown = with_listed_alternative(error, action["args"])
+        return f"{reason}; its last run failed with: {shown}", error
     observation = observations.get(action["call_id"])
     if observation is None or not observation["ok"]:
         error = observation["content"] if observation else "the tool call left no result"
-        return f"{action['tool']} failed: {error}", error
+        return f"{action['tool']} failed: {with_listed_alternative(error, action['args'])}", error
     return None
 
 

@@ -1,0 +1,56 @@
+"""``goalgraph.recovery.listed_alternative``: the value a failed call's error lists that the call
+clearly meant, for any tool."""
+
+from __future__ import annotations
+
+import pytest
+
+from goalgraph.recovery import listed_alternative, with_listed_alternative
+
+SKUS = (
+    "no product with SKU {!r}; SKUs: bolt-m6, clamp-bar-60, dowel-8, drawer-slide-45, glue-pva, "
+    "hinge-brass, knob-walnut, sandpaper-120, screw-wood-4, varnish-oak"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("walnut knobs", "knob-walnut"),  # the same words, in another order, plural
+        ("Brass Hinge", "hinge-brass"),
+        ("oak varnish", "varnish-oak"),
+        ("sandpaper", "sandpaper-120"),
+        ("glue", None),  # too far from "glue-pva" to be sure
+        ("oak table", None),  # nothing listed is close
+        ("knob-walnut", None),  # already a listed value: the error is about something else
+    ],
+)
+def test_a_listed_sku_is_suggested_only_when_clearly_meant(value: str, expected: str | None):
+    found = listed_alternative({"sku": value}, SKUS.format(value))
+    assert found == (None if expected is None else ("sku", expected))
+
+
+def test_the_calls_own_value_quoted_in_the_error_is_no_suggestion():
+    error = "no customer named 'lena'; customers: Lena Ortiz, Marco Rossi"
+    assert listed_alternative({"name": "lena"}, error) is None
+    assert listed_alternative(
+        {"table": "customer"}, "no such table: customer; tables: customers, orders"
+    ) == ("table", "customers")
+
+
+def test_two_near_ties_suggest_neither():
+    error = "unknown item; items: pine-table-a, pine-table-b, oak-chair"
+    assert listed_alternative({"item": "pine table"}, error) is None
+    assert listed_alternative({"item": "oak chairs"}, error) == ("item", "oak-chair")
+
+
+def test_an_error_that_already_suggests_is_left_alone():
+    error = "no such file: 'todo.txt'; did you mean 'notes/todo.txt'?"
+    assert with_listed_alternative(error, {"path": "todo.txt"}) == error
+
+
+def test_the_suggestion_is_added_to_the_error():
+    error = SKUS.format("walnut knobs")
+    assert with_listed_alternative(error, {"sku": "walnut knobs", "count": 2}) == (
+        f"{error}; did you mean sku='knob-walnut'?"
+    )
