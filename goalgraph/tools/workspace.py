@@ -218,7 +218,7 @@ class Workspace:
         info = os.fstat(opened.fd)
         problem = None
         if stat.S_ISDIR(info.st_mode):
-            problem = f"{shown} is a folder, not a file; list it instead"
+            problem = f"{shown} is a folder, not a file; {self._holdings('/'.join(where.parts))}"
         elif not stat.S_ISREG(info.st_mode):
             kind = _kind(info.st_mode)
             problem = f"{shown} is not a regular file ({kind}); only regular files are read"
@@ -432,6 +432,16 @@ class Workspace:
             return f"; {where} is empty"
         listed = ", ".join(repr(name) for name in names)
         return f"; {where} holds {listed}" + (f" and {more} more" if more else "")
+
+    def _holdings(self, folder: str) -> str:
+        """Return what ``folder`` (relative) holds, as paths a call can copy: "it holds
+        'inbox/a.txt', 'inbox/old/'", "it holds ... and 3 more" or "it is empty"."""
+        names, more = _children(self._scan(folder, MAX_SUGGESTION_SCAN), MAX_SHOWN_ENTRIES)
+        if not names:
+            return "it is empty"
+        prefix = f"{folder}/" if folder else ""
+        listed = ", ".join(repr(prefix + name) for name in names)
+        return f"it holds {listed}" + (f" and {more} more" if more else "")
 
     def _existing_folder(self, target: Path) -> str:
         """Return the nearest existing folder above ``target``, relative (``""``: the root)."""

@@ -60,6 +60,10 @@ async def test_read_file_names_the_nearest_paths(box: ToolBox) -> None:
     assert (
         result.error == "tool 'list_files' failed: no such folder: 'note'; did you mean 'notes/'?"
     )
+    result = await box.call("read_file", {"path": "./notes"})
+    assert result.error == (
+        "tool 'read_file' failed: './notes' is a folder, not a file; it holds 'notes/todo.txt'"
+    )
     result = await box.call("read_file", {"path": "zzzzzz.pdf"})
     assert result.error == (
         "tool 'read_file' failed: no such file: 'zzzzzz.pdf'; the workspace holds 'data/', 'notes/'"

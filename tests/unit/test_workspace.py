@@ -162,8 +162,17 @@ def test_nul_byte_is_refused(ws: Workspace) -> None:
 def test_read_errors_are_clear(ws: Workspace) -> None:
     with pytest.raises(WorkspaceError, match=re.escape("no such file: 'nope.txt'")):
         ws.read_text("nope.txt")
-    with pytest.raises(WorkspaceError, match="is a folder"):
-        ws.read_text("notes")
+    # A folder read as a file names what it holds, as paths the next call can copy.
+    with pytest.raises(
+        WorkspaceError,
+        match=re.escape("'./notes' is a folder, not a file; it holds 'notes/todo.txt'"),
+    ):
+        ws.read_text("./notes")
+    (ws.root / "empty").mkdir()
+    with pytest.raises(WorkspaceError, match="'empty' is a folder, not a file; it is empty"):
+        ws.read_text("empty")
+    with pytest.raises(WorkspaceError, match=re.escape("it holds 'readme.md', 'empty/', 'notes/'")):
+        ws.read_text(".")
     (ws.root / "blob.bin").write_bytes(b"\x00\x01\x02binary")
     with pytest.raises(WorkspaceError, match="not a UTF-8 text file"):
         ws.read_text("blob.bin")
