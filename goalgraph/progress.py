@@ -4,6 +4,8 @@ Two questions, both answered without a model or storage so every rule is unit-te
 
 * Does a revised plan only repeat the step that failed (``repeated_step``)? A replan that runs the
   same step again gets the same failure, so replan asks once more and then gives up.
+* Does a revised plan only redo steps that are already done (``redone_steps``)? Then it drops
+  the rest of the goal, and replan asks once more as for a repeat of the failed step.
 * Has the run stopped making progress (``no_progress_reason``)? The same failing call keeps
   coming back, or attempt after attempt fails with no plan step completed in between.
 
@@ -33,6 +35,7 @@ __all__ = [
     "no_progress_reason",
     "normalise_args",
     "normalise_text",
+    "redone_steps",
     "repeated_step",
     "repeats_step",
 ]
@@ -180,6 +183,34 @@ def repeated_step(
         return None
     first = new_steps[0]
     return first if repeats_step(first, failed, list(failed_calls)) else None
+
+
+def redone_steps(new_steps: Sequence[PlanStep], old: Sequence[PlanStep]) -> list[PlanStep]:
+    """Return the done steps of ``old`` that ``new_steps`` only redo, when it does nothing else.
+
+    A new step redoes a done step when it names the same tool and its description starts with
+    the done step's (whitespace and case aside): a small model copies the plan it was shown,
+    "Search for knobs (tool: search_products) => no match", result and all. A revised plan of
+    only such steps adds nothing and drops what the goal still needs; ``[]`` when any new step
+    is new.
+    """
+    done = [step for step in old if step["status"] == "done"]
+    redone: list[PlanStep] = []
+    for step in new_steps:
+        said = normalise_text(step["description"])
+        same = next(
+            (
+                earlier
+                for earlier in done
+                if earlier["tool"] == step["tool"]
+                and said.startswith(normalise_text(earlier["description"]))
+            ),
+            None,
+        )
+        if same is None:
+            return []
+        redone.append(same)
+    return redone
 
 
 def _scalars(args: Mapping[str, Any]) -> list[Any]:

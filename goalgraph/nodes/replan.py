@@ -1,7 +1,8 @@
 """replan: replace the failed step and the steps after it with a revised plan.
 
 A revised plan whose next step is the failed step again (``goalgraph.progress.repeated_step``)
-would meet the same failure, so it is not accepted: the model is asked once more, told what it
+would meet the same failure, and one that only redoes done steps (``redone_steps``) drops what
+the goal still needs, so neither is accepted: the model is asked once more, told what it
 repeated. After a second repeat, under the ``direct_fallback`` profile rule, the rest of the goal
 becomes one step the model works on with any tool, as a ReAct agent would; without the rule, or
 when that step was already the goal itself, the run ends as ``failed`` ("no progress: ...").
@@ -25,12 +26,24 @@ from goalgraph.plan import (
     render_plan,
     steps_from_output,
 )
-from goalgraph.progress import NO_PROGRESS, FailedCall, describe_call, repeated_step
+from goalgraph.progress import (
+    NO_PROGRESS,
+    FailedCall,
+    describe_call,
+    redone_steps,
+    repeated_step,
+)
 from goalgraph.prompts import REPLAN_INSTRUCTIONS, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState, Observation, PlanStep, turn_actions, turn_verdicts
 
-__all__ = ["failed_call_errors", "failed_calls", "make_replan_node", "repeat_feedback"]
+__all__ = [
+    "failed_call_errors",
+    "failed_calls",
+    "make_replan_node",
+    "redo_feedback",
+    "repeat_feedback",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +84,15 @@ def repeat_feedback(repeat: PlanStep, failed: PlanStep, why: str) -> str:
     return (
         f"Your new plan starts with step {failed['id']} again ({repeat['description']!r}{tool}), "
         f"which failed ({why}). Do not repeat it: use another tool, other values, or other steps."
+    )
+
+
+def redo_feedback(redone: list[PlanStep]) -> str:
+    """Tell the replanner that its plan only redid done steps, and what to write instead."""
+    ids = ", ".join(str(step["id"]) for step in dict((s["id"], s) for s in redone).values())
+    return (
+        f"Your new plan only repeats step {ids}, which is done: its result is in the plan. "
+        "Write the steps the goal still needs."
     )
 
 
@@ -125,12 +147,23 @@ def make_replan_node(res: AgentResources) -> Any:
         new_steps = await revised_steps(state, prompt, names, old)
         failed = current_step(old, failed_id)
         calls = failed_calls(state, failed_id)
-        repeat = repeated_step(new_steps, failed, calls) if failed else None
-        if repeat is not None and failed is not None:  # Once more, told what it repeated.
-            log.info("the revised plan repeats failed step %s; asking again", failed_id)
-            prompt[-1] = HumanMessage(f"{request}\n{repeat_feedback(repeat, failed, why)}")
+
+        def no_progress(steps: list[PlanStep]) -> str | None:
+            """What makes ``steps`` no way forward, as feedback for the replanner."""
+            if failed is None:
+                return None
+            repeat = repeated_step(steps, failed, calls)
+            if repeat is not None:
+                return repeat_feedback(repeat, failed, why)
+            redone = redone_steps(steps, old)
+            return redo_feedback(redone) if redone else None
+
+        feedback = no_progress(new_steps)
+        if feedback is not None and failed is not None:  # Once more, told what it repeated.
+            log.info("the revised plan after step %s makes no progress; asking again", failed_id)
+            prompt[-1] = HumanMessage(f"{request}\n{feedback}")
             new_steps = await revised_steps(state, prompt, names, old)
-            if repeated_step(new_steps, failed, calls) is not None:
+            if no_progress(new_steps) is not None:
                 profile = await res.aprofile()
                 if profile.direct_fallback and not is_fallback_step(failed, state["goal"]):
                     log.info("the planner found no other way; pursuing the goal as one step")
@@ -143,7 +176,9 @@ def make_replan_node(res: AgentResources) -> Any:
                     "counters": bump(state, replans=1),
                     "route": "end",
                     "status": "failed",
-                    "status_reason": _no_other_way(failed, calls, why),
+                    "status_reason": _no_other_way(
+                        failed, calls, why, redid=repeated_step(new_steps, failed, calls) is None
+                    ),
                 }
         return _with_steps(state, old, new_steps)
 
@@ -168,11 +203,14 @@ def _with_steps(
     }
 
 
-def _no_other_way(failed: PlanStep, calls: list[FailedCall], why: str) -> str:
+def _no_other_way(
+    failed: PlanStep, calls: list[FailedCall], why: str, *, redid: bool = False
+) -> str:
     tool = f" with {failed['tool']}" if failed["tool"] else ""
     last = f", last call {describe_call(calls[-1].tool, calls[-1].args)}" if calls else ""
+    revised = "the revised plan only redid done steps" if redid else "the revised plan repeated it"
     return (
         f"{NO_PROGRESS}the agent could not find another way to do step {failed['id']} "
-        f"({failed['description'][:120]!r}{tool}): the revised plan repeated it twice"
+        f"({failed['description'][:120]!r}{tool}): {revised} twice"
         f"{last}; it failed with: {why[:300]}"
     )

@@ -12,6 +12,7 @@ from goalgraph.progress import (
     no_progress_reason,
     normalise_args,
     normalise_text,
+    redone_steps,
     repeated_step,
     repeats_step,
 )
@@ -157,3 +158,29 @@ def test_only_the_step_that_runs_next_counts() -> None:
     # A repeat after a step that brings something new is another attempt.
     assert repeated_step([other, first], FAILED, CALLS) is None
     assert repeated_step([], FAILED, CALLS) is None
+
+
+# --- a revised plan that only redoes done steps -------------------------------------------------
+
+
+def _done(description: str, tool: str | None, step_id: int) -> PlanStep:
+    return PlanStep(**{**step(description, tool, step_id), "status": "done", "result": "no match"})
+
+
+def test_a_plan_of_only_done_steps_again_is_a_redo() -> None:
+    searched = _done("Search for walnut knobs", "search_products", 1)
+    old = [searched, step("Find the SKU", "get_product", 2)]
+    copied = step(
+        "Search for Walnut knobs (tool: search_products) => no match", "search_products", 3
+    )
+    assert redone_steps([copied], old) == [searched]
+    assert redone_steps([step("search for WALNUT  knobs", "search_products", 3)], old) == [searched]
+
+
+def test_one_new_step_or_another_tool_is_no_redo() -> None:
+    old = [_done("Search for walnut knobs", "search_products", 1)]
+    copied = step("Search for walnut knobs", "search_products", 2)
+    assert redone_steps([copied, step("Set the price", "set_price", 3)], old) == []
+    assert redone_steps([step("Search for walnut knobs", "get_product", 2)], old) == []
+    assert redone_steps([step("Search for walnut knobs", "search_products", 2)], []) == []
+    assert redone_steps([], old) == []

@@ -36,6 +36,47 @@ def test_a_replan_that_repeats_the_failed_step_is_asked_again(make_agent):
     assert "Do not repeat it" not in model.calls[3][-1].content  # the first ask is unchanged
 
 
+def test_a_replan_that_only_redoes_done_steps_is_asked_again(make_agent):
+    agent, model = make_agent(
+        [
+            plan(("say pong", "ping"), ("use boom", "boom")),
+            tool_call("ping"),
+            tool_call("boom", message="a"),
+            tool_call("boom", message="b"),
+            plan(("say pong (tool: ping) => pong", "ping")),  # the done step, copied
+            plan(("compute instead", "calculator")),
+            tool_call("calculator", expression="2+3"),
+            final_answer("5"),
+        ],
+        limits={"max_step_attempts": 2},
+    )
+    result = agent.run("get five")
+    assert result.status == "done" and result.answer == "5"
+    assert [s["description"] for s in result.plan][-1] == "compute instead"
+    retry = model.calls[5][-1].content
+    assert "Your new plan only repeats step 1, which is done" in retry
+    assert "only repeats" not in model.calls[4][-1].content
+
+
+def test_a_replan_that_redoes_done_steps_twice_ends_the_run(make_agent):
+    copied = plan(("say pong (tool: ping) => pong", "ping"))
+    agent, _ = make_agent(
+        [
+            plan(("say pong", "ping"), ("use boom", "boom")),
+            tool_call("ping"),
+            tool_call("boom", message="a"),
+            tool_call("boom", message="b"),
+            copied,
+            copied,
+        ],
+        limits={"max_step_attempts": 2},
+        model={"rules": {"direct_fallback": False}},
+    )
+    result = agent.run("get five")
+    assert result.status == "failed"
+    assert "the revised plan only redid done steps twice" in result.message
+
+
 def _failed_and_replanned_twice(step: tuple[str, str], last: tuple[str, str]) -> list[AIMessage]:
     """Plan ``step``, fail it twice (``boom``), then replan it unchanged and as ``last``."""
     failing = [tool_call("boom", message="a"), tool_call("boom", message="b")]
