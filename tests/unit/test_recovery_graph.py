@@ -36,13 +36,20 @@ def test_a_replan_that_repeats_the_failed_step_is_asked_again(make_agent):
     assert "Do not repeat it" not in model.calls[3][-1].content  # the first ask is unchanged
 
 
+def _pong_then_boom_twice() -> list[AIMessage]:
+    """Plan a step that works (``ping``) and one that fails (``boom``), and fail it twice."""
+    return [
+        plan(("say pong", "ping"), ("use boom", "boom")),
+        tool_call("ping"),
+        tool_call("boom", message="a"),
+        tool_call("boom", message="b"),
+    ]
+
+
 def test_a_replan_that_only_redoes_done_steps_is_asked_again(make_agent):
     agent, model = make_agent(
         [
-            plan(("say pong", "ping"), ("use boom", "boom")),
-            tool_call("ping"),
-            tool_call("boom", message="a"),
-            tool_call("boom", message="b"),
+            *_pong_then_boom_twice(),
             plan(("say pong (tool: ping) => pong", "ping")),  # the done step, copied
             plan(("compute instead", "calculator")),
             tool_call("calculator", expression="2+3"),
@@ -62,10 +69,7 @@ def test_a_replan_that_redoes_done_steps_twice_ends_the_run(make_agent):
     copied = plan(("say pong (tool: ping) => pong", "ping"))
     agent, _ = make_agent(
         [
-            plan(("say pong", "ping"), ("use boom", "boom")),
-            tool_call("ping"),
-            tool_call("boom", message="a"),
-            tool_call("boom", message="b"),
+            *_pong_then_boom_twice(),
             copied,
             copied,
         ],
