@@ -21,7 +21,6 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from goalgraph.audit import AuditLog
-from goalgraph.cues import asks_only_questions
 from goalgraph.memory.backend import MemoryBackend
 from goalgraph.policies import guard_tool_choice
 from goalgraph.profiles import ModelProfile, profile_of_model, resolve_profile, rules_of_model
@@ -242,20 +241,6 @@ class AgentResources:
             if self._toolset is None:
                 self._toolset = await self._open_toolbox()
         return self._toolset
-
-    async def offered_tools(self, goal: str) -> list[BaseTool]:
-        """Return the tools the model is offered for ``goal``: the tool set's, less the
-        ``write`` tools when the goal only asks questions and ``safety.confirm_unasked_writes``
-        would hold each such call for a human anyway (``goalgraph.cues.asks_only_questions``).
-
-        Planned or proposed, such a call only costs a turn and an approval prompt: asked "Which
-        orders are still waiting to go out?", Qwen2.5-Coder-0.5B planned ``place_order`` steps.
-        """
-        tools = (await self.toolset()).tools
-        if not (self.spec.safety.confirm_unasked_writes and asks_only_questions(goal)):
-            return tools
-        traits = await self.tool_traits()
-        return [tool for tool in tools if getattr(traits.get(tool.name), "risk", None) != "write"]
 
     async def tool_traits(self) -> dict[str, ToolTraits]:
         """Return each tool's risk class, path/URL arguments and output source, computed once

@@ -355,9 +355,7 @@ class SafetySpec(_Section):
     confirm_unasked_writes: bool = True
     """When the goal only asks questions ("Which orders are still waiting to go out?"), a call
     of a ``write`` tool needs human approval: answering a question changes nothing, so such a
-    call is the model's guess, not the user's wish (``goalgraph.cues.asks_only_questions``).
-    Such a goal is also planned and worked on without the ``write`` tools: they are not
-    offered to the model."""
+    call is the model's guess, not the user's wish (``goalgraph.cues.asks_only_questions``)."""
     confirm_forbidden_calls: bool = True
     """A call the goal's own words forbid ("... Do not fetch it.", "Don't overwrite a.txt")
     needs human approval. The tools are named by their hints (``goalgraph.cues.prohibitions``),

@@ -133,28 +133,28 @@ def make_plan_node(res: AgentResources) -> Any:
             return {**fresh, "status": "failed", "status_reason": problem}
         assert isinstance(goal, str)
         try:
-            tools = await res.offered_tools(goal)
+            toolset = await res.toolset()
         except Exception as exc:  # A tool server that will not start ends the run cleanly.
             return {**fresh, "status": "failed", "status_reason": f"tools unavailable: {exc}"}
-        names = [tool.name for tool in tools]
+        names = [tool.name for tool in toolset.tools]
         recalled = await recall_for(res, goal)
         profile = await res.aprofile()
-        prompt = plan_messages(goal, tools, recalled=recalled, profile=profile)
+        prompt = plan_messages(goal, toolset.tools, recalled=recalled, profile=profile)
         most = profile.max_plan_steps
         first = None
         if profile.plan_first_call:
-            first = await first_call_tool(res, tools, prompt[-1])
+            first = await first_call_tool(res, toolset.tools, prompt[-1])
         try:
             planner = (await res.achat_model()).with_structured_output(
                 plan_schema(names, max_steps=most, first_tool=first)
             )
-            hints = tool_hints(tools)
+            hints = tool_hints(toolset.tools)
             steps = steps_from_output(
                 await planner.ainvoke(prompt),
                 tool_names=names,
                 goal=goal if profile.restate_statements else None,
                 hints=hints,
-                copied=example_steps(goal, tools) if profile.plan_examples else (),
+                copied=example_steps(goal, toolset.tools) if profile.plan_examples else (),
                 max_steps=most,
             )
             if profile.cued_steps:  # Not for the fallback plan: it already pursues the goal.

@@ -116,7 +116,7 @@ def make_replan_node(res: AgentResources) -> Any:
                 known_ids=done_ids,
                 tool_names=names,
                 goal=state["goal"] if profile.restate_statements else None,
-                hints=tool_hints(await res.offered_tools(state["goal"])),
+                hints=tool_hints((await res.toolset()).tools),
                 max_steps=profile.max_plan_steps,
             )
         except Exception as exc:  # Degrade to pursuing the goal directly.
@@ -132,8 +132,8 @@ def make_replan_node(res: AgentResources) -> Any:
                 step["status"] = "failed"
             elif step["status"] == "pending":
                 step["status"] = "skipped"
-        tools = await res.offered_tools(state["goal"])
-        names = [tool.name for tool in tools]
+        toolset = await res.toolset()
+        names = [tool.name for tool in toolset.tools]
         why = state.get("feedback") or "unknown"
         request = f"Goal: {state['goal']}\nPlan so far:\n{render_plan(old)}\n"
         request += f"Why step {failed_id} failed: {why}"
@@ -141,7 +141,7 @@ def make_replan_node(res: AgentResources) -> Any:
         if errors:
             request += "\nCalls of that step that failed:\n" + errors
         prompt: list[BaseMessage] = [
-            SystemMessage(REPLAN_INSTRUCTIONS.format(tools=render_tool_catalog(tools))),
+            SystemMessage(REPLAN_INSTRUCTIONS.format(tools=render_tool_catalog(toolset.tools))),
             HumanMessage(request),
         ]
         new_steps = await revised_steps(state, prompt, names, old)

@@ -272,9 +272,7 @@ def make_think_node(res: AgentResources) -> Any:
         toolset = await res.toolset()
         profile = await res.aprofile()
         instructions, choices, tool_choice = _choices(
-            state,
-            await res.offered_tools(state["goal"]),
-            force_planned_tool=profile.force_planned_tool,
+            state, toolset.tools, force_planned_tool=profile.force_planned_tool
         )
         started = time.perf_counter()
         update: dict[str, Any] = {

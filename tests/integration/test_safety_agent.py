@@ -17,7 +17,7 @@ import pytest
 
 from goalgraph import Agent, AgentSpec
 from goalgraph.audit import AuditLog
-from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
+from goalgraph.testing import ScriptedChatModel, plan, tool_call
 
 SERVER = Path(__file__).parents[1] / "servers" / "mcp_testing_server.py"
 CLI = Path(sys.executable).with_name("goalgraph")
@@ -148,32 +148,6 @@ def test_a_write_the_goal_did_not_ask_for_waits_for_a_human_before_the_real_tool
     assert (spec.workspace / "a.txt").read_text(encoding="utf-8") == "keep me"
     (verdict,) = [r for r in AuditLog(tmp_path / "audit").read("g") if r.get("rule") == rule]
     assert (verdict["tool"], verdict["decision"], verdict["by"]) == ("write_file", "block", "human")
-
-
-@pytest.mark.parametrize(
-    ("goal", "offered"),
-    [("How many lines does a.txt have?", False), ("Count the lines of a.txt.", True)],
-)
-def test_a_question_goal_is_planned_and_worked_without_the_write_tools(
-    tmp_path: Path, goal: str, offered: bool
-) -> None:
-    spec = _spec(tmp_path)
-    (spec.workspace / "a.txt").write_text("one\ntwo\n", encoding="utf-8")
-    model = ScriptedChatModel(
-        responses=[
-            plan(("read it", "read_file")),
-            tool_call("read_file", path="a.txt"),
-            final_answer("2"),
-        ],
-        goalgraph_profile="standard",  # the model chooses among the tools offered
-    )
-    with Agent(spec, model=model) as agent:
-        result = agent.run(goal, thread_id="q")
-    assert result.status == "done", result.message
-    catalog = str(model.calls[0][0].content)  # the planner's system prompt lists the tools
-    assert ("- read_file(" in catalog) and ("- write_file(" in catalog) == offered
-    assert "read_file" in model.tool_names[1]
-    assert ("write_file" in model.tool_names[1]) == offered
 
 
 def test_path_escape_is_blocked_before_the_tool_runs(tmp_path: Path) -> None:
