@@ -13,6 +13,15 @@ from typer.testing import CliRunner
 from goalgraph.testing import final_answer, garbage, plan, tool_call
 
 
+def _compute_five_instead() -> list[AIMessage]:
+    """A revised plan that computes the answer, its call, and the answer."""
+    return [
+        plan(("compute instead", "calculator")),
+        tool_call("calculator", expression="2+3"),
+        final_answer("5"),
+    ]
+
+
 def test_a_replan_that_repeats_the_failed_step_is_asked_again(make_agent):
     agent, model = make_agent(
         [
@@ -20,9 +29,7 @@ def test_a_replan_that_repeats_the_failed_step_is_asked_again(make_agent):
             tool_call("boom", message="a"),
             tool_call("boom", message="b"),
             plan(("Use  BOOM", "boom")),  # the failed step again
-            plan(("compute instead", "calculator")),
-            tool_call("calculator", expression="2+3"),
-            final_answer("5"),
+            *_compute_five_instead(),
         ],
         limits={"max_step_attempts": 2},
     )
@@ -51,9 +58,7 @@ def test_a_replan_that_only_redoes_done_steps_is_asked_again(make_agent):
         [
             *_pong_then_boom_twice(),
             plan(("say pong (tool: ping) => pong", "ping")),  # the done step, copied
-            plan(("compute instead", "calculator")),
-            tool_call("calculator", expression="2+3"),
-            final_answer("5"),
+            *_compute_five_instead(),
         ],
         limits={"max_step_attempts": 2},
     )
@@ -150,9 +155,7 @@ def test_the_replanner_sees_each_failed_calls_error_even_after_a_loop_block(make
             tool_call("boom", message="a"),
             tool_call("boom", message="a"),
             tool_call("boom", message="a"),  # blocked: the same call already ran twice
-            plan(("compute instead", "calculator")),
-            tool_call("calculator", expression="2+3"),
-            final_answer("5"),
+            *_compute_five_instead(),
         ],
         limits={"max_identical_calls": 2},
     )
