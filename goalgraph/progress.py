@@ -1,6 +1,6 @@
 """Pure rules that tell whether a run still makes progress.
 
-Two questions, both answered without a model or storage so every rule is unit-testable:
+Three questions, all answered without a model or storage so every rule is unit-testable:
 
 * Does a revised plan only repeat the step that failed (``repeated_step``)? A replan that runs the
   same step again gets the same failure, so replan asks once more and then gives up.
