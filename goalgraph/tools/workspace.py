@@ -218,7 +218,8 @@ class Workspace:
         info = os.fstat(opened.fd)
         problem = None
         if stat.S_ISDIR(info.st_mode):
-            problem = f"{shown} is a folder, not a file; {self._holdings('/'.join(where.parts))}"
+            listing = self._holdings("/".join(where.parts), as_paths=True)
+            problem = f"{shown} is a folder, not a file; {listing}"
         elif not stat.S_ISREG(info.st_mode):
             kind = _kind(info.st_mode)
             problem = f"{shown} is not a regular file ({kind}); only regular files are read"
@@ -427,21 +428,18 @@ class Workspace:
             return f"; did you mean {_either(similar)}?"
         folder = self._existing_folder(target)
         where = _shown(folder + "/") if folder else "the workspace"
-        names, more = _children(self._scan(folder, MAX_SUGGESTION_SCAN), MAX_SHOWN_ENTRIES)
-        if not names:
-            return f"; {where} is empty"
-        listed = ", ".join(repr(name) for name in names)
-        return f"; {where} holds {listed}" + (f" and {more} more" if more else "")
+        return f"; {self._holdings(folder, where)}"
 
-    def _holdings(self, folder: str) -> str:
-        """Return what ``folder`` (relative) holds, as paths a call can copy: "it holds
-        'inbox/a.txt', 'inbox/old/'", "it holds ... and 3 more" or "it is empty"."""
+    def _holdings(self, folder: str, subject: str = "it", *, as_paths: bool = False) -> str:
+        """Return what ``folder`` (relative) holds: "{subject} holds 'a.txt', 'old/'", "...
+        and 3 more" or "{subject} is empty"; with ``as_paths``, each entry as a path a call can
+        copy ("'inbox/a.txt'")."""
         names, more = _children(self._scan(folder, MAX_SUGGESTION_SCAN), MAX_SHOWN_ENTRIES)
         if not names:
-            return "it is empty"
-        prefix = f"{folder}/" if folder else ""
+            return f"{subject} is empty"
+        prefix = f"{folder}/" if folder and as_paths else ""
         listed = ", ".join(repr(prefix + name) for name in names)
-        return f"it holds {listed}" + (f" and {more} more" if more else "")
+        return f"{subject} holds {listed}" + (f" and {more} more" if more else "")
 
     def _existing_folder(self, target: Path) -> str:
         """Return the nearest existing folder above ``target``, relative (``""``: the root)."""
