@@ -89,7 +89,7 @@ def repeat_feedback(repeat: PlanStep, failed: PlanStep, why: str) -> str:
 
 def redo_feedback(redone: list[PlanStep]) -> str:
     """Tell the replanner that its plan only redid done steps, and what to write instead."""
-    ids = ", ".join(str(step["id"]) for step in dict((s["id"], s) for s in redone).values())
+    ids = ", ".join(str(step_id) for step_id in dict.fromkeys(step["id"] for step in redone))
     return (
         f"Your new plan only repeats step {ids}, which is done: its result is in the plan. "
         "Write the steps the goal still needs."
