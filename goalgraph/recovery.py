@@ -22,7 +22,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MATCH_CUTOFF", "listed_alternative", "with_listed_alternative"]
+__all__ = [
+    "MATCH_CUTOFF",
+    "listed_alternative",
+    "with_echoed_alternative",
+    "with_listed_alternative",
+]
 
 MATCH_CUTOFF = 0.8
 """Lowest similarity (difflib's ratio of the sorted, singular words) of a suggestion."""
@@ -80,6 +85,23 @@ def with_listed_alternative(error: str, args: Mapping[str, Any]) -> str:
         return error
     name, value = found
     return f"{error}; did you mean {name}={value!r}?"
+
+
+def with_echoed_alternative(output: str, args: Mapping[str, Any]) -> str:
+    """Return a successful call's ``output`` with "did you mean ...?" added when it quotes one of
+    the call's string arguments back and lists a value that argument clearly meant.
+
+    A search that finds nothing often succeeds with a miss: "no product matches 'bar clamps';
+    SKUs: bolt-m6, clamp-bar-60, ...". The quoted argument is what tells such a miss from a result
+    that merely lists values; a small model otherwise takes the first listed value.
+    """
+    echoed = any(
+        f"{quote}{value.strip()}{quote}".casefold() in output.casefold()
+        for value in args.values()
+        if isinstance(value, str) and value.strip()
+        for quote in "'\""
+    )
+    return with_listed_alternative(output, args) if echoed else output
 
 
 def _listed_values(error: str) -> set[str]:

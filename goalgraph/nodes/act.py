@@ -18,6 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from goalgraph.injection import quote_observation, screen
 from goalgraph.nodes.common import bump, thread_id_of
 from goalgraph.nodes.safety_check import blocked_message
+from goalgraph.recovery import with_echoed_alternative
 from goalgraph.resources import ARTIFACTS_FOLDER, AgentResources
 from goalgraph.safety import call_signature, output_source, taint_of
 from goalgraph.state import AgentState, Observation, ProposedAction, turn_actions, turn_verdicts
@@ -39,7 +40,10 @@ def make_act_node(res: AgentResources) -> Any:
         assert tool is not None
         toolset = await res.toolset()
         result = await toolset.call(tool, action["args"], timeout_s=res.tool_timeout(tool))
-        text = result.content if result.ok else result.error or "tool failed"
+        if result.ok:
+            text = with_echoed_alternative(result.content, action["args"])
+        else:
+            text = result.error or "tool failed"
         flags = screen(result.content) if res.spec.safety.screen_observations else []
         shown = quote_observation(text, flags)
         source = output_source(

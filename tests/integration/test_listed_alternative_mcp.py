@@ -1,5 +1,6 @@
-"""A failed call's note names the value the third-party stockroom server's error lists that the
-call meant, over the real server process; the agent then takes it."""
+"""A failed call's note, and a search that succeeds with a miss, name the value the third-party
+stockroom server lists that the call meant, over the real server process; the agent then takes
+it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
 SERVERS = Path(__file__).parents[2] / "benchmarks" / "servers"
 
 
-def test_the_note_names_the_listed_sku_the_call_meant(tmp_path: Path) -> None:
+def _stockroom_spec(tmp_path: Path) -> AgentSpec:
     state = tmp_path / "stockroom.json"
     state.write_text((SERVERS / "stockroom_seed.json").read_text(encoding="utf-8"))
-    server = {"command": sys.executable, "args": [str(SERVERS / "inventory_server.py")]}
+    server = [str(SERVERS / "inventory_server.py"), "--state", str(state)]
+    return AgentSpec(
+        builtin_tools=False,
+        mcpServers={"stockroom": {"command": sys.executable, "args": server}},
+        checkpoint_path=tmp_path / "cp.sqlite",
+        memory={"backend": "none"},
+    )
+
+
+def test_the_note_names_the_listed_sku_the_call_meant(tmp_path: Path) -> None:
     model = ScriptedChatModel(
         responses=[
             plan(("Look up the walnut knobs", "get_product")),
@@ -25,13 +35,7 @@ def test_the_note_names_the_listed_sku_the_call_meant(tmp_path: Path) -> None:
         ],
         goalgraph_profile="standard",
     )
-    spec = AgentSpec(
-        builtin_tools=False,
-        mcpServers={"stockroom": {**server, "args": [*server["args"], "--state", str(state)]}},
-        checkpoint_path=tmp_path / "cp.sqlite",
-        memory={"backend": "none"},
-    )
-    with Agent(spec, model=model) as agent:
+    with Agent(_stockroom_spec(tmp_path), model=model) as agent:
         result = agent.run("What do walnut knobs cost?", thread_id="sku")
     assert result.status == "done", result.message
     failed, found = result.observations
@@ -39,3 +43,22 @@ def test_the_note_names_the_listed_sku_the_call_meant(tmp_path: Path) -> None:
     note = str(model.calls[2][-1].content)  # the retry's last message: the note (feedback_last)
     assert "did you mean sku='knob-walnut'?" in note
     assert found["ok"] and "4.2" in found["content"]
+
+
+def test_a_search_that_finds_nothing_names_the_listed_sku_it_meant(tmp_path: Path) -> None:
+    model = ScriptedChatModel(
+        responses=[
+            plan(("Find the bar clamps", "search_products")),
+            tool_call("search_products", text="bar clamps"),
+            tool_call("get_product", sku="clamp-bar-60"),
+            final_answer("6 in stock."),
+        ],
+        goalgraph_profile="standard",
+    )
+    with Agent(_stockroom_spec(tmp_path), model=model) as agent:
+        result = agent.run("How many bar clamps are in stock?", thread_id="miss")
+    assert result.status == "done", result.message
+    miss, found = result.observations
+    assert miss["ok"] and miss["content"].startswith("no product matches 'bar clamps'")
+    assert miss["content"].endswith("did you mean text='clamp-bar-60'?")
+    assert found["ok"] and "in stock: 6 units" in found["content"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from goalgraph.recovery import listed_alternative, with_listed_alternative
+from goalgraph.recovery import (
+    listed_alternative,
+    with_echoed_alternative,
+    with_listed_alternative,
+)
 
 SKUS = (
     "no product with SKU {!r}; SKUs: bolt-m6, clamp-bar-60, dowel-8, drawer-slide-45, glue-pva, "
@@ -54,3 +58,26 @@ def test_the_suggestion_is_added_to_the_error():
     assert with_listed_alternative(error, {"sku": "walnut knobs", "count": 2}) == (
         f"{error}; did you mean sku='knob-walnut'?"
     )
+
+
+def test_a_successful_miss_that_quotes_the_argument_names_the_listed_value():
+    miss = "no product matches 'bar clamps'; SKUs: bolt-m6, clamp-bar-60, dowel-8, glue-pva"
+    assert with_echoed_alternative(miss, {"text": "bar clamps", "low_stock_only": False}) == (
+        f"{miss}; did you mean text='clamp-bar-60'?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("output", "args"),
+    [
+        # A hit lists values but does not quote the argument back: nothing is suggested.
+        ("glue-pva: PVA wood glue 500 ml - 37 in stock", {"text": "PVA glue"}),
+        ("clamp-bar-60: Bar clamp 60 cm, bolt-m6: M6 bolt", {"text": "bar clamps"}),
+        # Quoted back, but nothing listed is close.
+        ("no product matches 'oak table'; SKUs: bolt-m6, glue-pva", {"text": "oak table"}),
+    ],
+)
+def test_a_successful_output_is_left_alone_unless_it_quotes_a_clear_miss(
+    output: str, args: dict[str, object]
+):
+    assert with_echoed_alternative(output, args) == output
