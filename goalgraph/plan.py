@@ -9,7 +9,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from goalgraph.cues import cue_clause, forbidden_tools
+from goalgraph.cues import asks_only_questions, cue_clause, forbidden_tools
 from goalgraph.hints import ToolHints
 from goalgraph.state import PlanStep
 
@@ -17,6 +17,7 @@ __all__ = [
     "MAX_PLAN_STEPS",
     "NO_TOOL",
     "add_cued_steps",
+    "drop_unasked_changes",
     "fallback_plan",
     "is_fallback_step",
     "next_step_id",
@@ -274,6 +275,42 @@ def _cues_own_tool(step: PlanStep, hints: Mapping[str, ToolHints]) -> bool:
 
 _FALLBACK_STEP_CHARS = 300
 """The most of the goal that ``fallback_plan``'s one step describes."""
+
+
+def drop_unasked_changes(
+    steps: list[PlanStep], goal: str, changing_tools: Collection[str], *, first_id: int = 1
+) -> list[PlanStep]:
+    """Return ``steps`` without the steps planned with a tool that changes things (one of
+    ``changing_tools``) when ``goal`` only asks questions (``cues.asks_only_questions``),
+    renumbered from ``first_id``; the goal as one step if none is left.
+
+    Asked "Which orders are still waiting to go out?", Qwen2.5-Coder-0.5B planned ``list_orders``
+    and then three ``place_order`` steps: a small model walks the tool catalog. Such a call waits
+    for a human anyway (``SafetySpec.confirm_unasked_writes``), so the step can only stall the run.
+    """
+    if not asks_only_questions(goal):
+        return steps
+    kept = [step for step in steps if step["tool"] not in changing_tools]
+    if len(kept) == len(steps):
+        return steps
+    if not kept:
+        return fallback_plan(goal, first_id=first_id)
+    new_id = {step["id"]: first_id + index for index, step in enumerate(kept)}
+    return [
+        PlanStep(
+            **{
+                **step,
+                "id": new_id[step["id"]],
+                # A dependency on a dropped step goes; one on an earlier plan's step stays.
+                "depends_on": [
+                    new_id.get(dep, dep)
+                    for dep in step["depends_on"]
+                    if dep in new_id or dep < first_id
+                ],
+            }
+        )
+        for step in kept
+    ]
 
 
 def fallback_plan(goal: str, *, first_id: int = 1) -> list[PlanStep]:

@@ -126,6 +126,13 @@ class ModelProfile:
     works, before the run gives up. A planner that only knows one way to do a step often has the
     right tool in view once it acts on the goal directly, with the error before it."""
 
+    drop_unasked_changes: bool = True
+    """When the goal only asks questions, drop the plan's steps whose tool changes things (risk
+    class ``write``), in plans and revised plans: such a call waits for a human anyway
+    (``safety.confirm_unasked_writes``). Qwen2.5-Coder-0.5B planned "Which orders are still
+    waiting to go out?" as ``list_orders`` and three ``place_order`` steps, and stalled on them.
+    Off for ``tiny``, on which it is not measured."""
+
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""
         on = [rule for rule in RULES if getattr(self, rule)]
@@ -152,6 +159,7 @@ PROFILES: dict[str, ModelProfile] = {
         feedback_last=False,  # 6/38 on and off for SmolLM2-135M: it does not help it
         direct_fallback=False,  # 8/38 on and off for SmolLM2-135M: it does not help it
         settle_repeats=False,  # 9/38 on, 8/38 off for SmolLM2-135M: one task, within noise
+        drop_unasked_changes=False,
     ),
     "standard": ModelProfile(name="standard"),
 }

@@ -21,6 +21,7 @@ __all__ = [
     "Node",
     "any_allowed",
     "bump",
+    "changing_tools",
     "current_step",
     "goal_problem",
     "new_counters",
@@ -90,6 +91,11 @@ def goal_problem(goal: object, max_chars: int) -> str | None:
 def thread_id_of(config: RunnableConfig) -> str:
     """Return the run's thread id (``default`` when run without a checkpointer)."""
     return str((config.get("configurable") or {}).get("thread_id") or "default")
+
+
+async def changing_tools(res: AgentResources) -> set[str]:
+    """Return the names of the tools whose risk class is ``write``: they change things."""
+    return {name for name, traits in (await res.tool_traits()).items() if traits.risk == "write"}
 
 
 async def recall_for(res: AgentResources, goal: str) -> str:

@@ -18,10 +18,11 @@ from langchain_core.tools import BaseTool
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from goalgraph.hints import tool_hints
-from goalgraph.nodes.common import goal_problem, new_counters, recall_for
+from goalgraph.nodes.common import changing_tools, goal_problem, new_counters, recall_for
 from goalgraph.nodes.think import FINAL_ANSWER
 from goalgraph.plan import (
     add_cued_steps,
+    drop_unasked_changes,
     fallback_plan,
     next_step_id,
     plan_schema,
@@ -159,6 +160,8 @@ def make_plan_node(res: AgentResources) -> Any:
             )
             if profile.cued_steps:  # Not for the fallback plan: it already pursues the goal.
                 steps = add_cued_steps(steps, goal, hints, max_steps=most)
+            if profile.drop_unasked_changes:
+                steps = drop_unasked_changes(steps, goal, await changing_tools(res))
             note = ""
         except Exception as exc:  # The model degrades to a one-step plan, never crashes the run.
             log.warning("planner failed (%s); pursuing the goal as one step", exc)

@@ -17,8 +17,9 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from goalgraph.hints import tool_hints
-from goalgraph.nodes.common import bump, current_step
+from goalgraph.nodes.common import bump, changing_tools, current_step
 from goalgraph.plan import (
+    drop_unasked_changes,
     fallback_plan,
     is_fallback_step,
     next_step_id,
@@ -110,7 +111,7 @@ def make_replan_node(res: AgentResources) -> Any:
             planner = (await res.achat_model()).with_structured_output(
                 plan_schema(names, max_steps=profile.max_plan_steps)
             )
-            return steps_from_output(
+            steps = steps_from_output(
                 await planner.ainvoke(prompt),
                 first_id=first_id,
                 known_ids=done_ids,
@@ -119,6 +120,11 @@ def make_replan_node(res: AgentResources) -> Any:
                 hints=tool_hints((await res.toolset()).tools),
                 max_steps=profile.max_plan_steps,
             )
+            if profile.drop_unasked_changes:
+                steps = drop_unasked_changes(
+                    steps, state["goal"], await changing_tools(res), first_id=first_id
+                )
+            return steps
         except Exception as exc:  # Degrade to pursuing the goal directly.
             log.warning("replanner failed (%s); pursuing the goal as one step", exc)
             return fallback_plan(state["goal"], first_id=first_id)

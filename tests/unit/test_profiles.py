@@ -28,6 +28,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "direct_fallback",
         "plan_first_call",
         "settle_repeats",
+        "drop_unasked_changes",
     }
     small_model_rules = set(RULES) - {
         "cued_steps",
@@ -38,6 +39,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "direct_fallback",
         "plan_first_call",
         "settle_repeats",
+        "drop_unasked_changes",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
@@ -49,6 +51,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
     assert PROFILES["tiny"].repeat_recovery and not PROFILES["tiny"].feedback_last
     assert PROFILES["standard"].direct_fallback and not PROFILES["tiny"].direct_fallback
     assert not PROFILES["standard"].plan_first_call and not PROFILES["tiny"].plan_first_call
+    assert PROFILES["standard"].drop_unasked_changes and not PROFILES["tiny"].drop_unasked_changes
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
