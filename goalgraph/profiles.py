@@ -106,10 +106,11 @@ class ModelProfile:
     settle_repeats: bool = True
     """A read-only call the model proposes again, with only reads run since, ends the current
     step with the earlier result instead of running again: when the call already succeeded on
-    this step, or was just refused as a repeat (``repeat_recovery``) or a loop. The tool's risk
-    class says what is read-only. Qwen2.5-Coder-0.5B, its count in hand from ``sqlite_query`` on
-    a step planned with ``read_file``, called the query again and again until the loop guard
-    ended the step, instead of ``step_done``."""
+    this step, or was just refused as a repeat (``repeat_recovery``) or a loop. So does a
+    ``write`` call that already succeeded (its change is made; ``block_repeated_changes``). The
+    tool's risk class says which calls are which. Qwen2.5-Coder-0.5B, its count in hand from
+    ``sqlite_query`` on a step planned with ``read_file``, called the query again and again until
+    the loop guard ended the step, instead of ``step_done``."""
 
     plan_first_call: bool = False
     """Before planning, ask the model for its first tool call on the goal in its native tool

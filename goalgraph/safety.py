@@ -40,6 +40,7 @@ __all__ = [
     "RunLedger",
     "call_signature",
     "check_action",
+    "done_changes",
     "human_decision",
     "output_source",
     "reads_since_change",
@@ -107,6 +108,9 @@ class RunLedger:
     """Read-only calls of the current step's planned tool that succeeded with nothing but reads
     run since (``call_signature`` to their output): proposing one again for this step copies an
     earlier step's call, which could only return the same."""
+    done_changes: Mapping[str, str] = field(default_factory=dict)
+    """Calls of ``write`` tools that succeeded in this run (``call_signature`` to their output):
+    running one again would make the same change twice (``SafetySpec.block_repeated_changes``)."""
 
 
 def call_signature(
@@ -200,14 +204,22 @@ def check_action(
             "use its result or try something else",
             "loop",
         )
+    made = ledger.done_changes.get(call_signature(tool, action["args"], traits))
+    if made is not None and policy.block_repeated_changes:
+        return verdict(
+            "block",
+            f"{tool} with these arguments already ran and succeeded: it returned "
+            f"{_shown(made)!r}. Running it again would make the same change twice; "
+            "if that result finishes this step, call step_done",
+            "repeat",
+        )
     earlier = ledger.unchanged_reads.get(call_signature(tool, action["args"], traits))
     if earlier is not None:
-        shown = earlier if len(earlier) <= 300 else earlier[:300] + " [...]"
         return verdict(
             "block",
             f"{tool} with these arguments already ran, and nothing has been written or run "
-            f"since: it returned {shown!r}. This step plans {tool} too: call it with the values "
-            "this step names, or step_done if that result already answers this step",
+            f"since: it returned {_shown(earlier)!r}. This step plans {tool} too: call it with "
+            "the values this step names, or step_done if that result already answers this step",
             "repeat",
         )
     problem = _budget_problem(tool, risk, policy, ledger, traits or {})
@@ -234,6 +246,27 @@ def check_action(
         reason = f"tool {tool!r} is {risk} risk, which requires human approval"
         return verdict("ask", reason, "approval", wait)
     return verdict("allow", "passed the safety policy", "allowed", wait)
+
+
+def _shown(output: str) -> str:
+    """An earlier output as a refusal quotes it: at most 300 characters."""
+    return output if len(output) <= 300 else output[:300] + " [...]"
+
+
+def done_changes(
+    observations: Sequence[Mapping[str, Any]], traits: Mapping[str, ToolTraits]
+) -> dict[str, str]:
+    """Return the calls of ``write`` tools among ``observations`` that succeeded, by
+    ``call_signature``, with their (latest) output."""
+    return {
+        call_signature(observation["tool"], observation["args"], traits): str(
+            observation["content"]
+        )
+        for observation in observations
+        if observation["ok"]
+        and (info := traits.get(observation["tool"])) is not None
+        and info.risk == "write"
+    }
 
 
 def unchanged_reads(

@@ -356,6 +356,10 @@ class SafetySpec(_Section):
     """When the goal only asks questions ("Which orders are still waiting to go out?"), a call
     of a ``write`` tool needs human approval: answering a question changes nothing, so such a
     call is the model's guess, not the user's wish (``goalgraph.cues.asks_only_questions``)."""
+    block_repeated_changes: bool = True
+    """A call of a ``write`` tool identical to one that already succeeded in the run is blocked,
+    with the earlier result: run again, it would book a delivery twice. To make a change twice,
+    a model makes one call with the whole change (or other arguments)."""
     confirm_forbidden_calls: bool = True
     """A call the goal's own words forbid ("... Do not fetch it.", "Don't overwrite a.txt")
     needs human approval. The tools are named by their hints (``goalgraph.cues.prohibitions``),

@@ -21,6 +21,7 @@ from goalgraph.safety import (
     RunLedger,
     call_signature,
     check_action,
+    done_changes,
     human_decision,
     unchanged_reads,
 )
@@ -46,6 +47,7 @@ def ledger_of(
         call_times=state.get("call_times") or [],
         tainted_by=state.get("tainted_by"),
         unchanged_reads=earlier,
+        done_changes=done_changes(state.get("observations") or [], traits or {}),
     )
 
 

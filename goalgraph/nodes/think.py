@@ -204,24 +204,33 @@ def _refused_a_repeat(state: AgentState, profile: ModelProfile) -> bool:
     return any(v is not None and v.get("rule") in ("repeat", "loop") for v in turn_verdicts(state))
 
 
+_SETTLED = ("read", "write")
+"""The risk classes whose repeated call can settle a step: a read returns the same, and a change
+is made already (an ``exec`` call may do something new each time)."""
+
+
 def settled_by_repeat(
     state: AgentState, action: ProposedAction, traits: Mapping[str, ToolTraits]
 ) -> str | None:
     """Return the earlier output of ``action`` when proposing it again settles the current step
     (the ``settle_repeats`` profile rule), else ``None``.
 
-    It does when the call is read-only, succeeded with only reads run since, and either that
-    success was on the current step or the last turn's identical call was refused as a repeat
-    of it (``repeat``) or as a loop (``loop``: it already ran as often as the limit allows).
+    It does when the call is read-only and succeeded with only reads run since, or changes
+    things (``write``) and succeeded at all, and either that success was on the current step or
+    the last turn's identical call was refused as a repeat of it (``repeat``) or as a loop
+    (``loop``: it already ran as often as the limit allows).
     """
     tool = action["tool"]
     info = traits.get(tool or "")
-    if action["kind"] != "tool" or tool is None or info is None or info.risk != "read":
+    if action["kind"] != "tool" or tool is None or info is None or info.risk not in _SETTLED:
         return None
+    observations: Sequence[Mapping[str, Any]] = state.get("observations") or []
+    if info.risk == "read":
+        observations = reads_since_change(observations, traits)
     signature = call_signature(tool, action["args"], traits)
     same = [
         observation
-        for observation in reads_since_change(state.get("observations") or [], traits)
+        for observation in observations
         if observation["ok"]
         and call_signature(observation["tool"], observation["args"], traits) == signature
     ]

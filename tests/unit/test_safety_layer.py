@@ -14,7 +14,7 @@ from goalgraph.audit import AuditLog
 from goalgraph.hints import hints_from_payloads
 from goalgraph.injection import neutralise, quote_observation, screen
 from goalgraph.risk import ToolTraits, tool_meta, tool_traits
-from goalgraph.safety import RunLedger, call_signature, check_action
+from goalgraph.safety import RunLedger, call_signature, check_action, done_changes
 from goalgraph.spec import SafetySpec
 from goalgraph.tools.content import ArtifactStore, content_to_text
 from goalgraph.tools.hints import BUILTIN_HINTS
@@ -206,6 +206,35 @@ def test_a_write_needs_approval_when_the_goal_only_asks(goal: str | None, decisi
     assert check(action("read_file", path="a.txt"), goal=goal).decision == "allow"
     off = check(action("write_file", path="a.txt"), goal=goal, confirm_unasked_writes=False)
     assert off.decision == "allow"
+
+
+def test_a_change_that_already_succeeded_is_not_made_again() -> None:
+    write = action("write_file", path="./a.txt", content="x")
+    observations = [
+        {
+            "tool": "write_file",
+            "args": {"path": "a.txt", "content": "x"},
+            "ok": True,
+            "content": "ok",
+        },
+        {
+            "tool": "write_file",
+            "args": {"path": "b.txt", "content": "x"},
+            "ok": False,
+            "content": "e",
+        },
+        {"tool": "calculator", "args": {"expression": "1"}, "ok": True, "content": "1"},
+    ]
+    ledger = RunLedger(done_changes=done_changes(observations, TRAITS))
+    assert list(ledger.done_changes) == [call_signature("write_file", write["args"], TRAITS)]
+    verdict = check(write, ledger)
+    assert verdict.decision == "block" and verdict.rule == "repeat"
+    assert "already ran and succeeded: it returned 'ok'" in verdict.reason
+    assert "the same change twice" in verdict.reason
+    # Other arguments, a change that failed, and a spec that turns the rule off all run.
+    assert check(action("write_file", path="a.txt", content="y"), ledger).decision == "allow"
+    assert check(action("write_file", path="b.txt", content="x"), ledger).decision == "allow"
+    assert check(write, ledger, block_repeated_changes=False).decision == "allow"
 
 
 HINTS = hints_from_payloads(BUILTIN_HINTS)

@@ -212,3 +212,38 @@ def test_a_read_after_a_write_and_with_the_rule_off_runs_again(make_agent):
     )
     result = off.run("double 21", thread_id="t")
     assert result.status == "done" and result.counters["tool_calls"] == 3
+
+
+def test_a_change_proposed_again_on_its_step_settles_it_and_runs_once(make_agent):
+    agent, _ = make_agent(
+        [
+            plan(("book the delivery", "write_note"), ("check", "ping")),
+            tool_call("write_note", text="500 screws"),
+            tool_call("write_note", text="500 screws"),  # the same change again
+            tool_call("ping"),
+            final_answer("booked"),
+        ],
+        profile="standard",
+        **READ,
+    )
+    result = agent.run("Book 500 screws, then check", thread_id="w")
+    assert result.status == "done"
+    assert [o["tool"] for o in result.observations] == ["write_note", "ping"]
+    assert result.plan[0]["result"] == "wrote 10 characters"
+
+
+def test_without_settling_a_repeated_change_is_blocked_with_its_result(make_agent):
+    agent, _ = make_agent(
+        [
+            plan(("book the delivery", "write_note")),
+            tool_call("write_note", text="500 screws"),
+            tool_call("write_note", text="500 screws"),
+            final_answer("booked"),
+        ],
+        **READ,  # tiny: no settle_repeats
+    )
+    result = agent.run("Book 500 screws", thread_id="w")
+    assert [o["tool"] for o in result.observations] == ["write_note"]
+    blocked = _tool_messages(agent, "w")[1]
+    assert blocked.status == "error" and "the same change twice" in str(blocked.content)
+    assert "'wrote 10 characters'" in str(blocked.content)
