@@ -1,9 +1,10 @@
-"""A failed call's note, and a search that succeeds with a miss, name the value the third-party
-stockroom server lists that the call meant, over the real server process; the agent then takes
-it."""
+"""The agent over the real third-party stockroom server process: a failed call's note, and a
+search that succeeds with a miss, name the value the server lists that the call meant; and a
+change proposed again is not made twice."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -62,3 +63,24 @@ def test_a_search_that_finds_nothing_names_the_listed_sku_it_meant(tmp_path: Pat
     assert miss["ok"] and miss["content"].startswith("no product matches 'bar clamps'")
     assert miss["content"].endswith("did you mean text='clamp-bar-60'?")
     assert found["ok"] and "in stock: 6 units" in found["content"]
+
+
+def test_a_delivery_proposed_twice_is_booked_once(tmp_path: Path) -> None:
+    booking = {"sku": "screw-wood-4", "change": 500, "reason": "delivery"}
+    model = ScriptedChatModel(
+        responses=[
+            plan(("Book the delivery of 500 wood screws", "adjust_stock")),
+            tool_call("adjust_stock", **booking),
+            tool_call("adjust_stock", **booking),
+            final_answer("Booked: 1360 wood screws."),
+        ],
+        goalgraph_profile="standard",
+    )
+    with Agent(_stockroom_spec(tmp_path), model=model) as agent:
+        result = agent.run("500 wood screws came in, please book them.", thread_id="twice")
+    assert result.status == "done", result.message
+    assert [o["content"] for o in result.observations] == [
+        "screw-wood-4: 860 -> 1360 units (delivery)"
+    ]
+    stock = json.loads((tmp_path / "stockroom.json").read_text(encoding="utf-8"))
+    assert stock["products"]["screw-wood-4"]["quantity"] == 1360
