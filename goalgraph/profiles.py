@@ -134,6 +134,13 @@ class ModelProfile:
     waiting to go out?" as ``list_orders`` and three ``place_order`` steps, and stalled on them.
     Off for ``tiny``, on which it is not measured."""
 
+    refuse_copied_examples: bool = True
+    """A call whose required argument is the example in that argument's own description ("e.g.
+    hingeco or Hinge & Co"), mentioned by neither the goal nor any tool result, is blocked as a
+    copy (``goalgraph.copied_examples``). Qwen2.5-Coder-0.5B, asked for the email of oak
+    varnish's supplier, called ``get_supplier(supplier="hingeco or Hinge & Co")``. Off for
+    ``tiny``, on which it is not measured."""
+
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""
         on = [rule for rule in RULES if getattr(self, rule)]
@@ -161,6 +168,7 @@ PROFILES: dict[str, ModelProfile] = {
         direct_fallback=False,  # 8/38 on and off for SmolLM2-135M: it does not help it
         settle_repeats=False,  # 9/38 on, 8/38 off for SmolLM2-135M: one task, within noise
         drop_unasked_changes=False,
+        refuse_copied_examples=False,
     ),
     "standard": ModelProfile(name="standard"),
 }

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import jsonschema
 
+from goalgraph.copied_examples import copied_example
 from goalgraph.cues import asks_only_questions, prohibitions
 from goalgraph.hints import ToolHints
 from goalgraph.risk import ToolTraits
@@ -54,6 +55,7 @@ Rule = Literal[
     "denied",
     "not_allowed",
     "invalid_arguments",
+    "copied_example",
     "path_escape",
     "host_not_allowed",
     "loop",
@@ -108,6 +110,10 @@ class RunLedger:
     """Read-only calls of the current step's planned tool that succeeded with nothing but reads
     run since (``call_signature`` to their output): proposing one again for this step copies an
     earlier step's call, which could only return the same."""
+    seen_text: str | None = None
+    """The goal and every tool result of the run so far, for the copied-example check
+    (``goalgraph.copied_examples``, the ``refuse_copied_examples`` profile rule); ``None``: the
+    check is off."""
     done_changes: Mapping[str, str] = field(default_factory=dict)
     """Calls of ``write`` tools that succeeded in this run (``call_signature`` to their output):
     running one again would make the same change twice (``SafetySpec.block_repeated_changes``)."""
@@ -188,6 +194,15 @@ def check_action(
     problem = _argument_problem(tool, action["args"], schemas[tool])
     if problem is not None:
         return verdict("block", problem, "invalid_arguments")
+    if ledger.seen_text is not None:
+        copied = copied_example(action["args"], schemas[tool], ledger.seen_text)
+        if copied is not None:
+            reason = (
+                f"{tool}.{copied[0]}: {copied[1]!r} is the example in the argument's description, "
+                "and neither the goal nor any tool result mentions it; use a value the goal "
+                "gives, or look it up with another tool first"
+            )
+            return verdict("block", reason, "copied_example")
     for name in info.path_args:
         problem = path_problem(action["args"].get(name))
         if problem is not None:

@@ -31,11 +31,20 @@ __all__ = ["blocked_message", "ledger_of", "make_safety_check_node"]
 
 
 def ledger_of(
-    state: AgentState, traits: Mapping[str, ToolTraits] | None = None, *, reads: bool = True
+    state: AgentState,
+    traits: Mapping[str, ToolTraits] | None = None,
+    *,
+    reads: bool = True,
+    examples: bool = False,
 ) -> RunLedger:
     """Return what the policy needs to know about the run so far (with ``reads`` and
     ``traits``, the calls of the current step's planned tool whose result nothing has changed
-    since: ``goalgraph.safety.unchanged_reads``)."""
+    since: ``goalgraph.safety.unchanged_reads``; with ``examples``, the text a copied example
+    is looked for in: the goal and every tool result)."""
+    seen = None
+    if examples:
+        outputs = [str(o["content"]) for o in state.get("observations") or []]
+        seen = "\n".join([str(state.get("goal") or ""), *outputs])
     step = current_step(state.get("plan") or [], state.get("current_step"))
     planned = step["tool"] if step is not None else None
     earlier: dict[str, str] = {}
@@ -47,6 +56,7 @@ def ledger_of(
         call_times=state.get("call_times") or [],
         tainted_by=state.get("tainted_by"),
         unchanged_reads=earlier,
+        seen_text=seen,
         done_changes=done_changes(state.get("observations") or [], traits or {}),
     )
 
@@ -70,7 +80,13 @@ def make_safety_check_node(res: AgentResources) -> Any:
         actions = turn_actions(state)
         toolset = await res.toolset()
         traits = await res.tool_traits()
-        ledger = ledger_of(state, traits, reads=(await res.aprofile()).repeat_recovery)
+        profile = await res.aprofile()
+        ledger = ledger_of(
+            state,
+            traits,
+            reads=profile.repeat_recovery,
+            examples=profile.refuse_copied_examples,
+        )
         hints = tool_hints(toolset.tools)
         verdicts: list[Verdict] = []
         wait_s = 0.0

@@ -84,3 +84,25 @@ def test_a_delivery_proposed_twice_is_booked_once(tmp_path: Path) -> None:
     ]
     stock = json.loads((tmp_path / "stockroom.json").read_text(encoding="utf-8"))
     assert stock["products"]["screw-wood-4"]["quantity"] == 1360
+
+
+def test_a_supplier_copied_from_the_argument_example_is_refused(tmp_path: Path) -> None:
+    model = ScriptedChatModel(
+        responses=[
+            plan(("Get the supplier of oak varnish", "get_supplier")),
+            tool_call("get_supplier", supplier="hingeco or Hinge & Co"),  # the schema's example
+            tool_call("get_product", sku="varnish-oak"),
+            tool_call("get_supplier", supplier="chemco"),  # from get_product's result
+            final_answer("The supplier's email."),
+        ],
+        goalgraph_profile="standard",
+    )
+    with Agent(_stockroom_spec(tmp_path), model=model) as agent:
+        result = agent.run("What's the email of whoever supplies our oak varnish?", thread_id="e")
+    assert result.status == "done", result.message
+    assert [(o["tool"], o["ok"]) for o in result.observations] == [
+        ("get_product", True),
+        ("get_supplier", True),
+    ]
+    note = str(model.calls[2][-1].content)
+    assert "'hingeco or Hinge & Co' is the example in the argument's description" in note

@@ -29,6 +29,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "plan_first_call",
         "settle_repeats",
         "drop_unasked_changes",
+        "refuse_copied_examples",
     }
     small_model_rules = set(RULES) - {
         "cued_steps",
@@ -40,6 +41,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "plan_first_call",
         "settle_repeats",
         "drop_unasked_changes",
+        "refuse_copied_examples",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
@@ -52,6 +54,8 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
     assert PROFILES["standard"].direct_fallback and not PROFILES["tiny"].direct_fallback
     assert not PROFILES["standard"].plan_first_call and not PROFILES["tiny"].plan_first_call
     assert PROFILES["standard"].drop_unasked_changes and not PROFILES["tiny"].drop_unasked_changes
+    assert PROFILES["standard"].refuse_copied_examples
+    assert not PROFILES["tiny"].refuse_copied_examples
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
