@@ -286,7 +286,8 @@ def results_data(
 
 def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Join results (``results_data``) of different agents on the same model, tasks, limits and
-    model settings, measured in separate processes, into one.
+    model settings, measured in separate processes, into one. Results of the same agents on
+    disjoint tasks (a suite split over processes) are joined task by task instead.
 
     A goalgraph-only process also runs the team tasks, which a peer (one agent) cannot run; when
     one result holds more tasks than another and every extra task is a team task, those are left
@@ -297,6 +298,8 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """
     if not parts:
         raise ValueError("no results to merge")
+    if _are_shards(parts):
+        return _joined_shards(parts)
     parts = _without_team_tasks(parts)
     first = parts[0]
     for part in parts[1:]:
@@ -315,6 +318,40 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "runs": {agent: runs for part in parts for agent, runs in part["runs"].items()},
         "processes": sum(part.get("processes", 1) for part in parts),
         "left_out": {a: ids for part in parts for a, ids in part.get("left_out", {}).items()},
+    }
+
+
+def _are_shards(parts: Sequence[dict[str, Any]]) -> bool:
+    """Tell whether ``parts`` hold the same agents on pairwise disjoint tasks, with the same
+    model, limits and model settings: one measurement split over processes."""
+    first = parts[0]
+    if len(parts) < 2 or any(set(p["runs"]) != set(first["runs"]) for p in parts[1:]):
+        return False
+    if any(p.get(key) != first.get(key) for p in parts for key in ("model", "limits", "model_env")):
+        return False
+    tasks = [task for part in parts for task in part.get("tasks", [])]
+    return len(tasks) == len(set(tasks))
+
+
+def _joined_shards(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Join ``parts`` that ``_are_shards``: every task, and each agent's runs, in part order,
+    with the summary and failure causes counted again over all of them."""
+    tasks = [task for part in parts for task in part.get("tasks", [])]
+    runs = {
+        agent: [_task_run(r) for part in parts for r in part["runs"][agent]]
+        for agent in parts[0]["runs"]
+    }
+    return {
+        **parts[0],
+        "date": " and ".join(dict.fromkeys(part["date"] for part in parts)),
+        "tasks": tasks,
+        "team_tasks": [task for part in parts for task in part.get("team_tasks", [])],
+        "selection": [f"--tasks {','.join(tasks)}"],
+        "summary": summary_rows(runs),
+        "failure_causes": {agent: _failure_counts(records) for agent, records in runs.items()},
+        "runs": {agent: [r for part in parts for r in part["runs"][agent]] for agent in runs},
+        "processes": sum(part.get("processes", 1) for part in parts),
+        "shards": [part.get("tasks", []) for part in parts],
     }
 
 
@@ -459,11 +496,16 @@ def markdown(data: dict[str, Any]) -> str:
     settings = "".join(f"{key}={value} " for key, value in data.get("model_env", {}).items())
     chosen = "".join(f" {argument}" for argument in data.get("selection", []))
     command = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}{chosen}"
-    if data.get("processes", 1) > 1:
+    agents = ",".join(data["runs"])
+    if data.get("shards"):
+        lines.append("The tasks split over processes, side by side, joined with `--merge`:")
+        base = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}"
+        lines += [f"`{base} --tasks {','.join(ids)} --agents {agents}`" for ids in data["shards"]]
+    elif data.get("processes", 1) > 1:
         lines.append("One process per agent, side by side, joined with `--merge`:")
         lines += [f"`{command} --agents {agent}`" for agent in data["runs"]]
     else:
-        lines.append(f"`{command} --agents {','.join(data['runs'])}`")
+        lines.append(f"`{command} --agents {agents}`")
     return "\n".join(lines) + "\n"
 
 

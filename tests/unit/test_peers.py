@@ -497,3 +497,40 @@ def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         peers.main(["--merge", str(tmp_path / "missing.json")])
     assert exit_info.value.code == 2
+
+
+def test_results_of_one_agent_on_disjoint_tasks_join_into_one_table(tmp_path):
+    peers = load_benchmark("peers")
+
+    def shard(task: str, success: bool, date: str) -> dict[str, Any]:
+        run = TaskRun(task_id=task, kind="k", model="m", split="heldout", success=success)
+        if not success:
+            run.failure_cause = "wrong_tool"
+        runs = {"goalgraph": [run]}
+        return {
+            "model": "qwen2.5-coder-0.5b",
+            "tasks": [task],
+            "team_tasks": [],
+            "selection": [f"--tasks {task}"],
+            "limits": {"max_steps": 10, "max_seconds": 300.0},
+            "model_env": {},
+            "summary": peers.summary_rows(runs),
+            "failure_causes": {"goalgraph": peers._failure_counts(runs["goalgraph"])},
+            "runs": {"goalgraph": [r.to_dict() for r in runs["goalgraph"]]},
+            "react_agent": "x",
+            "date": date,
+            "environment": {"cpus": 2},
+        }
+
+    joined = peers.merge_results([shard("a", True, "d1"), shard("b", False, "d2")])
+    assert joined["tasks"] == ["a", "b"] and joined["selection"] == ["--tasks a,b"]
+    assert [r["task_id"] for r in joined["runs"]["goalgraph"]] == ["a", "b"]
+    assert joined["summary"][0]["succeeded"] == 1 and joined["summary"][0]["tasks"] == 2
+    assert joined["failure_causes"] == {"goalgraph": {"wrong_tool": 1}}
+    assert joined["processes"] == 2 and joined["date"] == "d1 and d2"
+    text = peers.markdown(joined)
+    assert "The tasks split over processes" in text
+    assert "--tasks a --agents goalgraph`" in text and "--tasks b --agents goalgraph`" in text
+    # Overlapping tasks are no split of one measurement.
+    with pytest.raises(ValueError, match="in more than one result"):
+        peers.merge_results([shard("a", True, "d1"), shard("a", False, "d2")])
