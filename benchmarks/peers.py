@@ -495,11 +495,11 @@ def markdown(data: dict[str, Any]) -> str:
         ]
     settings = "".join(f"{key}={value} " for key, value in data.get("model_env", {}).items())
     chosen = "".join(f" {argument}" for argument in data.get("selection", []))
-    command = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}{chosen}"
+    base = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}"
+    command = base + chosen
     agents = ",".join(data["runs"])
     if data.get("shards"):
         lines.append("The tasks split over processes, side by side, joined with `--merge`:")
-        base = f"{settings}.venv/bin/python benchmarks/peers.py --model {data['model']}"
         lines += [f"`{base} --tasks {','.join(ids)} --agents {agents}`" for ids in data["shards"]]
     elif data.get("processes", 1) > 1:
         lines.append("One process per agent, side by side, joined with `--merge`:")

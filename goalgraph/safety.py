@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -211,7 +211,8 @@ def check_action(
         problem = _url_problem(action["args"].get(name), allow_hosts)
         if problem is not None:
             return verdict("block", f"{tool}.{name}: {problem}", "host_not_allowed")
-    runs = ledger.call_counts.get(call_signature(tool, action["args"], traits), 0)
+    signature = call_signature(tool, action["args"], traits)
+    runs = ledger.call_counts.get(signature, 0)
     if runs >= max_identical_calls:
         return verdict(
             "block",
@@ -219,7 +220,7 @@ def check_action(
             "use its result or try something else",
             "loop",
         )
-    made = ledger.done_changes.get(call_signature(tool, action["args"], traits))
+    made = ledger.done_changes.get(signature)
     if made is not None and policy.block_repeated_changes:
         return verdict(
             "block",
@@ -228,7 +229,7 @@ def check_action(
             "if that result finishes this step, call step_done",
             "repeat",
         )
-    earlier = ledger.unchanged_reads.get(call_signature(tool, action["args"], traits))
+    earlier = ledger.unchanged_reads.get(signature)
     if earlier is not None:
         return verdict(
             "block",
@@ -273,15 +274,12 @@ def done_changes(
 ) -> dict[str, str]:
     """Return the calls of ``write`` tools among ``observations`` that succeeded, by
     ``call_signature``, with their (latest) output."""
-    return {
-        call_signature(observation["tool"], observation["args"], traits): str(
-            observation["content"]
-        )
+    changes = (
+        observation
         for observation in observations
-        if observation["ok"]
-        and (info := traits.get(observation["tool"])) is not None
-        and info.risk == "write"
-    }
+        if (info := traits.get(observation["tool"])) is not None and info.risk == "write"
+    )
+    return _successes(changes, traits)
 
 
 def unchanged_reads(
@@ -293,12 +291,21 @@ def unchanged_reads(
     """Return the read-only calls among ``observations`` (oldest first) that succeeded after
     the last call of any other class (or of an unknown tool), by ``call_signature``, with their
     output: calls whose result nothing has changed since. With ``tool``, only that tool's."""
+    reads = reads_since_change(observations, traits)
+    return _successes((o for o in reads if tool in (None, o["tool"])), traits)
+
+
+def _successes(
+    observations: Iterable[Mapping[str, Any]], traits: Mapping[str, ToolTraits]
+) -> dict[str, str]:
+    """Return the calls among ``observations`` that succeeded, by ``call_signature``, with their
+    output (a later run of the same call wins)."""
     return {
         call_signature(observation["tool"], observation["args"], traits): str(
             observation["content"]
         )
-        for observation in reads_since_change(observations, traits)
-        if observation["ok"] and tool in (None, observation["tool"])
+        for observation in observations
+        if observation["ok"]
     }
 
 
