@@ -127,6 +127,13 @@ class ModelProfile:
     works, before the run gives up. A planner that only knows one way to do a step often has the
     right tool in view once it acts on the goal directly, with the error before it."""
 
+    plan_directly: bool = False
+    """Skip the planner: the goal is the plan's one step, on which the model calls any tool, as
+    many times as the goal needs, until it calls ``step_done`` or ``final_answer`` (a ReAct loop
+    inside goalgraph's safety layer and recovery). A small model asked for a whole plan walks the
+    tool catalog: Qwen2.5-Coder-0.5B planned "A delivery of 500 wood screws just came in, please
+    book it." as search, get, adjust stock, set price and get supplier, in the server's order."""
+
     drop_unasked_changes: bool = True
     """When the goal only asks questions, drop the plan's steps whose tool changes things (risk
     class ``write``), in plans and revised plans: such a call waits for a human anyway

@@ -140,6 +140,8 @@ def make_plan_node(res: AgentResources) -> Any:
         names = [tool.name for tool in toolset.tools]
         recalled = await recall_for(res, goal)
         profile = await res.aprofile()
+        if profile.plan_directly:
+            return {**fresh, "plan": fallback_plan(goal), "current_step": 1, "recalled": recalled}
         prompt = plan_messages(goal, toolset.tools, recalled=recalled, profile=profile)
         most = profile.max_plan_steps
         first = None

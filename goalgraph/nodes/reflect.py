@@ -8,6 +8,9 @@ Rules, in order:
   else the model's profile), the run is ``done``; otherwise think is asked for ``final_answer``.
 * A successful tool call completes the current step when the step names that tool or no tool
   (one call per step, which suits small models); otherwise the agent continues on the step.
+  The goal as one step (``plan.fallback_plan``: the planner failed, the replanner found no
+  other way, or the ``plan_directly`` profile rule) is the exception: it takes as many calls as
+  the goal needs, until the model calls ``step_done`` or ``final_answer``, as a ReAct agent does.
 * Several calls made in one turn (``limits.max_parallel_calls``) are judged together: if all
   worked, they complete the step as one call would (the step's result lists each call's
   output); if any failed, the turn is a failed attempt on the first failure.
@@ -29,7 +32,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from goalgraph.nodes.common import current_step
-from goalgraph.plan import next_step_id
+from goalgraph.plan import is_fallback_step, next_step_id
 from goalgraph.progress import failure_key, no_progress_reason
 from goalgraph.recovery import with_listed_alternative
 from goalgraph.resources import AgentResources
@@ -53,11 +56,7 @@ def make_reflect_node(res: AgentResources) -> Any:
     limits = res.spec.limits
 
     def complete_step(state: AgentState, result: str) -> dict[str, Any]:
-        plan: list[dict[str, Any]] = [dict(step) for step in state.get("plan") or []]
-        for step in plan:
-            if step["id"] == state.get("current_step"):
-                step.update(status="done", result=result)
-        steps: list[PlanStep] = plan  # type: ignore[assignment]
+        steps = _with_result(state, state.get("current_step") or 0, result)
         following = next_step_id(steps)
         update = {
             "plan": steps,
@@ -136,12 +135,17 @@ def make_reflect_node(res: AgentResources) -> Any:
         if action["kind"] == "final_answer":
             if not action["text"]:
                 return failed_attempt(state, "the final answer was empty")
-            return {
+            done = {
                 "status": "done",
                 "status_reason": "goal reached",
                 "answer": action["text"],
                 "route": "end",
             }
+            step = current_step(state.get("plan") or [], state.get("current_step"))
+            if step is not None and is_fallback_step(step, state.get("goal") or ""):
+                # The goal as one step is done when the goal is.
+                return {**done, "plan": _with_result(state, step["id"], action["text"])}
+            return done
         if action["kind"] == "step_done":
             if current_step(state.get("plan") or [], state.get("current_step")) is None:
                 return {"route": "continue", "feedback": "all steps are done: give final_answer"}
@@ -167,6 +171,8 @@ def make_reflect_node(res: AgentResources) -> Any:
                 path_args=_path_args(traits, proposed["tool"]),
             )
         step = current_step(state.get("plan") or [], state.get("current_step"))
+        if step is not None and is_fallback_step(step, state.get("goal") or ""):
+            return {"route": "continue", "feedback": "", "stalled_attempts": 0}
         if step is not None and step["tool"] in (None, *(a["tool"] for a in actions)):
             results = [observations[a["call_id"]] for a in actions]
             if len(results) == 1:
@@ -175,6 +181,15 @@ def make_reflect_node(res: AgentResources) -> Any:
         return {"route": "continue", "feedback": ""}
 
     return reflect
+
+
+def _with_result(state: AgentState, step_id: int, result: str) -> list[PlanStep]:
+    """Return the plan with step ``step_id`` done with ``result``."""
+    plan: list[dict[str, Any]] = [dict(step) for step in state.get("plan") or []]
+    for step in plan:
+        if step["id"] == step_id:
+            step.update(status="done", result=result)
+    return plan  # type: ignore[return-value]
 
 
 def _failure(
