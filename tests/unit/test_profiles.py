@@ -30,6 +30,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "settle_repeats",
         "drop_unasked_changes",
         "refuse_copied_examples",
+        "plan_directly",
     }
     small_model_rules = set(RULES) - {
         "cued_steps",
@@ -42,6 +43,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "settle_repeats",
         "drop_unasked_changes",
         "refuse_copied_examples",
+        "plan_directly",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
@@ -56,6 +58,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
     assert PROFILES["standard"].drop_unasked_changes and not PROFILES["tiny"].drop_unasked_changes
     assert PROFILES["standard"].refuse_copied_examples
     assert not PROFILES["tiny"].refuse_copied_examples
+    assert not PROFILES["standard"].plan_directly and not PROFILES["tiny"].plan_directly
     assert PROFILES["tiny"].max_plan_steps == 3 and PROFILES["standard"].max_plan_steps == 5
 
 
