@@ -43,13 +43,21 @@ def listed_alternative(args: Mapping[str, Any], error: str) -> tuple[str, str] |
     """Return ``(argument, value)``: a value ``error`` lists that a string argument of the failed
     call clearly meant, or ``None``.
 
-    A listed value matches when its words, singular and in any order, are close to the
+    A value in a display form, "Abrasivo SA (abrasivo)", copied from another tool's output,
+    suggests its part in brackets when the error lists that part by itself (else the part
+    before them): tools often show "name (id)" but look up only one of the two.
+
+    Otherwise a listed value matches when its words, singular and in any order, are close to the
     argument's (difflib ratio at least ``MATCH_CUTOFF``) and no other listed value comes near
     (within ``_MARGIN``). A value the call already used is never suggested, and an error that
     already suggests one ("did you mean") is left alone.
     """
     if "did you mean" in error.casefold():
         return None
+    for name, value in args.items():
+        part = _listed_part(value, error) if isinstance(value, str) else None
+        if part is not None:
+            return name, part
     strings = [value for value in args.values() if isinstance(value, str) and value.strip()]
     for value in strings:  # the error quoting the call's own value lists nothing new
         echo = rf"(?<![\w\-]){re.escape(value.strip())}(?![\w\-])"
@@ -102,6 +110,27 @@ def with_echoed_alternative(output: str, args: Mapping[str, Any]) -> str:
         for quote in "'\""
     )
     return with_listed_alternative(output, args) if echoed else output
+
+
+_DISPLAY_FORM = re.compile(r"^\s*(?P<name>[^()]+?)\s*\((?P<key>[^()]+)\)\s*$")
+"""A value shown as "name (id)"."""
+
+
+def _listed_part(value: str, error: str) -> str | None:
+    """Return the part of a "name (id)" ``value`` that ``error``, quoting ``value``, lists
+    elsewhere: the id in brackets, else the name; ``None`` for another value or neither."""
+    shown = _DISPLAY_FORM.match(value)
+    if shown is None:
+        return None
+    unquoted = error
+    for quote in "'\"`":
+        unquoted = unquoted.replace(f"{quote}{value.strip()}{quote}", " ")
+    if unquoted == error:  # The error is not about this value.
+        return None
+    for part in (shown["key"].strip(), shown["name"].strip()):
+        if re.search(rf"(?<![\w\-]){re.escape(part)}(?![\w\-])", unquoted, re.IGNORECASE):
+            return part
+    return None
 
 
 def _listed_values(error: str) -> set[str]:

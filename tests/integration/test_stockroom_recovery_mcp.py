@@ -46,6 +46,25 @@ def test_the_note_names_the_listed_sku_the_call_meant(tmp_path: Path) -> None:
     assert found["ok"] and "4.2" in found["content"]
 
 
+def test_a_supplier_copied_as_name_and_id_gets_the_listed_id(tmp_path: Path) -> None:
+    model = ScriptedChatModel(
+        responses=[
+            plan(("Look up the sandpaper's supplier", "get_supplier")),
+            tool_call("get_supplier", supplier="Abrasivo SA (abrasivo)"),
+            tool_call("get_supplier", supplier="abrasivo"),
+            final_answer("Write to the supplier."),
+        ],
+        goalgraph_profile="standard",
+    )
+    with Agent(_stockroom_spec(tmp_path), model=model) as agent:
+        result = agent.run("Who supplies our sandpaper?", thread_id="display")
+    assert result.status == "done", result.message
+    failed, found = result.observations
+    assert not failed["ok"] and "Abrasivo SA (abrasivo)" in failed["content"]
+    assert "did you mean supplier='abrasivo'?" in str(model.calls[2][-1].content)
+    assert found["ok"] and "email:" in found["content"]
+
+
 def test_a_search_that_finds_nothing_names_the_listed_sku_it_meant(tmp_path: Path) -> None:
     model = ScriptedChatModel(
         responses=[

@@ -81,3 +81,26 @@ def test_a_successful_output_is_left_alone_unless_it_quotes_a_clear_miss(
     output: str, args: dict[str, object]
 ):
     assert with_echoed_alternative(output, args) == output
+
+
+def test_a_name_and_id_copied_from_another_output_suggests_the_listed_id():
+    """get_product shows "supplier: Abrasivo SA (abrasivo)"; the 0.5B model passed that whole
+    display form to get_supplier, which looks up the id or the name, and called it again."""
+    error = (
+        "no supplier 'Abrasivo SA (abrasivo)'; suppliers: Abrasivo SA (abrasivo), "
+        "Boltworks Ltd (boltworks)"
+    )
+    assert with_listed_alternative(error, {"supplier": "Abrasivo SA (abrasivo)"}).endswith(
+        "; did you mean supplier='abrasivo'?"
+    )
+    customers = "no customer matches 'Ada Brook (c-ada)'; customers: Ada Brook, Lena Fischer"
+    assert listed_alternative({"status": "open", "customer": "Ada Brook (c-ada)"}, customers) == (
+        "customer",
+        "Ada Brook",
+    )
+
+
+def test_a_display_form_gets_no_suggestion_when_the_error_lists_neither_part_or_is_not_about_it():
+    assert listed_alternative({"supplier": "Foo Ltd (foo)"}, "no supplier 'Foo Ltd (foo)'") is None
+    unrelated = "only 6 units of clamp-bar-60 in stock; cannot order 9"
+    assert listed_alternative({"sku": "Bar clamp (clamp-bar-60)"}, unrelated) is None
