@@ -234,7 +234,8 @@ async def arun_task(
         started = time.perf_counter()
         await _run_goal(task.approval, spec, model, run, guard_s, models=models)
         run.wall_s = time.perf_counter() - started
-        judge_run(task, run, root, plans=True)
+        # The goal as one step (plan_directly) is no plan, so no plan can be the cause.
+        judge_run(task, run, root, plans=not spec.model.rules.get("plan_directly", False))
     return run
 
 

@@ -469,6 +469,26 @@ def test_cli_runs_a_user_suite_with_the_scripted_model(tmp_path):
     assert data["runs"][0]["success"] is True and data["skipped"] == ["unscripted"]
 
 
+def test_a_run_with_the_goal_as_its_one_step_is_never_failed_for_its_plan(tmp_path):
+    """Under ``plan_directly`` the goal is the plan's one step on purpose: a failed run's cause
+    is what happened after, not ``plan_unusable``."""
+    path = tmp_path / "direct.yaml"
+    path.write_text(
+        "kind: direct\nspec: {model: {rules: {plan_directly: true}}}\ntasks:\n"
+        "  - id: sum\n    goal: What is 2+2?\n    check: {answer_number: 4}\n"
+        "    script:\n      - {tool: calculator, args: {expression: 2+3}}\n"
+        "      - {final_answer: '5'}\n"
+    )
+    output = tmp_path / "out.json"
+    result = CliRunner().invoke(
+        eval_app, ["tasks", str(path), "--model", "scripted", "--output", str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads(output.read_text())["runs"]
+    assert run["plans"] == [[{"description": "What is 2+2?", "tool": None, "status": "pending"}]]
+    assert not run["success"] and run["failure_cause"] == "wrong_answer"
+
+
 def test_cli_says_when_it_finds_no_suite(monkeypatch):
     monkeypatch.setattr(suite_module, "default_suite_dir", lambda: None)
     monkeypatch.setattr("goalgraph.eval.tasks.default_suite_dir", lambda: None)
