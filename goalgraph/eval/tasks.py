@@ -64,6 +64,7 @@ from goalgraph.eval.suite import (
     seed_workspace,
 )
 from goalgraph.llm.loader import ModelLoadError
+from goalgraph.resources import AgentResources
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec, SpecError
 
 __all__ = [
@@ -234,8 +235,10 @@ async def arun_task(
         started = time.perf_counter()
         await _run_goal(task.approval, spec, model, run, guard_s, models=models)
         run.wall_s = time.perf_counter() - started
-        # The goal as one step (plan_directly) is no plan, so no plan can be the cause.
-        judge_run(task, run, root, plans=not spec.model.rules.get("plan_directly", False))
+        # The goal as one step (plan_directly) is no plan, so no plan can be the cause. The
+        # profile is resolved as the agent resolved it: the model's own rules, then the spec's.
+        profile = AgentResources(spec, model=model).profile()
+        judge_run(task, run, root, plans=not profile.plan_directly)
     return run
 
 
