@@ -60,8 +60,7 @@ def listed_alternative(args: Mapping[str, Any], error: str) -> tuple[str, str] |
             return name, part
     strings = [value for value in args.values() if isinstance(value, str) and value.strip()]
     for value in strings:  # the error quoting the call's own value lists nothing new
-        echo = rf"(?<![\w\-]){re.escape(value.strip())}(?![\w\-])"
-        error = re.sub(echo, " ", error, flags=re.IGNORECASE)
+        error = re.sub(_standalone(value.strip()), " ", error, flags=re.IGNORECASE)
     candidates = _listed_values(error)
     for name, value in args.items():
         if not isinstance(value, str) or not value.strip():
@@ -128,9 +127,14 @@ def _listed_part(value: str, error: str) -> str | None:
     if unquoted == error:  # The error is not about this value.
         return None
     for part in (shown["key"].strip(), shown["name"].strip()):
-        if re.search(rf"(?<![\w\-]){re.escape(part)}(?![\w\-])", unquoted, re.IGNORECASE):
+        if re.search(_standalone(part), unquoted, re.IGNORECASE):
             return part
     return None
+
+
+def _standalone(text: str) -> str:
+    """Return a pattern of ``text`` as a whole value: not inside a longer identifier."""
+    return rf"(?<![\w\-]){re.escape(text)}(?![\w\-])"
 
 
 def _listed_values(error: str) -> set[str]:
