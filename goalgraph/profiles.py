@@ -148,6 +148,15 @@ class ModelProfile:
     varnish's supplier, called ``get_supplier(supplier="hingeco or Hinge & Co")``. Off for
     ``tiny``, on which it is not measured."""
 
+    drop_invented_optional: bool = False
+    """Leave out of a call the optional arguments whose values neither the goal nor any tool
+    result mentions, so the tool's defaults apply (``goalgraph.policies.grounding``). Shown an
+    optional parameter, a small model fills it with a value nobody gave: Qwen2.5-Coder-0.5B
+    called ``estimate_population(species="pandas", country="China", year=2023)``. On BFCL it
+    lifted Qwen2.5-Coder-0.5B and SmolLM2-135M and cost Qwen2.5-Coder-1.5B, which infers such
+    values correctly ("4 inches" gives ``unit="in"``): on in ``tiny`` and for the 0.5B rung of
+    the ladder (``goalgraph.llm.ladder``), off in ``standard``."""
+
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""
         on = [rule for rule in RULES if getattr(self, rule)]
@@ -176,6 +185,7 @@ PROFILES: dict[str, ModelProfile] = {
         settle_repeats=False,  # 9/38 on, 8/38 off for SmolLM2-135M: one task, within noise
         drop_unasked_changes=False,
         refuse_copied_examples=False,
+        drop_invented_optional=True,
     ),
     "standard": ModelProfile(name="standard"),
 }

@@ -182,7 +182,8 @@ class AgentResources:
 
     def profile(self) -> ModelProfile:
         """Return the model's profile (``model.profile`` and ``model.rules``, over the rules a
-        model given in code states: ``goalgraph.profiles.rules_of_model``).
+        model given in code states, ``goalgraph.profiles.rules_of_model``, or those measured
+        for the ladder model the spec names, ``goalgraph.llm.ladder``).
 
         ``auto`` is decided without loading a model when it can be: the bundled model is ``tiny``
         and an endpoint is ``standard``; a model given in code, or a local model folder, is asked
@@ -190,9 +191,17 @@ class AgentResources:
         """
         if self._profile is None:
             name = self._profile_name() or "standard"
-            stated = rules_of_model(self._model) if self._model_given else {}
+            stated = rules_of_model(self._model) if self._model_given else self._rung_rules()
             self._profile = resolve_profile(name, {**stated, **self.spec.model.rules})
         return self._profile
+
+    def _rung_rules(self) -> dict[str, bool]:
+        """Return the rules measured for the spec's model when it is a ladder model."""
+        if self.spec.model.provider != "local":
+            return {}
+        from goalgraph.llm.ladder import ladder_rules
+
+        return ladder_rules(self.spec.model.name)
 
     async def aprofile(self) -> ModelProfile:
         """Return ``profile()``, loading a local model in a worker thread when it must be asked."""

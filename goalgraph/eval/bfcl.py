@@ -49,7 +49,7 @@ from goalgraph.eval.bfcl_scoring import (
 from goalgraph.llm.grammar import NoCallStyle
 from goalgraph.policies import guard_tool_choice
 from goalgraph.policies.tool_gate import DEFAULT_TOOL_GATE
-from goalgraph.profiles import profile_of_model
+from goalgraph.profiles import profile_of_model, resolve_profile, rules_of_model
 
 if TYPE_CHECKING:
     from goalgraph.llm.chat import LocalChatModel
@@ -228,6 +228,7 @@ def _record(item: BfclItem, mode: str, attempt: Attempt, verdict: Verdict) -> di
         "hit_token_limit": attempt.hit_token_limit,
         "cut_off_call": attempt.cut_off_call,
         "dropped_call": attempt.dropped_call,
+        "left_out_arguments": attempt.left_out_arguments,
         "seconds": round(attempt.seconds, 4),
         "output_tokens": attempt.output_tokens,
         "calls": attempt.calls,
@@ -255,7 +256,10 @@ def run_bfcl(
     sample = load_sample(options)
     chat = chat or load_chat(options)
     profile = profile_of_model(chat)
-    constrained = ConstrainedSettings.for_profile(profile, options.constrained)
+    rules = resolve_profile(profile, rules_of_model(chat))
+    constrained = ConstrainedSettings.for_profile(
+        profile, {"drop_invented_optional": rules.drop_invented_optional, **options.constrained}
+    )
     total = len(options.modes) * sum(len(items) for items in sample.values())
     records: list[dict[str, Any]] = []
     for mode in options.modes:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from goalgraph.eval.bfcl_data import BfclItem, function_tool
 from goalgraph.llm.grammar import NO_TOOL
+from goalgraph.policies import without_invented_optional
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -98,6 +99,9 @@ class ConstrainedSettings:
     examples: bool = False
     """Show two worked examples (a call and a no-call) in the system turn (off: they raised
     irrelevance but lowered simple_python, as the model then declined more calls)."""
+    drop_invented_optional: bool = False
+    """Leave out optional arguments the request does not mention, as the agent does under the
+    profile rule of that name (``run_bfcl`` sets it from the model's profile)."""
 
     @classmethod
     def for_profile(cls, profile: str, overrides: Mapping[str, bool] | None = None) -> Self:
@@ -140,6 +144,9 @@ class Attempt:
     """The function a constrained turn had chosen before ``max_new_tokens`` cut it off."""
     dropped_call: dict[str, Any] | None = None
     """A call argument grounding turned into no call (``response_metadata["ungrounded_call"]``)."""
+    left_out_arguments: list[dict[str, Any]] | None = None
+    """Optional arguments ``drop_invented_optional`` left out, per call
+    (``response_metadata["left_out_arguments"]``)."""
 
     @property
     def parsable(self) -> bool:
@@ -202,7 +209,11 @@ def run_constrained(
     bound = (policies or chat).bind_tools(
         tools, tool_choice="auto", max_new_tokens=max_new_tokens, **extra
     )
-    message = bound.invoke(_messages(item, system))
+    messages = _messages(item, system)
+    message = bound.invoke(messages)
+    if settings.drop_invented_optional:
+        parameters = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
+        message = without_invented_optional(message, parameters, messages)
     seconds = time.perf_counter() - start
     hit_limit, tokens = _usage(message)
     calls: list[dict[str, dict[str, Any]]] | None
@@ -223,6 +234,7 @@ def run_constrained(
         output_tokens=tokens,
         cut_off_call=cut_off,
         dropped_call=message.response_metadata.get("ungrounded_call"),
+        left_out_arguments=message.response_metadata.get("left_out_arguments"),
     )
 
 

@@ -56,6 +56,7 @@ from goalgraph.llm.grammar import (
     to_openai_tools,
     tool_call_schema,
 )
+from goalgraph.llm.ladder import ladder_rules
 from goalgraph.llm.loader import BUNDLED_MODEL, load_local_model
 from goalgraph.llm.native_tools import (
     ANSWER_OR_CALL,
@@ -217,6 +218,12 @@ class LocalChatModel(BaseChatModel):
         if self.tool_format == "auto":
             return template_has_tool_calls(self.tokenizer)
         return self.tool_format == "native"
+
+    @property
+    def goalgraph_rules(self) -> dict[str, bool]:
+        """Return the profile rules measured for this model when it is a ladder model
+        (``goalgraph.llm.ladder``), else none."""
+        return ladder_rules(self.model_name)
 
     @property
     def goalgraph_profile(self) -> str:

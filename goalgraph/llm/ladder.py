@@ -29,6 +29,7 @@ __all__ = [
     "is_ladder_name",
     "ladder_model",
     "ladder_names",
+    "ladder_rules",
     "models_dir",
 ]
 
@@ -63,6 +64,8 @@ class LadderModel:
             A recommendation, shown by ``goalgraph models list``; ``model.threads`` applies it.
         bundled: The file ships inside ``packages`` installed into goalgraph's environment
             (trusted, a declared dependency) instead of being downloaded and joined.
+        rules: Profile rules measured for this model on top of its profile
+            (``goalgraph.profiles``); the spec's ``model.rules`` go over them.
     """
 
     name: str
@@ -77,6 +80,7 @@ class LadderModel:
     cpu_dtype: Literal["float32", "bfloat16"]
     threads: int | None
     bundled: bool = False
+    rules: tuple[tuple[str, bool], ...] = ()
 
     @property
     def install_command(self) -> str:
@@ -123,6 +127,8 @@ LADDER: tuple[LadderModel, ...] = (
         license="Apache-2.0",
         cpu_dtype="bfloat16",
         threads=1,
+        # BFCL: +4 simple_python, +5 multiple (benchmarks/results/drop_invented_optional.md).
+        rules=(("drop_invented_optional", True),),
     ),
     LadderModel(
         name="qwen2.5-coder-1.5b",
@@ -163,6 +169,12 @@ def ladder_model(name: str) -> LadderModel:
     except KeyError:
         known = ", ".join(ladder_names())
         raise UnknownModelError(f"unknown model {name!r}; the ladder has: {known}") from None
+
+
+def ladder_rules(name: str) -> dict[str, bool]:
+    """Return the profile rules measured for ladder model ``name``; none for any other name."""
+    entry = _BY_NAME.get(name)
+    return dict(entry.rules) if entry else {}
 
 
 def models_dir() -> Path:

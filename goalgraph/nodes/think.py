@@ -23,6 +23,7 @@ from langchain_core.tools import BaseTool
 
 from goalgraph.nodes.common import bump, current_step
 from goalgraph.plan import render_plan
+from goalgraph.policies import without_invented_optional
 from goalgraph.profiles import ModelProfile
 from goalgraph.prompts import (
     CALL_INSTRUCTIONS,
@@ -267,6 +268,13 @@ def _takes_no_required_arguments(
     return choices[0].name == tool_choice and not schemas[tool_choice].get("required")
 
 
+def _left_out(message: BaseMessage) -> dict[str, Any]:
+    """Return the optional arguments ``drop_invented_optional`` left out of ``message``'s calls,
+    to keep beside the calls in the run's messages."""
+    left_out = message.response_metadata.get("left_out_arguments")
+    return {"left_out_arguments": left_out} if left_out else {}
+
+
 def make_think_node(res: AgentResources) -> Any:
     """Build the think node over ``res``."""
 
@@ -313,6 +321,8 @@ def make_think_node(res: AgentResources) -> Any:
                 if note_last:
                     prompt.append(HumanMessage(_retry_note(state)))
                 message = await bound.ainvoke(prompt)
+                if profile.drop_invented_optional:
+                    message = without_invented_optional(message, toolset.schemas(), prompt)
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
             return {
                 **update,
@@ -351,6 +361,7 @@ def make_think_node(res: AgentResources) -> Any:
                     response_metadata={
                         "think_seconds": round(time.perf_counter() - started, 3),
                         "step": state.get("current_step"),
+                        **_left_out(message),
                     },
                 )
             ]

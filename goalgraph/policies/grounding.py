@@ -13,9 +13,17 @@ value of every required, free-form argument appears in the conversation:
 * a list or object, when all of its values are grounded.
 
 Values the grammar already confines (enums, booleans, ``const``) and optional arguments are not
-checked. Of BFCL's accepted calls, 90% (simple_python) and 91.5% (multiple) pass these rules;
-the rest need a fact the request leaves out (gravity is 9.81, a deck has 52 cards, "US dollars"
-is USD). ``benchmarks/bfcl_grounding.py`` measures that and what the rules stop.
+checked by ``ungrounded_arguments``. Of BFCL's accepted calls, 90% (simple_python) and 91.5%
+(multiple) pass these rules; the rest need a fact the request leaves out (gravity is 9.81, a deck
+has 52 cards, "US dollars" is USD). ``benchmarks/bfcl_grounding.py`` measures that and what the
+rules stop.
+
+Optional arguments have their own test, ``trim_invented_optional``: a small model that sees an
+optional parameter tends to fill it, with a value nobody gave (``year=2023`` for "the population
+of pandas in China", ``team="Boston Celtics"`` for "LeBron James's career stats"), where leaving
+it out would let the tool's default apply. So an optional argument whose value the conversation
+does not mention is left out of the call; here an enum value counts as a word to find (a "patio"
+grounds ``amenities=["Patio"]``) and a list keeps only its grounded items.
 
 Example:
     >>> schema = {"properties": {"x": {"type": "number"}}, "required": ["x"]}
@@ -32,7 +40,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["mentioned_numbers", "ungrounded_arguments"]
+__all__ = ["mentioned_numbers", "trim_invented_optional", "ungrounded_arguments"]
 
 _NUMBER = re.compile(
     r"(?<!\d)(?P<sign>(?<![\w)])-\s?)?(?P<currency>\$\s?)?(?P<digits>\d+(?:,\d+)*(?:\.\d+)?|(?<![\w.])\.\d+)"
@@ -102,6 +110,45 @@ def ungrounded_arguments(
     return invented
 
 
+def trim_invented_optional(
+    arguments: Mapping[str, Any], parameters: Mapping[str, Any], context: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Leave out the optional arguments whose values ``context`` does not mention.
+
+    A value equal to the parameter's default, a boolean, ``None`` and anything not a number,
+    string, list or object is kept. A string of short words only ("Wi-Fi") must find them
+    all in the text. A list keeps its grounded items and is left out when none is.
+
+    Args:
+        arguments: The call's arguments.
+        parameters: The tool's JSON Schema for its arguments (``properties``, ``required``).
+        context: The conversation the values should come from.
+
+    Returns:
+        The arguments to call with, and the ones left out (name to the value the model gave).
+    """
+    properties = parameters.get("properties") or {}
+    required = set(parameters.get("required") or [])
+    grounds = _Grounds(context, short_words=True)
+    kept: dict[str, Any] = {}
+    left_out: dict[str, Any] = {}
+    for name, value in arguments.items():
+        schema = properties.get(name)
+        if name in required or schema is None or value == schema.get("default", object()):
+            kept[name] = value
+        elif isinstance(value, list) and value:
+            items = [item for item in value if grounds.holds(item)]
+            if items:
+                kept[name] = items
+            if len(items) < len(value):
+                left_out[name] = value
+        elif grounds.holds(value):
+            kept[name] = value
+        else:
+            left_out[name] = value
+    return kept, left_out
+
+
 def _confined(schema: Mapping[str, Any]) -> bool:
     return "enum" in schema or "const" in schema or schema.get("type") == "boolean"
 
@@ -113,9 +160,12 @@ def _words(text: str) -> list[str]:
 class _Grounds:
     """What a context mentions: its numbers and its words."""
 
-    def __init__(self, context: str) -> None:
+    def __init__(self, context: str, *, short_words: bool = False) -> None:
+        # short_words: a string of short words only ("Wi-Fi") must find them in the text;
+        # otherwise it holds.
         self.numbers = mentioned_numbers(context)
         self.words = set(_words(context))
+        self.short_words = short_words
 
     def holds(self, value: Any) -> bool:
         if value is None or isinstance(value, bool):
@@ -140,7 +190,11 @@ class _Grounds:
             return any(self._date(*date) for date in dates)
         if _NUMBER.fullmatch(text):
             return all(self._number(n) for n in mentioned_numbers(text))
-        return all(self._word(word) for word in _words(text) if len(word) >= 3)
+        words = _words(text)
+        long_words = [word for word in words if len(word) >= 3]
+        if not long_words and self.short_words:
+            return all(word in self.words for word in words)
+        return all(self._word(word) for word in long_words)
 
     def _word(self, word: str) -> bool:
         if word.isdigit():

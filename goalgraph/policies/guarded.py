@@ -30,7 +30,7 @@ from pydantic import ConfigDict
 
 from goalgraph.llm.grammar import normalize_tool_choice, to_openai_tools
 
-__all__ = ["GuardedChatModel", "guard_tool_choice"]
+__all__ = ["GuardedChatModel", "guard_tool_choice", "without_invented_optional"]
 
 
 class GuardedChatModel(BaseChatModel):
@@ -132,8 +132,7 @@ def _grounded(
     from goalgraph.policies.grounding import ungrounded_arguments
 
     parameters = {t["function"]["name"]: t["function"].get("parameters") or {} for t in tools}
-    # The system turn holds instructions, not facts a value could be copied from.
-    context = "\n".join(str(m.text) for m in messages if not isinstance(m, SystemMessage))
+    context = _conversation(messages)
     kept, dropped = [], []
     for call in message.tool_calls:
         invented = ungrounded_arguments(call["args"], parameters.get(call["name"]) or {}, context)
@@ -156,3 +155,44 @@ def _grounded(
         usage_metadata=message.usage_metadata,
         response_metadata=meta,
     )
+
+
+def without_invented_optional(
+    message: AIMessage,
+    parameters: Mapping[str, Mapping[str, Any]],
+    messages: Sequence[BaseMessage],
+) -> AIMessage:
+    """Return ``message`` with each call's invented optional arguments left out, so the tool's
+    defaults apply (``goalgraph.policies.grounding.trim_invented_optional``).
+
+    What was left out is kept in ``response_metadata["left_out_arguments"]``, one entry per
+    trimmed call: ``{"name": tool, "arguments": {name: value the model gave}}``.
+
+    Args:
+        message: The model's turn.
+        parameters: The JSON Schema of each tool's arguments, by tool name.
+        messages: The conversation the turn answered (its system turn is not searched).
+    """
+    from goalgraph.policies.grounding import trim_invented_optional
+
+    if not message.tool_calls:
+        return message
+    context = _conversation(messages)
+    calls, left_out = [], []
+    for call in message.tool_calls:
+        args, dropped = trim_invented_optional(
+            call["args"], parameters.get(call["name"]) or {}, context
+        )
+        calls.append({**call, "args": args})
+        if dropped:
+            left_out.append({"name": call["name"], "arguments": dropped})
+    if not left_out:
+        return message
+    meta = {**message.response_metadata, "left_out_arguments": left_out}
+    return message.model_copy(update={"tool_calls": calls, "response_metadata": meta})
+
+
+def _conversation(messages: Sequence[BaseMessage]) -> str:
+    """Return the text a value could be copied from: every turn but the system turn, which
+    holds instructions, not facts."""
+    return "\n".join(str(m.text) for m in messages if not isinstance(m, SystemMessage))

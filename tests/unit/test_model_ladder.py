@@ -17,14 +17,16 @@ from goalgraph.llm.ladder import (
     is_ladder_name,
     ladder_model,
     ladder_names,
+    ladder_rules,
 )
+from goalgraph.profiles import resolve_profile
 
 
 @pytest.mark.parametrize("entry", LADDER, ids=lambda entry: entry.name)
 def test_every_entry_is_complete(entry: LadderModel) -> None:
     for field in fields(LadderModel):
         value = getattr(entry, field.name)
-        if field.name != "threads":
+        if field.name not in ("threads", "rules"):  # Both may be empty.
             assert value is not None and value != "" and value != (), field.name
     assert re.fullmatch(r"[a-z0-9.\-]+", entry.name)
     assert entry.parameters > 10_000_000
@@ -33,6 +35,7 @@ def test_every_entry_is_complete(entry: LadderModel) -> None:
     assert entry.filename.endswith(".gguf") and "/" not in entry.filename
     assert entry.size > 10_000_000
     assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256)
+    resolve_profile("standard", dict(entry.rules))  # Every rule a rung states exists.
     assert entry.license == "Apache-2.0"
     assert entry.cpu_dtype in ("float32", "bfloat16")
     assert entry.threads is None or entry.threads > 0
@@ -142,3 +145,9 @@ def test_the_default_model_is_the_chosen_ladder_model(monkeypatch):
     assert AgentSpec().model.name == BUNDLED_MODEL  # conftest's setting for fast tests
     monkeypatch.delenv("GOALGRAPH_MODEL__NAME")
     assert AgentSpec().model.name == DEFAULT_MODEL
+
+
+def test_ladder_rules_name_the_rules_measured_for_a_rung_and_none_for_other_models():
+    assert ladder_rules("qwen2.5-coder-0.5b") == {"drop_invented_optional": True}
+    assert ladder_rules("qwen2.5-coder-1.5b") == {}
+    assert ladder_rules("/models/my-local-folder") == {}

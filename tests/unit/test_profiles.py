@@ -31,6 +31,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "drop_unasked_changes",
         "refuse_copied_examples",
         "plan_directly",
+        "drop_invented_optional",
     }
     small_model_rules = set(RULES) - {
         "cued_steps",
