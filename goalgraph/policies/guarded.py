@@ -166,7 +166,7 @@ def without_invented_optional(
     defaults apply (``goalgraph.policies.grounding.trim_invented_optional``).
 
     What was left out is kept in ``response_metadata["left_out_arguments"]``, one entry per
-    trimmed call: ``{"name": tool, "arguments": {name: value the model gave}}``.
+    trimmed call: ``{"call": its index, "name": tool, "arguments": {name: value given}}``.
 
     Args:
         message: The model's turn.
@@ -179,13 +179,13 @@ def without_invented_optional(
         return message
     context = _conversation(messages)
     calls, left_out = [], []
-    for call in message.tool_calls:
+    for index, call in enumerate(message.tool_calls):
         args, dropped = trim_invented_optional(
             call["args"], parameters.get(call["name"]) or {}, context
         )
         calls.append({**call, "args": args})
         if dropped:
-            left_out.append({"name": call["name"], "arguments": dropped})
+            left_out.append({"call": index, "name": call["name"], "arguments": dropped})
     if not left_out:
         return message
     meta = {**message.response_metadata, "left_out_arguments": left_out}

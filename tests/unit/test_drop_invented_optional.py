@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpers import load_benchmark
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -70,7 +71,7 @@ def test_the_message_keeps_what_was_left_out_and_the_system_turn_grounds_nothing
     assert trimmed.tool_calls[0]["args"] == {"species": "owl", "country": "Peru"}
     assert trimmed.tool_calls[1]["args"] == {"q": 1}  # A tool without a schema: kept as is.
     assert trimmed.response_metadata["left_out_arguments"] == [
-        {"name": "estimate", "arguments": {"year": 1999}}
+        {"call": 0, "name": "estimate", "arguments": {"year": 1999}}
     ]
     untouched = without_invented_optional(message, {"estimate": POPULATION}, [HumanMessage("1999")])
     assert untouched is message
@@ -109,7 +110,7 @@ def test_the_agent_calls_the_tool_without_the_invented_year_under_the_rule() -> 
             m for m in agent.state(result.thread_id)["messages"] if getattr(m, "tool_calls", 0)
         ]
         assert calls[0].response_metadata["left_out_arguments"] == [
-            {"name": "count_animals", "arguments": {"year": 1999}}
+            {"call": 0, "name": "count_animals", "arguments": {"year": 1999}}
         ]
     finally:
         agent.close()
@@ -138,3 +139,20 @@ def test_bfcl_constrained_mode_applies_the_rule_when_its_settings_say_so() -> No
         attempt = run_constrained(model, item, max_new_tokens=64, settings=settings)  # type: ignore[arg-type]
         assert (attempt.left_out_arguments or [{}])[0].get("arguments") == expected
         assert ("year" in attempt.calls[0]["estimate"]) is not setting  # type: ignore[index]
+
+
+def test_the_benchmark_builds_both_arms_from_a_run_with_or_without_the_rule() -> None:
+    both_arms = load_benchmark("bfcl_optional").both_arms
+    item = BfclItem(
+        id="simple_python_0",
+        category="simple_python",
+        messages=[{"role": "user", "content": "Estimate the population of pandas in China."}],
+        functions=[{"name": "estimate", "description": "Estimate.", "parameters": POPULATION}],
+        accepted=None,
+    )
+    given = [{"estimate": {"species": "pandas", "country": "China", "year": 2023}}]
+    trimmed = [{"estimate": {"species": "pandas", "country": "China"}}]
+    assert both_arms(item, {"calls": given}) == (given, trimmed)
+    left_out = [{"call": 0, "name": "estimate", "arguments": {"year": 2023}}]
+    assert both_arms(item, {"calls": trimmed, "left_out_arguments": left_out}) == (given, trimmed)
+    assert both_arms(item, {"calls": []}) is None
