@@ -46,10 +46,13 @@ def describe_status(status: ModelStatus, auto_dtype: str) -> str:
     entry = status.entry
     size = f"{entry.size / 2**20:,.0f} MiB"
     threads = entry.threads or "default"
+    rules = ", ".join(f"{'+' if on else '-'}{rule}" for rule, on in entry.rules)
     return (
         f"{entry.name:<20} {status.state:<11} {entry.parameters / 1e6:>6,.0f}M  {size:>9}  "
         f"dtype auto={auto_dtype}, threads {threads}  {entry.license}\n"
-        f"{'':<20} {entry.description}\n{'':<20} {status.path}"
+        f"{'':<20} {entry.description}\n"
+        + (f"{'':<20} profile rules: {rules}\n" if rules else "")
+        + f"{'':<20} {status.path}"
     )
 
 
@@ -77,6 +80,7 @@ def list_command(
                 "cpu_dtype": entry.cpu_dtype,
                 "auto_dtype_here": dtype,
                 "threads": entry.threads,
+                "rules": dict(entry.rules),
                 "install_command": entry.install_command,
             }
             print(json.dumps(record))

@@ -124,14 +124,17 @@ def test_the_agent_calls_the_tool_without_the_invented_year_under_the_rule() -> 
         agent.close()
 
 
+PANDAS_ITEM = BfclItem(
+    id="simple_python_0",
+    category="simple_python",
+    messages=[{"role": "user", "content": "Estimate the population of pandas in China."}],
+    functions=[{"name": "estimate", "description": "Estimate.", "parameters": POPULATION}],
+    accepted=None,
+)
+
+
 def test_bfcl_constrained_mode_applies_the_rule_when_its_settings_say_so() -> None:
-    item = BfclItem(
-        id="simple_python_0",
-        category="simple_python",
-        messages=[{"role": "user", "content": "Estimate the population of pandas in China."}],
-        functions=[{"name": "estimate", "description": "Estimate.", "parameters": POPULATION}],
-        accepted=None,
-    )
+    item = PANDAS_ITEM
     call = tool_call("estimate", species="pandas", country="China", year=2023)
     for setting, expected in ((True, {"year": 2023}), (False, None)):
         model = ScriptedChatModel(responses=[call])
@@ -143,13 +146,7 @@ def test_bfcl_constrained_mode_applies_the_rule_when_its_settings_say_so() -> No
 
 def test_the_benchmark_builds_both_arms_from_a_run_with_or_without_the_rule() -> None:
     both_arms = load_benchmark("bfcl_optional").both_arms
-    item = BfclItem(
-        id="simple_python_0",
-        category="simple_python",
-        messages=[{"role": "user", "content": "Estimate the population of pandas in China."}],
-        functions=[{"name": "estimate", "description": "Estimate.", "parameters": POPULATION}],
-        accepted=None,
-    )
+    item = PANDAS_ITEM
     given = [{"estimate": {"species": "pandas", "country": "China", "year": 2023}}]
     trimmed = [{"estimate": {"species": "pandas", "country": "China"}}]
     assert both_arms(item, {"calls": given}) == (given, trimmed)

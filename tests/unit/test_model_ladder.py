@@ -113,6 +113,10 @@ def test_models_cli_lists_installs_and_verifies(
     assert list(records) == ladder_names()
     assert records["qwen2.5-coder-0.5b"]["state"] == "missing"
     assert records["qwen2.5-coder-0.5b"]["path"].startswith(str(tmp_path / "home" / "models"))
+    assert records["qwen2.5-coder-0.5b"]["rules"] == {"drop_invented_optional": True}
+    text = runner.invoke(models_app, ["list"]).stdout
+    assert "profile rules: +drop_invented_optional" in text
+    assert text.count("profile rules:") == 1  # Only the rung that states rules.
 
     unknown = runner.invoke(models_app, ["install", "qwen-7b"])
     assert unknown.exit_code == 2
