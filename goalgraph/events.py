@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -61,7 +62,10 @@ class AgentEvent:
         if self.kind == "thought":
             return f"thought: {d['thought']}"
         if self.kind == "tool_call":
-            return f"tool call: {d['tool']}({json.dumps(d['args'], ensure_ascii=False)})"
+            call = f"tool call: {d['tool']}({json.dumps(d['args'], ensure_ascii=False)})"
+            if d.get("left_out"):
+                call += f" (left out: {json.dumps(d['left_out'], ensure_ascii=False)})"
+            return call
         if self.kind == "decision":
             return f"{d['action']}: {d['text']}"
         if self.kind == "verdict":
@@ -101,9 +105,14 @@ def events_from_update(
         if action["thought"]:
             events.append(AgentEvent("thought", node, {"thought": action["thought"]}))
         if action["kind"] == "tool":
+            left_out = _left_out_by_call(update)
             events.extend(
-                AgentEvent("tool_call", node, {"tool": a["tool"], "args": a["args"]})
-                for a in turn_actions(update)
+                AgentEvent(
+                    "tool_call",
+                    node,
+                    {"tool": a["tool"], "args": a["args"], **left_out.get(index, {})},
+                )
+                for index, a in enumerate(turn_actions(update))
             )
         else:
             events.append(
@@ -127,3 +136,14 @@ def events_from_update(
             if step["status"] != before.get(step["id"]) and step["status"] != "pending":
                 events.append(AgentEvent("step", node, dict(step)))
     return events
+
+
+def _left_out_by_call(update: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """Return, by call index, the optional arguments the think node left out of the turn's
+    calls (``drop_invented_optional``), as ``{"left_out": {name: value}}``."""
+    messages = update.get("messages") or []
+    meta = (getattr(messages[0], "response_metadata", None) or {}) if messages else {}
+    return {
+        int(entry.get("call", 0)): {"left_out": dict(entry["arguments"])}
+        for entry in meta.get("left_out_arguments") or []
+    }

@@ -76,6 +76,8 @@ class CallRecord:
     """The start of its output or error."""
     agent: str = ""
     """In a team run, the agent that proposed it (``""`` for a single agent)."""
+    left_out: dict[str, Any] = field(default_factory=dict)
+    """Optional arguments the model gave that ``drop_invented_optional`` left out."""
 
     @property
     def valid(self) -> bool:
@@ -199,7 +201,12 @@ def record_event(run: TaskRun, event: AgentEvent) -> None:
         )
     elif event.kind == "tool_call":
         run.calls.append(
-            CallRecord(tool=str(data["tool"]), args=dict(data["args"] or {}), agent=event.agent)
+            CallRecord(
+                tool=str(data["tool"]),
+                args=dict(data["args"] or {}),
+                agent=event.agent,
+                left_out=dict(data.get("left_out") or {}),
+            )
         )
     elif event.kind == "verdict" and (call := _latest_call(run, event.agent)):
         call.decision, call.rule = data["decision"], data.get("rule")

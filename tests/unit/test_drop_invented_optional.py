@@ -10,6 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from goalgraph import Agent, AgentSpec
 from goalgraph.eval.bfcl_data import BfclItem
 from goalgraph.eval.bfcl_modes import ConstrainedSettings, run_constrained
+from goalgraph.eval.records import TaskRun, record_event
 from goalgraph.policies import without_invented_optional
 from goalgraph.policies.grounding import trim_invented_optional
 from goalgraph.testing import ScriptedChatModel, final_answer, plan, tool_call
@@ -104,7 +105,17 @@ def test_the_agent_calls_the_tool_without_the_invented_year_under_the_rule() -> 
     model = ScriptedChatModel(responses=_script(), goalgraph_profile="tiny")
     agent = _agent(model)
     try:
-        result = agent.run("How many pandas are there?")
+        events = list(agent.stream("How many pandas are there?"))
+        call = next(e for e in events if e.kind == "tool_call")
+        assert call.data["left_out"] == {"year": 1999}
+        assert 'count_animals({"species": "pandas"}) (left out: {"year": 1999})' in call.describe()
+        run = TaskRun(task_id="t", kind="k", model="m")
+        for event in events:
+            record_event(run, event)
+        assert run.calls[0].left_out == {"year": 1999}
+        assert run.calls[0].args == {"species": "pandas"}
+        result = events[-1].result
+        assert result is not None
         assert result.observations[0]["content"] == "pandas in 2024: 1864"
         calls = [
             m for m in agent.state(result.thread_id)["messages"] if getattr(m, "tool_calls", 0)
