@@ -155,7 +155,8 @@ class ModelProfile:
     called ``estimate_population(species="pandas", country="China", year=2023)``. On BFCL it
     lifted Qwen2.5-Coder-0.5B and SmolLM2-135M and cost Qwen2.5-Coder-1.5B, which infers such
     values correctly ("4 inches" gives ``unit="in"``): on in ``tiny`` and for the 0.5B rung of
-    the ladder (``goalgraph.llm.ladder``), off in ``standard``."""
+    the ladder (``goalgraph.llm.ladder``), off in ``standard``. On the agent's tuning tasks it
+    changed no outcome on either small model (3/14 and 8/38, on and off)."""
 
     def describe(self) -> str:
         """Return one line naming the profile and the rules it turns on."""
