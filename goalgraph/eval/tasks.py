@@ -63,6 +63,7 @@ from goalgraph.eval.suite import (
     scripted_model,
     seed_workspace,
 )
+from goalgraph.events import AgentEvent
 from goalgraph.llm.loader import ModelLoadError
 from goalgraph.resources import AgentResources
 from goalgraph.spec import BUNDLED_MODEL, AgentSpec, SpecError
@@ -76,6 +77,7 @@ __all__ = [
     "load_model",
     "member_models",
     "prepare_task_folder",
+    "print_event",
     "report_progress",
     "run_suite",
     "select_tasks",
@@ -96,6 +98,8 @@ _GUARD_SLACK_S = 60.0
 
 ModelFactory = Callable[[TaskSpec], BaseChatModel]
 Progress = Callable[[int, int, TaskRun], None]
+EventTrace = Callable[[str, float, AgentEvent], None]
+"""Called with a task's id, the seconds since it started, and one of its events."""
 
 
 def load_model(name: str) -> tuple[str, ModelFactory]:
@@ -211,6 +215,7 @@ async def arun_task(
     *,
     models: Mapping[str, BaseChatModel] | None = None,
     keep_in: Path | None = None,
+    on_event: EventTrace | None = None,
 ) -> TaskRun:
     """Run one task in a fresh temporary folder and return its checked record.
 
@@ -223,17 +228,25 @@ async def arun_task(
             gives each agent its own script: ``member_models``).
         keep_in: An empty folder to run in and keep (workspace, checkpoints, audit log, memory,
             server state) for inspection; by default a temporary folder, removed afterwards.
+        on_event: Called with each event of the task's runs (its ``before`` goals' too) as it
+            happens, with the task's id and the seconds since the task started.
     """
+    task_started = time.perf_counter()
+
+    def seen(event: AgentEvent) -> None:
+        if on_event is not None:
+            on_event(task.id, time.perf_counter() - task_started, event)
+
     run = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=task.goal, split=task.split)
     with contextlib.ExitStack() as stack:
         root, spec = prepare_task_folder(task, stack, keep_in=keep_in, prefix="goalgraph-task")
         guard_s = spec.limits.max_seconds + _GUARD_SLACK_S
         for earlier in task.before:  # Each a new agent: only long-term memory carries over.
             record = TaskRun(task_id=task.id, kind=task.kind, model=label, goal=earlier.goal)
-            await _run_goal(earlier.approval, spec, model, record, guard_s)
+            await _run_goal(earlier.approval, spec, model, record, guard_s, on_event=seen)
             run.earlier_runs.append(_earlier_summary(record))
         started = time.perf_counter()
-        await _run_goal(task.approval, spec, model, run, guard_s, models=models)
+        await _run_goal(task.approval, spec, model, run, guard_s, models=models, on_event=seen)
         run.wall_s = time.perf_counter() - started
         # The goal as one step (plan_directly) is no plan, so no plan can be the cause. The
         # profile is resolved as the agent resolved it: the model's own rules, then the spec's.
@@ -250,15 +263,16 @@ async def _run_goal(
     guard_s: float,
     *,
     models: Mapping[str, BaseChatModel] | None = None,
+    on_event: Callable[[AgentEvent], None] | None = None,
 ) -> None:
     """Run ``run.goal`` with a new agent (a ``Team`` when ``spec`` declares agents) under the
-    wall-clock guard, recording it in ``run``.
+    wall-clock guard, recording it in ``run`` (and passing each event to ``on_event``).
 
     A timeout or a crash (even while the agent starts) ends up in ``run``, never raised.
     """
     try:
         async with asyncio.timeout(guard_s):
-            await _drive(run.goal, approval, _agent(spec, model, models), run)
+            await _drive(run.goal, approval, _agent(spec, model, models), run, on_event)
     except TimeoutError:
         run.status = "stopped_limit"
         run.message = f"time limit reached (the runner's wall-clock guard, {guard_s:g} s)"
@@ -295,7 +309,13 @@ def _earlier_summary(record: TaskRun) -> dict[str, Any]:
     }
 
 
-async def _drive(goal: str, approval: str, agent: Agent, run: TaskRun) -> None:
+async def _drive(
+    goal: str,
+    approval: str,
+    agent: Agent,
+    run: TaskRun,
+    on_event: Callable[[AgentEvent], None] | None = None,
+) -> None:
     """Run ``goal``, answering approval requests with ``approval``, and record it all."""
     try:
         events = agent.astream(goal)
@@ -303,6 +323,8 @@ async def _drive(goal: str, approval: str, agent: Agent, run: TaskRun) -> None:
             status, thread_id = "", ""
             async for event in events:
                 record_event(run, event)
+                if on_event is not None:
+                    on_event(event)
                 if event.kind == "end" and event.result is not None:
                     status, thread_id = event.result.status, event.result.thread_id
             if status != "awaiting_approval" or run.approvals > MAX_APPROVALS:
@@ -351,6 +373,7 @@ def run_suite(
     *,
     progress: Progress | None = None,
     concurrency: int = 1,
+    on_event: EventTrace | None = None,
 ) -> SuiteResult:
     """Run ``tasks`` with ``model`` and return the records, in suite order.
 
@@ -360,6 +383,8 @@ def run_suite(
         progress: Called after each task with (done, total, record).
         concurrency: Tasks run at once; only the scripted model may run more than one (a
             local model is one shared model on the CPU). Wall times then include contention.
+        on_event: Called with each event as it happens (``arun_task``); ``print_event``
+            prints it.
 
     Raises:
         SuiteError: If a task's spec overrides are invalid (before anything runs).
@@ -380,7 +405,13 @@ def run_suite(
         async def run_one(task: TaskSpec) -> TaskRun:
             nonlocal finished
             async with slots:
-                run = await arun_task(task, factory(task), label, models=member_models(label, task))
+                run = await arun_task(
+                    task,
+                    factory(task),
+                    label,
+                    models=member_models(label, task),
+                    on_event=on_event,
+                )
             finished += 1
             if progress is not None:
                 progress(finished, len(runnable), run)
@@ -486,6 +517,14 @@ def report_progress(done: int, total: int, run: TaskRun) -> None:
     )
 
 
+def print_event(task_id: str, elapsed_s: float, event: AgentEvent) -> None:
+    """Print one event of a task on stderr, each line led by the seconds since the task started
+    and the task's id: ``  12.3 shop-ship-ada | tool call: search_products({...})``."""
+    lead = f"{elapsed_s:7.1f} {task_id} |"
+    for line in event.describe().splitlines():
+        print(f"{lead} {line}", file=sys.stderr, flush=True)
+
+
 def tasks_command(
     suites: Annotated[
         list[Path] | None,
@@ -510,13 +549,23 @@ def tasks_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the results, as JSON.")] = (
         False
     ),
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace",
+            help="Also print every event (plan, call, verdict, observation, step) on stderr, "
+            "with the seconds since its task started.",
+        ),
+    ] = False,
 ) -> None:
     """Run the agent task suite and print success, steps, tool-call validity and wall time."""
     try:
         tasks = select_tasks(
             load_suite(suites or _default_suites()), task_ids=task_ids, kinds=kinds, split=split
         )
-        result = run_suite(tasks, model, progress=report_progress)
+        result = run_suite(
+            tasks, model, progress=report_progress, on_event=print_event if trace else None
+        )
     except (SuiteError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None

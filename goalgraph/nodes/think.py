@@ -300,8 +300,9 @@ def make_think_node(res: AgentResources) -> Any:
             "route": "",
         }
         parallel = res.spec.limits.max_parallel_calls > 1
+        schemas = toolset.schemas()
         try:
-            if _takes_no_required_arguments(choices, tool_choice, toolset.schemas()):
+            if _takes_no_required_arguments(choices, tool_choice, schemas):
                 # Nothing for the model to decide: call the planned tool with its defaults.
                 message = AIMessage("", tool_calls=[{"name": tool_choice, "args": {}, "id": None}])
             else:
@@ -322,7 +323,7 @@ def make_think_node(res: AgentResources) -> Any:
                     prompt.append(HumanMessage(_retry_note(state)))
                 message = await bound.ainvoke(prompt)
                 if profile.drop_invented_optional:
-                    message = without_invented_optional(message, toolset.schemas(), prompt)
+                    message = without_invented_optional(message, schemas, prompt)
         except Exception as exc:  # A failing model is a failed attempt, handled by reflect.
             return {
                 **update,

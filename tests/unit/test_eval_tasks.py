@@ -469,6 +469,28 @@ def test_cli_runs_a_user_suite_with_the_scripted_model(tmp_path):
     assert data["runs"][0]["success"] is True and data["skipped"] == ["unscripted"]
 
 
+def test_cli_traces_every_event_with_its_task_and_time(tmp_path):
+    """``--trace`` prints each event as it happens, led by the seconds since its task started
+    and the task's id, so a slow or lost run shows where its time went."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "kind: mine\ntasks:\n  - id: sum\n    goal: What is 2+2?\n    check: {answer_number: 4}\n"
+        "    script:\n      - plan: [{description: Compute 2+2, tool: calculator}]\n"
+        "      - {tool: calculator, args: {expression: 2+2}}\n"
+    )
+    result = CliRunner().invoke(eval_app, ["tasks", str(path), "--model", "scripted", "--trace"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if " sum | " in line]
+    described = [line.split(" | ", 1)[1] for line in lines]
+    assert 'tool call: calculator({"expression": "2+2"})' in described
+    assert any(text.startswith("observation [ok") for text in described)
+    assert described[-1].startswith("end: done")
+    times = [float(line.split()[0]) for line in lines]
+    assert times == sorted(times) and times[0] >= 0
+    quiet = CliRunner().invoke(eval_app, ["tasks", str(path), "--model", "scripted"])
+    assert " sum | " not in quiet.stderr
+
+
 def test_a_run_with_the_goal_as_its_one_step_is_never_failed_for_its_plan(tmp_path):
     """Under ``plan_directly`` the goal is the plan's one step on purpose: a failed run's cause
     is what happened after, not ``plan_unusable``."""
