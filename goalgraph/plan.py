@@ -26,6 +26,7 @@ __all__ = [
     "render_plan",
     "restated_as_action",
     "steps_from_output",
+    "success_criteria_of",
 ]
 
 MAX_PLAN_STEPS = 5
@@ -89,9 +90,8 @@ def _plan_schema(tool_names: Sequence[str], max_steps: int) -> dict[str, Any]:
                             "items": {"type": "integer", "minimum": 1},
                             "maxItems": max_steps,
                         },
-                        "success_criteria": {"type": "string", "maxLength": 120},
                     },
-                    "required": ["description", "tool", "depends_on", "success_criteria"],
+                    "required": ["description", "tool", "depends_on"],
                     "additionalProperties": False,
                 },
             }
@@ -99,6 +99,16 @@ def _plan_schema(tool_names: Sequence[str], max_steps: int) -> dict[str, Any]:
         "required": ["steps"],
         "additionalProperties": False,
     }
+
+
+def success_criteria_of(tool: str | None) -> str:
+    """Return a step's success criterion as the agent judges it: its tool call succeeds (or,
+    without a tool, the model calls ``step_done``).
+
+    The planner does not write criteria: nothing judged a step by a model's own words, and at
+    some 10 tokens a step they were a third of what a small model generated to plan.
+    """
+    return f"{tool} succeeds" if tool else "the model calls step_done"
 
 
 def steps_from_output(
@@ -166,7 +176,7 @@ def steps_from_output(
                 description=description,
                 tool=tool,
                 depends_on=depends,
-                success_criteria=str(raw.get("success_criteria") or "").strip(),
+                success_criteria=success_criteria_of(tool),
                 status="pending",
                 attempts=0,
                 result=None,
@@ -258,7 +268,7 @@ def add_cued_steps(
                 description=description,
                 tool=tool,
                 depends_on=[last["id"]],
-                success_criteria=f"{tool} succeeds",
+                success_criteria=success_criteria_of(tool),
                 status="pending",
                 attempts=0,
                 result=None,
