@@ -105,8 +105,9 @@ def success_criteria_of(tool: str | None) -> str:
     """Return a step's success criterion as the agent judges it: its tool call succeeds (or,
     without a tool, the model calls ``step_done``).
 
-    The planner does not write criteria: nothing judged a step by a model's own words, and at
-    some 10 tokens a step they were a third of what a small model generated to plan.
+    The planner does not write criteria: nothing judged a step by a model's own words, and
+    leaving them out cut the tokens Qwen2.5-Coder-0.5B generated to plan its tuning goals by 39%
+    (``benchmarks/results/planner_success_criteria.md``).
     """
     return f"{tool} succeeds" if tool else "the model calls step_done"
 
