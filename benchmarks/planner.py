@@ -57,6 +57,7 @@ async def plan_one(task: TaskSpec, model: Any) -> dict[str, Any]:
     return {
         "task_id": task.id,
         "goal": task.goal,
+        "reference": reference_tools(task),
         "tools": [step["tool"] for step in steps],
         "steps": [step["description"] for step in steps],
         "note": update.get("feedback") or update.get("status_reason") or "",
@@ -65,12 +66,36 @@ async def plan_one(task: TaskSpec, model: Any) -> dict[str, Any]:
     }
 
 
+def reference_tools(task: TaskSpec) -> list[str | None] | None:
+    """Return the tools of the plan in the task's script (a plan that reaches the goal), or
+    ``None`` when the script has none."""
+    for turn in task.all_turns():
+        if turn.plan:
+            return [step.tool for step in turn.plan]
+    return None
+
+
+def agreement(records: list[dict[str, Any]]) -> str:
+    """Return how the plans' tools agree with the scripts' plans: the same tools in the same
+    order, the same first tool, every scripted tool present, and the steps no script has."""
+    judged = [r for r in records if r.get("reference") is not None]
+    exact = first = covers = extra = 0
+    for r in judged:
+        tools = [tool for tool in r["tools"] if tool]
+        wanted = [tool for tool in r["reference"] if tool]
+        exact += tools == wanted
+        first += bool(r["tools"]) and r["tools"][0] == r["reference"][0]
+        covers += set(wanted) <= set(tools)
+        extra += sum(1 for tool in tools if tool not in wanted)
+    return (
+        f"against the scripts' plans ({len(judged)} goals): same tools {exact}, same first tool "
+        f"{first}, every scripted tool {covers}; {extra} steps with a tool no script uses"
+    )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Plan every selected goal with one model and return the records."""
-    folder = default_suite_dir()
-    if folder is None:
-        raise SystemExit("no benchmarks/tasks/ folder found")
-    tasks = select_tasks(load_suite([folder]), task_ids=args.task, kinds=None, split=args.split)
+    tasks = select_tasks(_suite(), task_ids=args.task, kinds=None, split=args.split)
     tasks = [task for task in tasks if not task.is_team()]
     if args.limit:
         tasks = tasks[: args.limit]
@@ -101,6 +126,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _suite() -> list[TaskSpec]:
+    folder = default_suite_dir()
+    if folder is None:
+        raise SystemExit("no benchmarks/tasks/ folder found")
+    return load_suite([folder])
+
+
 def summary(records: list[dict[str, Any]]) -> list[str]:
     """Return one table row per goal and a total line."""
     rows = [
@@ -120,6 +152,7 @@ def summary(records: list[dict[str, Any]]) -> list[str]:
         f"(median {statistics.median(tokens)}), {sum(walls):.1f} s "
         f"(median {statistics.median(walls):.1f} s)"
     )
+    lines.append(agreement(records))
     return lines
 
 
@@ -149,6 +182,13 @@ def compare(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
         f"({tokens[1] / max(tokens[0], 1):.2f}x), wall {walls[0]:.0f} s -> {walls[1]:.0f} s "
         f"({walls[1] / max(walls[0], 1e-9):.2f}x)"
     )
+    tasks = {task.id: task for task in _suite()}
+    for label, side in (("first", 0), ("second", 1)):
+        records = [pair[side] for pair in pairs]
+        for record in records:  # Runs written before the field existed.
+            if "reference" not in record and record["task_id"] in tasks:
+                record["reference"] = reference_tools(tasks[record["task_id"]])
+        lines.append(f"{label}: {agreement(records)}")
     return lines
 
 

@@ -26,6 +26,7 @@ def test_plan_one_plans_a_goal_with_the_tasks_own_server():
     assert record["task_id"] == "shop-ship-ada"
     assert record["tools"] == ["ship_order"]
     assert record["steps"] == ["Mark order SO-1001 as shipped"]
+    assert record["reference"] == ["ship_order"]
     assert record["wall_s"] > 0 and record["note"] == ""
 
 
@@ -42,6 +43,20 @@ def test_compare_counts_the_goals_planned_alike_and_the_ratios():
     second = run(("a", ["x", "y"], 60, 6.0), ("b", ["z"], 40, 3.0))
     lines = planner.compare(first, second)
     assert any(line.startswith("b ") and "differ" in line for line in lines)
-    assert lines[-1] == (
+    assert lines[-3] == (
         "2 goals: the same tools in 1; tokens 150 -> 100 (0.67x), wall 15 s -> 9 s (0.60x)"
+    )
+
+
+def test_agreement_with_the_scripts_plans():
+    """A plan agrees when its tools are the script's; a plan that adds a tool still covers it."""
+    records = [
+        {"reference": ["read_file", "write_file"], "tools": ["read_file", "write_file"]},
+        {"reference": ["read_file"], "tools": ["read_file", "http_get", None]},
+        {"reference": ["ship_order"], "tools": ["search_products"]},
+        {"reference": None, "tools": ["calculator"]},
+    ]
+    assert planner.agreement(records) == (
+        "against the scripts' plans (3 goals): same tools 1, same first tool 2, every scripted "
+        "tool 2; 2 steps with a tool no script uses"
     )
