@@ -101,6 +101,10 @@ class ModelSpec(_Section):
     prefix_cache: bool = True
     """Encode the static system turn (instructions and tools) once and reuse its KV cache on
     every step; greedy output is identical either way, ``False`` only costs time."""
+    draft_tokens: int = Field(default=10, ge=0, le=64)
+    """Assisted decoding: draft the text the grammar fixes and, failing that, up to this many
+    tokens copied from the prompt, then check the draft in one forward pass; greedy output is
+    the model's own either way (``goalgraph.llm.drafting``). ``0`` decodes one token per pass."""
     device: str = "auto"
     """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"

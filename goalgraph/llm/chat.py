@@ -40,6 +40,7 @@ from pydantic import BaseModel
 
 from goalgraph.llm.budget import fit_turns
 from goalgraph.llm.cache import CacheRequest, GenerationCache, semantic_task
+from goalgraph.llm.drafting import DRAFT_KWARG, DraftStats, enable_drafting
 from goalgraph.llm.grammar import (
     NO_TOOL,
     THOUGHT_MAX_LENGTH,
@@ -122,6 +123,10 @@ class LocalChatModel(BaseChatModel):
     are fitted to it minus ``max_new_tokens`` (see ``goalgraph.llm.budget``)."""
     prefix_cache: bool = True
     """Encode the system turn once and reuse its KV cache on later calls that share it."""
+    draft_tokens: int = 10
+    """Assisted decoding (``goalgraph.llm.drafting``): each forward pass checks a draft of the
+    text the grammar fixes or, failing that, up to this many tokens copied from the prompt;
+    ``0`` decodes one token per pass."""
     generation_cache: GenerationCache | None = None
     """Answer repeated greedy ``invoke`` calls from ``goalgraph.llm.cache`` (streaming bypasses
     it; ``None`` disables it). ``from_spec`` sets it from ``spec.cache``."""
@@ -156,6 +161,7 @@ class LocalChatModel(BaseChatModel):
             "temperature": spec.temperature,
             "thought": spec.thought,
             "prefix_cache": spec.prefix_cache,
+            "draft_tokens": spec.draft_tokens,
             "tool_format": spec.tool_format,
             **overrides,
         }
@@ -176,6 +182,7 @@ class LocalChatModel(BaseChatModel):
 
         fields.setdefault("model_name", str(getattr(model, "name_or_path", "") or "local"))
         pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
+        enable_drafting(model, tokenizer)
         llm = HuggingFacePipeline(
             pipeline=pipe,
             model_id=fields["model_name"],
@@ -236,6 +243,11 @@ class LocalChatModel(BaseChatModel):
     def prefix_cache_stats(self) -> PrefixCacheStats:
         """Return the hit/miss counters of the prefix cache shared by this model's wrappers."""
         return PrefixCache.for_model(self.hf_model).stats
+
+    @property
+    def draft_stats(self) -> DraftStats:
+        """Return what assisted decoding drafted and saved, over every wrapper of this model."""
+        return DraftStats.for_model(self.hf_model)
 
     # -- binding ------------------------------------------------------------------------------
 
@@ -383,7 +395,10 @@ class LocalChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=_as_last_chunk(message))
             return
         pieces = _StopFilter(call.stop)
-        for piece in self.llm.stream(call.prompt, pipeline_kwargs=call.pipeline_kwargs):
+        # HuggingFacePipeline.stream passes stopping criteria of its own, so the counter's
+        # cannot go along; the streamed text is counted instead (without the end-of-turn token).
+        kwargs = {k: v for k, v in call.pipeline_kwargs.items() if k != "stopping_criteria"}
+        for piece in self.llm.stream(call.prompt, pipeline_kwargs=kwargs):
             text = pieces.feed(piece)
             if text:
                 yield self._emit(text, run_manager)
@@ -392,6 +407,7 @@ class LocalChatModel(BaseChatModel):
         tail = pieces.flush()
         if tail:
             yield self._emit(tail, run_manager)
+        call.counter.count = len(self.tokenizer(pieces.text, add_special_tokens=False)["input_ids"])
         final = self._finish(call, pieces.text)
         yield ChatGenerationChunk(
             message=AIMessageChunk(
@@ -528,7 +544,7 @@ class LocalChatModel(BaseChatModel):
         else:
             pipeline_kwargs["do_sample"] = False
         counter = _TokenCounter()
-        processors: list[Any] = [counter]
+        processors: list[Any] = [counter.processor]
         if schema is not None:
             grammars = self._grammars()
             if template_tools is not None:
@@ -551,9 +567,12 @@ class LocalChatModel(BaseChatModel):
             processors.append(budget)
         elif stop:
             pipeline_kwargs["stop_sequence"] = list(stop)
-        from transformers import LogitsProcessorList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         pipeline_kwargs["logits_processor"] = LogitsProcessorList(processors)
+        pipeline_kwargs["stopping_criteria"] = StoppingCriteriaList([counter.criterion])
+        if self.draft_tokens:
+            pipeline_kwargs[DRAFT_KWARG] = self.draft_tokens
         return _Call(
             prompt=prompt,
             mode=mode,
@@ -747,14 +766,46 @@ class _Call:
 
 
 class _TokenCounter:
-    """A pass-through logits processor that counts decoding steps (= generated tokens)."""
+    """Counts the tokens one ``generate()`` call kept (the end-of-turn token included).
+
+    ``processor`` (first among the logits processors) notes the prompt's length; ``criterion``
+    (a stopping criterion that never stops) notes the sequence's length after every step.
+    Counting logits-processor calls would overcount under assisted decoding, which also scores
+    draft tokens it then rejects.
+    """
 
     def __init__(self) -> None:
         self.count = 0
+        self.prompt_length: int | None = None
+        self.processor = _NotePromptLength(self)
+        self.criterion = _NoteLength(self)
+
+
+class _NotePromptLength:
+    """A pass-through logits processor that tells a ``_TokenCounter`` the prompt's length."""
+
+    def __init__(self, counter: _TokenCounter) -> None:
+        self._counter = counter
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        self.count += 1
+        if self._counter.prompt_length is None:
+            self._counter.prompt_length = int(input_ids.shape[1])
         return scores
+
+
+class _NoteLength:
+    """A stopping criterion that never stops; it tells a ``_TokenCounter`` the tokens kept."""
+
+    def __init__(self, counter: _TokenCounter) -> None:
+        self._counter = counter
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        start = self._counter.prompt_length
+        if start is not None:
+            self._counter.count = int(input_ids.shape[1]) - start
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def to_chat_turns(

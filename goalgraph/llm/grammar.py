@@ -41,6 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from goalgraph.llm.drafting import GrammarProcessor
+
 __all__ = [
     "NO_TOOL",
     "THOUGHT_MAX_LENGTH",
@@ -472,7 +474,7 @@ class GrammarCache:
 
         A processor holds matcher state, so it serves exactly one ``generate()`` call.
         """
-        return _xgrammar().contrib.hf.LogitsProcessor(self.compile(schema))
+        return GrammarProcessor(self.compile(schema))
 
     def compile_wrapped(
         self,
@@ -532,7 +534,7 @@ class GrammarCache:
         compiled = self.compile_wrapped(
             schema, wrappers=wrappers, or_text=or_text, max_calls=max_calls
         )
-        return _xgrammar().contrib.hf.LogitsProcessor(compiled)
+        return GrammarProcessor(compiled)
 
     def compile_calls(self, schemas: ParallelSchemas, *, max_calls: int) -> Any:
         """Return the compiled grammar of a generic-format turn of 1 to ``max_calls`` calls
@@ -569,7 +571,7 @@ class GrammarCache:
     def calls_logits_processor(self, schemas: ParallelSchemas, *, max_calls: int) -> Any:
         """Return a fresh logits processor for ``compile_calls``'s grammar (one call)."""
         compiled = self.compile_calls(schemas, max_calls=max_calls)
-        return _xgrammar().contrib.hf.LogitsProcessor(compiled)
+        return GrammarProcessor(compiled)
 
     def string_budget(
         self,
@@ -619,6 +621,9 @@ class StringBudget:
     With ``stop_ids`` (a turn of several calls), a turn that could end here (the grammar allows
     a stop token) ends when fewer tokens are left than the longest call so far took: a further
     call would most likely be cut off by ``max_new_tokens``.
+
+    Its state is a function of the generated tokens in ``input_ids``, so it follows assisted
+    decoding, which moves several tokens forward and back again after a rejected draft.
     """
 
     def __init__(
@@ -637,31 +642,27 @@ class StringBudget:
         self._max_new_tokens = max_new_tokens
         self._thought_tokens = thought_tokens
         self._reserve = reserve if reserve is not None else min(16, max_new_tokens // 4)
-        self._prompt_length: int | None = None
-        self._in_string = False
-        self._escaped = False
-        self._strings_opened = 0
-        self._string_tokens = 0
         self._stop_ids = stop_ids
-        self._last_end = 0
-        self._longest_call = 0
+        self._prompt_length: int | None = None
+        self._tokens: list[int] = []
+        # _scans[k]: the scan state after k generated tokens.
+        self._scans: list[_Scan] = [_Scan()]
+        # Positions (generated-token counts) at which the grammar allowed a stop token.
+        self._stop_points: dict[int, bool] = {}
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        """Note the last sampled token, then restrict ``scores`` if a string must close."""
-        if self._prompt_length is None:
-            self._prompt_length = input_ids.shape[1]
-        else:
-            self._advance(self._vocab[int(input_ids[0, -1])])
-        generated = input_ids.shape[1] - self._prompt_length
-        if self._stop_ids is not None and not self._in_string:
+        """Follow the generated tokens, then restrict ``scores`` if a string must close."""
+        generated = self._follow(input_ids)
+        scan = self._scans[-1]
+        if self._stop_ids is not None and not scan.in_string:
             return self._maybe_stop(scores, generated)
-        if not self._in_string or self._escaped:
+        if not scan.in_string or scan.escaped:
             return scores
-        is_thought = self._strings_opened == 2
+        is_thought = scan.strings_opened == 2
         over_thought = (
             is_thought
             and self._thought_tokens is not None
-            and self._string_tokens >= self._thought_tokens
+            and scan.string_tokens >= self._thought_tokens
         )
         if not over_thought and self._max_new_tokens - generated > self._reserve:
             return scores
@@ -672,35 +673,70 @@ class StringBudget:
         forced[:, self._quote_ids] = quote_scores
         return forced
 
+    def _follow(self, input_ids: Any) -> int:
+        """Bring the scan to the generated tokens of ``input_ids``; return how many there are."""
+        if self._prompt_length is None:
+            self._prompt_length = int(input_ids.shape[1])
+        generated = input_ids[0, self._prompt_length :].tolist()
+        common = 0
+        for old, new in zip(self._tokens, generated, strict=False):
+            if old != new:
+                break
+            common += 1
+        del self._tokens[common:]
+        del self._scans[common + 1 :]
+        for position in [p for p in self._stop_points if p > common]:
+            del self._stop_points[position]
+        for token in generated[common:]:
+            self._tokens.append(token)
+            self._scans.append(self._scans[-1].advanced(self._vocab[token]))
+        return len(generated)
+
     def _maybe_stop(self, scores: Any, generated: int) -> Any:
         """Force a stop token where the turn may end and another call would not fit."""
         stop_scores = scores[:, self._stop_ids]
         if not bool((stop_scores > float("-inf")).any()):
             return scores
-        self._longest_call = max(self._longest_call, generated - self._last_end)
-        self._last_end = generated
-        if self._max_new_tokens - generated >= self._longest_call:
+        self._stop_points[generated] = True
+        longest = last_end = 0
+        for point in sorted(self._stop_points):
+            longest, last_end = max(longest, point - last_end), point
+        if self._max_new_tokens - generated >= longest:
             return scores
         forced = scores.new_full(scores.shape, float("-inf"))
         forced[:, self._stop_ids] = stop_scores
         return forced
 
-    def _advance(self, piece: bytes) -> None:
+
+@dataclass(frozen=True)
+class _Scan:
+    """Where decoding stands in the JSON text: inside a string or not, and how far in."""
+
+    in_string: bool = False
+    escaped: bool = False
+    strings_opened: int = 0
+    string_tokens: int = 0
+
+    def advanced(self, piece: bytes) -> _Scan:
+        """Return the state after the bytes of one more token."""
+        in_string, escaped = self.in_string, self.escaped
+        opened, tokens = self.strings_opened, self.string_tokens
         # Quote and backslash are ASCII, so they never occur inside a multi-byte character.
         for byte in piece:
-            if not self._in_string:
+            if not in_string:
                 if byte == 0x22:
                     # -1: the token that opens a string does not count against its budget.
-                    self._in_string, self._string_tokens = True, -1
-                    self._strings_opened += 1
-            elif self._escaped:
-                self._escaped = False
+                    in_string, tokens = True, -1
+                    opened += 1
+            elif escaped:
+                escaped = False
             elif byte == 0x5C:
-                self._escaped = True
+                escaped = True
             elif byte == 0x22:
-                self._in_string = False
-        if self._in_string:
-            self._string_tokens += 1
+                in_string = False
+        if in_string:
+            tokens += 1
+        return _Scan(in_string, escaped, opened, tokens)
 
 
 CALL_SEPARATOR = "\n"
