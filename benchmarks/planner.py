@@ -29,8 +29,8 @@ from _common import environment
 from langchain_core.callbacks import get_usage_metadata_callback
 
 from goalgraph.eval.figures import text_table
-from goalgraph.eval.suite import TaskSpec, default_suite_dir, load_suite
-from goalgraph.eval.tasks import load_model, prepare_task_folder, select_tasks
+from goalgraph.eval.suite import TaskSpec, load_suite
+from goalgraph.eval.tasks import default_suites, load_model, prepare_task_folder, select_tasks
 from goalgraph.nodes.plan import make_plan_node
 from goalgraph.resources import AgentResources
 
@@ -95,7 +95,9 @@ def agreement(records: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Plan every selected goal with one model and return the records."""
-    tasks = select_tasks(_suite(), task_ids=args.task, kinds=None, split=args.split)
+    tasks = select_tasks(
+        load_suite(default_suites()), task_ids=args.task, kinds=None, split=args.split
+    )
     tasks = [task for task in tasks if not task.is_team()]
     if args.limit:
         tasks = tasks[: args.limit]
@@ -124,13 +126,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "environment": environment(["torch", "transformers", "langgraph"]),
         "plans": records,
     }
-
-
-def _suite() -> list[TaskSpec]:
-    folder = default_suite_dir()
-    if folder is None:
-        raise SystemExit("no benchmarks/tasks/ folder found")
-    return load_suite([folder])
 
 
 def summary(records: list[dict[str, Any]]) -> list[str]:

@@ -73,6 +73,7 @@ __all__ = [
     "MAX_APPROVALS",
     "SuiteResult",
     "arun_task",
+    "default_suites",
     "judge_run",
     "load_model",
     "member_models",
@@ -561,7 +562,7 @@ def tasks_command(
     """Run the agent task suite and print success, steps, tool-call validity and wall time."""
     try:
         tasks = select_tasks(
-            load_suite(suites or _default_suites()), task_ids=task_ids, kinds=kinds, split=split
+            load_suite(suites or default_suites()), task_ids=task_ids, kinds=kinds, split=split
         )
         result = run_suite(
             tasks, model, progress=report_progress, on_event=print_event if trace else None
@@ -578,7 +579,12 @@ def tasks_command(
         print("\n".join(summary_table(result)))
 
 
-def _default_suites() -> list[Path]:
+def default_suites() -> list[Path]:
+    """Return the suite folder of the source checkout (``benchmarks/tasks/``).
+
+    Raises:
+        SuiteError: This goalgraph has no such folder (an installed wheel).
+    """
     folder = default_suite_dir()
     if folder is None:
         raise SuiteError(
