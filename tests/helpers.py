@@ -114,3 +114,25 @@ def needs_ladder_model(name: str) -> list[Any]:
     state = {status.entry.name: status.state for status in list_models()}[name]
     reason = f"{name} is not installed: run `goalgraph models install {name}` (or make models)"
     return [pytest.mark.model, pytest.mark.skipif(state == "missing", reason=reason)]
+
+
+def random_llama(tokenizer: Any, *, hidden_size: int = 16, layers: int = 1, seed: int = 0) -> Any:
+    """Return a tiny Llama model with random weights (seeded) over ``tokenizer``'s vocabulary:
+    a real transformers model for decoding tests that need no trained weights."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=4096,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config).eval()

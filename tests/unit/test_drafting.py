@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import random_llama
 from langchain_core.tools import tool
 
 from goalgraph.llm.chat import LocalChatModel
@@ -168,22 +169,7 @@ def pick(name: str, count: int) -> str:
 
 @pytest.fixture(scope="module")
 def greedy_chat(tiny_tokenizer: Any) -> LocalChatModel:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=4096,
-        bos_token_id=tiny_tokenizer.bos_token_id,
-        eos_token_id=tiny_tokenizer.eos_token_id,
-        pad_token_id=tiny_tokenizer.pad_token_id,
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = random_llama(tiny_tokenizer, hidden_size=32, layers=2)
     return LocalChatModel.from_model(model, tiny_tokenizer, max_new_tokens=60, thought=False)
 
 

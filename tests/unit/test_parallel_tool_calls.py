@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from helpers import random_llama
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 
@@ -279,23 +280,7 @@ def test_the_instruction_mentions_further_calls_only_when_parallel():
 
 @pytest.fixture(scope="module")
 def tiny_chat(tiny_tokenizer: Any) -> LocalChatModel:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=4096,
-        bos_token_id=tiny_tokenizer.bos_token_id,
-        eos_token_id=tiny_tokenizer.eos_token_id,
-        pad_token_id=tiny_tokenizer.pad_token_id,
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = random_llama(tiny_tokenizer)
     return LocalChatModel.from_model(
         model,
         tiny_tokenizer,
