@@ -195,6 +195,11 @@ class DraftCandidates:
     # transformers reads this attribute to decide what to pass to get_candidates.
     requires_model_outputs = False
 
+    @property
+    def num_drafting_tokens(self) -> int:
+        """The most tokens one draft holds (transformers >= 5.25 sizes cache recording by it)."""
+        return max(MAX_FORCED_TOKENS, self._lookup_tokens)
+
     def get_candidates(self, input_ids: Any, **_: Any) -> tuple[Any, None]:
         """Return ``input_ids`` followed by the draft (unchanged when there is none)."""
         import torch
