@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 from goalgraph.llm.budget import fit_turns
 from goalgraph.llm.cache import CacheRequest, GenerationCache, semantic_task
-from goalgraph.llm.drafting import DRAFT_KWARG, DraftStats, enable_drafting
+from goalgraph.llm.drafting import DRAFT_KWARG, DraftStats, drafting_enabled, enable_drafting
 from goalgraph.llm.grammar import (
     NO_TOOL,
     THOUGHT_MAX_LENGTH,
@@ -571,7 +571,7 @@ class LocalChatModel(BaseChatModel):
 
         pipeline_kwargs["logits_processor"] = LogitsProcessorList(processors)
         pipeline_kwargs["stopping_criteria"] = StoppingCriteriaList([counter.criterion])
-        if self.draft_tokens:
+        if self.draft_tokens and drafting_enabled(self.hf_model):
             pipeline_kwargs[DRAFT_KWARG] = self.draft_tokens
         return _Call(
             prompt=prompt,

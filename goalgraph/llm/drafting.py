@@ -23,6 +23,7 @@ xgrammar's contrib processor (which assumes one token per call) for that reason.
 
 from __future__ import annotations
 
+import logging
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "DraftCandidates",
     "DraftStats",
     "GrammarProcessor",
+    "drafting_enabled",
     "enable_drafting",
     "lookup_draft",
 ]
@@ -40,6 +42,8 @@ __all__ = [
 DRAFT_KWARG = "prompt_lookup_num_tokens"
 """The ``generate()`` keyword that switches transformers to assisted decoding; its value is the
 most tokens one prompt look-up draft may hold (grammar drafts take up to ``MAX_FORCED_TOKENS``)."""
+
+log = logging.getLogger(__name__)
 
 MAX_FORCED_TOKENS = 48
 """The most tokens of grammar-fixed text drafted at once (longer text is drafted in turns)."""
@@ -242,16 +246,20 @@ class DraftCandidates:
         return draft, from_grammar
 
 
-def enable_drafting(model: Any, tokenizer: Any) -> None:
+def enable_drafting(model: Any, tokenizer: Any) -> bool:
     """Make ``model.generate(prompt_lookup_num_tokens=n)`` draft with ``DraftCandidates``.
 
     transformers picks the candidate generator in a private method; this replaces it on this
     model object only (not the class), and only for prompt look-up: every other assisted mode
-    keeps transformers' own generator. Calling it twice is harmless.
+    keeps transformers' own generator. A two-token generation then checks that assisted decoding
+    works for this model (a recurrent cache cannot be cropped back after a rejected draft, and a
+    transformers release may change the private method): if not, the model is left as it was
+    and a warning says why. Returns whether drafting is on; calling it again is harmless.
     """
-    if getattr(model, "_goalgraph_drafting", False):
-        return
+    if hasattr(model, "_goalgraph_drafting"):
+        return bool(model._goalgraph_drafting)
     original = model._get_candidate_generator
+    original_prepare = model.prepare_inputs_for_generation
 
     def candidate_generator(
         self: Any,
@@ -287,8 +295,38 @@ def enable_drafting(model: Any, tokenizer: Any) -> None:
         )
 
     model._get_candidate_generator = types.MethodType(candidate_generator, model)
-    model.prepare_inputs_for_generation = _encode_only_uncached(model.prepare_inputs_for_generation)
-    model._goalgraph_drafting = True
+    model.prepare_inputs_for_generation = _encode_only_uncached(original_prepare)
+    problem = _assisted_decoding_problem(model)
+    if problem is not None:
+        del model._get_candidate_generator, model.prepare_inputs_for_generation
+        log.warning("assisted decoding is off for this model: %s", problem)
+    model._goalgraph_drafting = problem is None
+    return problem is None
+
+
+def drafting_enabled(model: Any) -> bool:
+    """Tell whether ``enable_drafting`` turned drafting on for ``model``."""
+    return bool(getattr(model, "_goalgraph_drafting", False))
+
+
+def _assisted_decoding_problem(model: Any) -> str | None:
+    """Generate two tokens under assisted decoding; return what went wrong, or ``None``."""
+    import torch
+
+    ids = torch.tensor([[0, 1, 0]], dtype=torch.long, device=model.device)
+    try:
+        with torch.no_grad():
+            model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=2,
+                do_sample=False,
+                pad_token_id=0,
+                **{DRAFT_KWARG: 2},
+            )
+    except Exception as exc:  # Any failure means: decode without drafts.
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _encode_only_uncached(prepare: Any) -> Any:

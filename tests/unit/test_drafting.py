@@ -167,6 +167,12 @@ def pick(name: str, count: int) -> str:
     return name
 
 
+@tool
+def label(text: str) -> str:
+    """Label the item ``text``."""
+    return text
+
+
 @pytest.fixture(scope="module")
 def greedy_chat(tiny_tokenizer: Any) -> LocalChatModel:
     model = random_llama(tiny_tokenizer, hidden_size=32, layers=2)
@@ -195,3 +201,30 @@ def test_greedy_output_is_the_same_with_and_without_drafts(
     assert drafted_text.usage_metadata == plain_text.usage_metadata
     # The call's fixed text ({"name": "pick", "arguments": {...) was drafted and kept.
     assert greedy_chat.draft_stats.accepted > before
+
+
+def test_a_model_without_assisted_decoding_decodes_without_drafts(
+    tiny_tokenizer: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from transformers import MambaConfig, MambaForCausalLM
+
+    torch.manual_seed(0)
+    # A state-space model: its recurrent state cannot be cut back after a rejected draft.
+    config = MambaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        state_size=4,
+        eos_token_id=tiny_tokenizer.eos_token_id,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+    )
+    model = MambaForCausalLM(config).eval()
+    with caplog.at_level("WARNING", logger="goalgraph.llm.drafting"):
+        chat = LocalChatModel.from_model(
+            model, tiny_tokenizer, max_new_tokens=120, thought=False, prefix_cache=False
+        )
+    assert "assisted decoding is off for this model" in caplog.text
+    assert "stateful" in caplog.text
+    reply = chat.bind_tools([label], tool_choice="any").invoke("Label it pears.")
+    assert reply.tool_calls and reply.tool_calls[0]["name"] == "label"
+    assert chat.draft_stats.passes == 0
