@@ -11,6 +11,7 @@ model and prefix and its KV cache reused (``prefix_cache``); see ``goalgraph.llm
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
@@ -593,7 +594,7 @@ class LocalChatModel(BaseChatModel):
             # generate() encodes only the prompt tokens the cache does not hold yet.
             past = PrefixCache.for_model(self.hf_model).lookup(self.tokenizer, call.prompt)
             if past is not None:
-                call.pipeline_kwargs["past_key_values"] = past
+                call.pipeline_kwargs[_cache_keyword(self.hf_model)] = past
 
     def _cache_request(self, call: _Call, messages: Sequence[BaseMessage]) -> CacheRequest | None:
         """Describe a greedy call for the generation cache (sampled calls are never cached)."""
@@ -734,6 +735,13 @@ class LocalChatModel(BaseChatModel):
             usage_metadata=usage,
             response_metadata=meta,
         )
+
+
+def _cache_keyword(model: Any) -> str:
+    """Return the ``generate()`` keyword for a KV cache: ``cache`` where this transformers reads
+    it (5.2x, which warns that ``past_key_values`` is deprecated), else ``past_key_values``."""
+    parameters = inspect.signature(model.prepare_inputs_for_generation).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _call_id() -> str:

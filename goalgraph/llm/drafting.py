@@ -23,6 +23,7 @@ xgrammar's contrib processor (which assumes one token per call) for that reason.
 
 from __future__ import annotations
 
+import functools
 import logging
 import types
 from collections.abc import Sequence
@@ -339,6 +340,7 @@ def _encode_only_uncached(prepare: Any) -> Any:
     cache; the wrapper sets it to the uncached tail there and changes nothing otherwise.
     """
 
+    @functools.wraps(prepare)
     def prepare_inputs(input_ids: Any, *args: Any, **kwargs: Any) -> Any:
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         if (
