@@ -26,7 +26,6 @@ __all__ = [
     "render_plan",
     "restated_as_action",
     "steps_from_output",
-    "success_criteria_of",
 ]
 
 MAX_PLAN_STEPS = 5
@@ -90,8 +89,9 @@ def _plan_schema(tool_names: Sequence[str], max_steps: int) -> dict[str, Any]:
                             "items": {"type": "integer", "minimum": 1},
                             "maxItems": max_steps,
                         },
+                        "success_criteria": {"type": "string", "maxLength": 120},
                     },
-                    "required": ["description", "tool", "depends_on"],
+                    "required": ["description", "tool", "depends_on", "success_criteria"],
                     "additionalProperties": False,
                 },
             }
@@ -99,17 +99,6 @@ def _plan_schema(tool_names: Sequence[str], max_steps: int) -> dict[str, Any]:
         "required": ["steps"],
         "additionalProperties": False,
     }
-
-
-def success_criteria_of(tool: str | None) -> str:
-    """Return a step's success criterion as the agent judges it: its tool call succeeds (or,
-    without a tool, the model calls ``step_done``).
-
-    The planner does not write criteria: nothing judged a step by a model's own words, and
-    leaving them out cut the tokens Qwen2.5-Coder-0.5B generated to plan its tuning goals by 39%
-    (``benchmarks/results/planner_success_criteria.md``).
-    """
-    return f"{tool} succeeds" if tool else "the model calls step_done"
 
 
 def steps_from_output(
@@ -177,7 +166,7 @@ def steps_from_output(
                 description=description,
                 tool=tool,
                 depends_on=depends,
-                success_criteria=success_criteria_of(tool),
+                success_criteria=str(raw.get("success_criteria") or "").strip(),
                 status="pending",
                 attempts=0,
                 result=None,
@@ -269,7 +258,7 @@ def add_cued_steps(
                 description=description,
                 tool=tool,
                 depends_on=[last["id"]],
-                success_criteria=success_criteria_of(tool),
+                success_criteria=f"{tool} succeeds",
                 status="pending",
                 attempts=0,
                 result=None,

@@ -152,6 +152,7 @@ def _example(tools: Sequence[str], examples: Mapping[str, ToolExample]) -> tuple
             "description": description,
             "tool": name,
             "depends_on": [number] if number else [],
+            "success_criteria": f"{name} succeeds",
         }
         for number, (name, description) in enumerate(zip(tools, descriptions, strict=True))
     ]

@@ -55,8 +55,7 @@ class PlanStep(TypedDict):
     depends_on: list[int]
     """Ids of steps that must be done before this one starts."""
     success_criteria: str
-    """How the agent tells that the step is done (``goalgraph.plan.success_criteria_of``): its
-    tool call succeeds. The planner does not write it."""
+    """How to tell that the step is done."""
     status: StepStatus
     """``pending`` until reflect marks it ``done`` or ``failed`` (or replan ``skipped``)."""
     attempts: int

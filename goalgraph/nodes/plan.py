@@ -1,7 +1,4 @@
-"""plan: turn the goal into a few steps with tools and dependencies.
-
-Each step's success criterion is what the agent checks (``goalgraph.plan.success_criteria_of``),
-not text the planner writes."""
+"""plan: turn the goal into a few steps with tools, dependencies and success criteria."""
 
 from __future__ import annotations
 
