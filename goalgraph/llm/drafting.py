@@ -35,6 +35,7 @@ __all__ = [
     "DraftCandidates",
     "DraftStats",
     "GrammarProcessor",
+    "common_prefix",
     "drafting_enabled",
     "enable_drafting",
     "lookup_draft",
@@ -88,7 +89,7 @@ class GrammarProcessor:
         if self._prompt_length is None:
             self._prompt_length = int(input_ids.shape[1])
         generated = input_ids[0, self._prompt_length :].tolist()
-        common = _common_prefix(self._accepted, generated)
+        common = common_prefix(self._accepted, generated)
         if common < len(self._accepted):
             self._matcher.rollback(len(self._accepted) - common)
             del self._accepted[common:]
@@ -357,7 +358,8 @@ def _encode_only_uncached(prepare: Any) -> Any:
     return prepare_inputs
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Return how many leading tokens ``a`` and ``b`` share (where a rejected draft began)."""
     count = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from goalgraph.llm.drafting import GrammarProcessor
+from goalgraph.llm.drafting import GrammarProcessor, common_prefix
 
 __all__ = [
     "NO_TOOL",
@@ -678,11 +678,7 @@ class StringBudget:
         if self._prompt_length is None:
             self._prompt_length = int(input_ids.shape[1])
         generated = input_ids[0, self._prompt_length :].tolist()
-        common = 0
-        for old, new in zip(self._tokens, generated, strict=False):
-            if old != new:
-                break
-            common += 1
+        common = common_prefix(self._tokens, generated)
         del self._tokens[common:]
         del self._scans[common + 1 :]
         for position in [p for p in self._stop_points if p > common]:
