@@ -148,6 +148,12 @@ class ModelProfile:
     varnish's supplier, called ``get_supplier(supplier="hingeco or Hinge & Co")``. Off for
     ``tiny``, on which it is not measured."""
 
+    rank_tools: bool = False
+    """Show the planner and the replanner the tool catalog sorted by relevance to the goal, most
+    relevant first (``goalgraph.tool_order``), instead of in the servers' order. A small model
+    asked for a plan walks the catalog in the order shown: Qwen2.5-Coder-0.5B planned stockroom
+    goals as the inventory server's first five tools, in the server's order."""
+
     drop_invented_optional: bool = False
     """Leave out of a call the optional arguments whose values neither the goal nor any tool
     result mentions, so the tool's defaults apply (``goalgraph.policies.grounding``). Shown an

@@ -38,6 +38,7 @@ from goalgraph.prompts import (
 )
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState
+from goalgraph.tool_order import by_relevance
 
 __all__ = ["make_plan_node", "plan_messages"]
 
@@ -66,8 +67,9 @@ def plan_messages(
             f"\nExample goal: {example_goal}\nExample plan: {example_plan}"
             for example_goal, example_plan in plan_examples(goal, tools, limit=EXAMPLES_SHOWN)
         )
+    shown = by_relevance(goal, tools) if profile.rank_tools else tools
     system = PLAN_INSTRUCTIONS.format(
-        tools=render_tool_catalog(tools),
+        tools=render_tool_catalog(shown),
         examples=examples,
         max_steps=profile.max_plan_steps,
         scope=PLAN_SCOPE if profile.plan_scope else "",

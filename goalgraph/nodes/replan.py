@@ -37,6 +37,7 @@ from goalgraph.progress import (
 from goalgraph.prompts import REPLAN_INSTRUCTIONS, render_tool_catalog
 from goalgraph.resources import AgentResources
 from goalgraph.state import AgentState, Observation, PlanStep, turn_actions, turn_verdicts
+from goalgraph.tool_order import by_relevance
 
 __all__ = [
     "failed_call_errors",
@@ -146,8 +147,10 @@ def make_replan_node(res: AgentResources) -> Any:
         errors = failed_call_errors(state, failed_id)
         if errors:
             request += "\nCalls of that step that failed:\n" + errors
+        profile = await res.aprofile()
+        shown = by_relevance(state["goal"], toolset.tools) if profile.rank_tools else toolset.tools
         prompt: list[BaseMessage] = [
-            SystemMessage(REPLAN_INSTRUCTIONS.format(tools=render_tool_catalog(toolset.tools))),
+            SystemMessage(REPLAN_INSTRUCTIONS.format(tools=render_tool_catalog(shown))),
             HumanMessage(request),
         ]
         new_steps = await revised_steps(state, prompt, names, old)
@@ -170,7 +173,6 @@ def make_replan_node(res: AgentResources) -> Any:
             prompt[-1] = HumanMessage(f"{request}\n{feedback}")
             new_steps = await revised_steps(state, prompt, names, old)
             if no_progress(new_steps) is not None:
-                profile = await res.aprofile()
                 if profile.direct_fallback and not is_fallback_step(failed, state["goal"]):
                     log.info("the planner found no other way; pursuing the goal as one step")
                     new_steps = fallback_plan(state["goal"], first_id=_first_new_id(old))
