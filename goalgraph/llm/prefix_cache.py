@@ -152,7 +152,8 @@ class PrefixCache:
             kwargs["logits_to_keep"] = 1
         with torch.no_grad():
             output = model(input_ids=ids, **kwargs)
-        return output.past_key_values
+        # transformers 5.2x names it ``cache`` and warns on ``past_key_values``; older, the reverse.
+        return output.cache if "cache" in output else output.past_key_values
 
     def _evict(self) -> None:
         def total() -> int:
