@@ -32,6 +32,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "refuse_copied_examples",
         "plan_directly",
         "drop_invented_optional",
+        "rank_tools",
     }
     small_model_rules = set(RULES) - {
         "cued_steps",
@@ -45,6 +46,7 @@ def test_tiny_turns_every_small_model_rule_on_and_standard_none():
         "drop_unasked_changes",
         "refuse_copied_examples",
         "plan_directly",
+        "rank_tools",
     }
     assert all(getattr(PROFILES["tiny"], rule) for rule in small_model_rules)
     assert not any(getattr(PROFILES["standard"], rule) for rule in small_model_rules)
