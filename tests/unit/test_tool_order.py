@@ -1,4 +1,4 @@
-"""The planner's catalog sorted by relevance to the goal (``rank_tools``, ``goalgraph.tool_order``)."""
+"""The planner's catalog sorted by relevance to the goal (the ``rank_tools`` rule)."""
 
 from __future__ import annotations
 
