@@ -293,6 +293,10 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     one result holds more tasks than another and every extra task is a team task, those are left
     out of it, so every agent is compared on the same tasks (``left_out`` names them).
 
+    The tasks may come in another order, or be chosen by other arguments (``--split heldout``
+    on one side, shards joined by ``--tasks`` on the other): each agent's runs follow the first
+    result's order, and the merged result names its tasks with ``--tasks``.
+
     Raises:
         ValueError: No results, results that differ in any of those, or an agent in two of them.
     """
@@ -303,19 +307,32 @@ def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     parts = _without_team_tasks(parts)
     first = parts[0]
     for part in parts[1:]:
-        for key in ("model", "tasks", "selection", "limits", "model_env"):
+        for key in ("model", "limits", "model_env"):
             if part.get(key) != first.get(key):
                 raise ValueError(f"the results differ in {key}: {part.get(key)!r}")
+        if set(part.get("tasks", [])) != set(first.get("tasks", [])):
+            raise ValueError(f"the results differ in tasks: {part.get('tasks')!r}")
     agents = [agent for part in parts for agent in part["runs"]]
     repeated = sorted({agent for agent in agents if agents.count(agent) > 1})
     if repeated:
         raise ValueError(f"agent(s) in more than one result: {', '.join(repeated)}")
+    order = {task: index for index, task in enumerate(first.get("tasks", []))}
+    same_selection = all(part.get("selection") == first.get("selection") for part in parts)
     return {
         **first,
         "date": " and ".join(dict.fromkeys(part["date"] for part in parts)),
+        # The same tasks chosen differently (a --split run, and shards joined by --tasks) are
+        # rerun by naming them.
+        "selection": first.get("selection", [])
+        if same_selection
+        else [f"--tasks {','.join(first.get('tasks', []))}"],
         "summary": [row for part in parts for row in part["summary"]],
         "failure_causes": {a: n for part in parts for a, n in part["failure_causes"].items()},
-        "runs": {agent: runs for part in parts for agent, runs in part["runs"].items()},
+        "runs": {
+            agent: sorted(runs, key=lambda run: order.get(run["task_id"], len(order)))
+            for part in parts
+            for agent, runs in part["runs"].items()
+        },
         "processes": sum(part.get("processes", 1) for part in parts),
         "left_out": {a: ids for part in parts for a, ids in part.get("left_out", {}).items()},
     }

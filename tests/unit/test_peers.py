@@ -490,8 +490,21 @@ def test_results_of_agents_run_apart_merge_into_one_table(tmp_path, capsys):
         peers.merge_results(
             [result("goalgraph", "d1", tasks=["a", "b"]), result("langgraph", "d2")]
         )
-    with pytest.raises(ValueError, match="differ in selection"):
-        peers.merge_results([result("goalgraph", "d1"), result("langgraph", "d2", selection=[])])
+    # The same tasks chosen otherwise (shards joined by --tasks) merge; the rerun names them.
+    chosen = peers.merge_results(
+        [result("goalgraph", "d1"), result("langgraph", "d2", selection=["--tasks a"])]
+    )
+    assert chosen["selection"] == ["--tasks a"]
+    two = {"tasks": ["a", "b"], "selection": ["--split heldout"]}
+    ab = result("goalgraph", "d1", **two)
+    run = ab["runs"]["goalgraph"][0]
+    ab["runs"]["goalgraph"] = [{**run, "task_id": "a"}, {**run, "task_id": "b"}]
+    ba = result("langgraph", "d2", **{**two, "tasks": ["b", "a"]})
+    run = ba["runs"]["langgraph"][0]
+    ba["runs"]["langgraph"] = [{**run, "task_id": "b"}, {**run, "task_id": "a"}]
+    ordered = peers.merge_results([ab, ba])
+    assert [r["task_id"] for r in ordered["runs"]["langgraph"]] == ["a", "b"]
+    assert ordered["selection"] == ["--split heldout"]
     with pytest.raises(ValueError, match="in more than one result: goalgraph"):
         peers.merge_results([result("goalgraph", "d1"), result("goalgraph", "d2")])
     with pytest.raises(SystemExit) as exit_info:
