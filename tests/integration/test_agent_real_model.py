@@ -11,6 +11,7 @@ from goalgraph.llm import LocalChatModel
 from goalgraph.nodes.plan import plan_messages
 from goalgraph.nodes.think import FINAL_ANSWER, STEP_DONE
 from goalgraph.plan import plan_schema, steps_from_output
+from goalgraph.profiles import PROFILES
 from goalgraph.prompts import THINK_INSTRUCTIONS
 from goalgraph.spec import BUNDLED_MODEL
 from goalgraph.tools import ToolBox
@@ -45,11 +46,12 @@ async def test_every_plan_parses(model, workspace):
     spec = AgentSpec(workspace=workspace)
     async with ToolBox.open(spec.all_servers()) as box:
         names = [tool.name for tool in box.tools]
-        planner = model.with_structured_output(plan_schema(names))
+        tiny = PROFILES["tiny"]  # The bundled model's profile, as the agent picks it.
+        planner = model.with_structured_output(plan_schema(names, max_steps=tiny.max_plan_steps))
         for goal in GOALS:
-            output = await planner.ainvoke(plan_messages(goal, box.tools))
+            output = await planner.ainvoke(plan_messages(goal, box.tools, profile=tiny))
             steps = steps_from_output(output, tool_names=names)  # Raises if unusable.
-            assert 1 <= len(steps) <= 3
+            assert 1 <= len(steps) <= tiny.max_plan_steps
             assert all(step["tool"] in (*names, None) for step in steps)
 
 
